@@ -1,0 +1,237 @@
+//! What can go wrong in a run, and how it is reported.
+//!
+//! A run ends in its main task's value or in one [`Failure`]. Every kind of
+//! failure is a variant a caller can match on, carrying a report struct with
+//! the facts (which task, what it waited on, what limit was hit) and a
+//! [`RunPoint`]: the seed, the virtual time and the step at which the run
+//! failed. The `Display` of a failure is the message a user needs: it always
+//! names the seed as `0x…`, so a failure seen once can be replayed.
+//!
+//! All failure printing lives in this module (`display.rs`), so every kind
+//! is worded the same way and none can forget the seed.
+
+use std::borrow::Cow;
+use std::panic::Location;
+
+use crate::runtime::Seed;
+use crate::task::TaskId;
+use crate::time::{Duration, Instant};
+
+mod display;
+
+/// Why a simulation failed.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Failure {
+    /// A task panicked: the main task, or a task whose panic nobody observed
+    /// through its [`JoinHandle`](crate::task::JoinHandle).
+    Panic(PanicReport),
+    /// No task can make progress: nothing is ready and no timer is pending,
+    /// but the main task has not finished.
+    Deadlock(DeadlockReport),
+    /// The virtual clock would pass the configured `max_virtual_time`.
+    TimeLimit(TimeLimitReport),
+    /// The run took more scheduling steps than `max_steps`: tasks keep
+    /// running but the main task never finishes (a livelock, or a busy loop
+    /// of `yield_now`).
+    StepLimit(StepLimitReport),
+    /// Tasks were still alive when the main task returned.
+    Leak(LeakReport),
+    /// The run could not be reproduced: two runs of one seed diverged, or a
+    /// task was woken from outside the simulation's thread.
+    NonDeterminism(NonDeterminismReport),
+}
+
+impl Failure {
+    /// Where the run stood when it failed: seed, virtual time, step.
+    pub fn at(&self) -> &RunPoint {
+        match self {
+            Failure::Panic(r) => &r.at,
+            Failure::Deadlock(r) => &r.at,
+            Failure::TimeLimit(r) => &r.at,
+            Failure::StepLimit(r) => &r.at,
+            Failure::Leak(r) => &r.at,
+            Failure::NonDeterminism(r) => &r.at,
+        }
+    }
+
+    /// The seed of the failing run.
+    pub fn seed(&self) -> Seed {
+        self.at().seed
+    }
+
+    /// A short, stable name for the kind of failure: `panic`, `deadlock`,
+    /// `time-limit`, `step-limit`, `leak`, `non-determinism`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Failure::Panic(_) => "panic",
+            Failure::Deadlock(_) => "deadlock",
+            Failure::TimeLimit(_) => "time-limit",
+            Failure::StepLimit(_) => "step-limit",
+            Failure::Leak(_) => "leak",
+            Failure::NonDeterminism(_) => "non-determinism",
+        }
+    }
+}
+
+impl std::error::Error for Failure {}
+
+/// The seed, virtual time and step at which something happened.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RunPoint {
+    /// The run's seed.
+    pub seed: Seed,
+    /// Virtual time.
+    pub time: Instant,
+    /// Scheduling steps taken so far (one step = one task poll).
+    pub step: u64,
+}
+
+/// A place in the source: a spawn site or a panic location.
+#[derive(
+    Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+pub struct Site {
+    /// Source file, as the compiler names it (relative to the workspace).
+    pub file: Cow<'static, str>,
+    /// Line, from 1.
+    pub line: u32,
+    /// Column, from 1.
+    pub column: u32,
+}
+
+impl Site {
+    pub(crate) fn from_location(loc: &'static Location<'static>) -> Site {
+        Site {
+            file: Cow::Borrowed(loc.file()),
+            line: loc.line(),
+            column: loc.column(),
+        }
+    }
+}
+
+/// A task as reports name it: id, name, and where it was spawned.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TaskInfo {
+    /// The task's id in this run (main is `#0`).
+    pub id: TaskId,
+    /// The name given with [`task::Builder::name`](crate::task::Builder::name).
+    pub name: Option<String>,
+    /// The `spawn` call that created it.
+    pub spawned_at: Site,
+}
+
+/// A task panicked.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct PanicReport {
+    /// The task that panicked.
+    pub task: TaskInfo,
+    /// The panic message.
+    pub message: String,
+    /// Where the panic was raised, when known.
+    pub location: Option<Site>,
+    /// `true` when the panic failed the run because nobody observed it: the
+    /// task's `JoinHandle` was dropped, or still held but never awaited when
+    /// the main task returned.
+    pub unobserved: bool,
+    /// When it happened.
+    pub at: RunPoint,
+}
+
+/// A task that could not make progress, and what it was waiting on.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct BlockedTask {
+    /// The task.
+    pub task: TaskInfo,
+    /// What it waits on, in words (`join of #2 worker-b`, `sleep until
+    /// 5.000s`, …), as recorded by the lockstep primitive it last blocked in.
+    pub waiting_on: String,
+}
+
+/// Nothing could make progress.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct DeadlockReport {
+    /// Every task still alive, and what it waits on.
+    pub blocked: Vec<BlockedTask>,
+    /// When the run stalled.
+    pub at: RunPoint,
+}
+
+/// The virtual clock ran past its limit.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct TimeLimitReport {
+    /// The configured `max_virtual_time`.
+    pub limit: Duration,
+    /// The tasks still alive when the limit was hit, and what they waited on.
+    pub blocked: Vec<BlockedTask>,
+    /// When the limit was hit (the virtual time is the limit).
+    pub at: RunPoint,
+}
+
+/// The run took too many steps.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct StepLimitReport {
+    /// The configured `max_steps`.
+    pub limit: u64,
+    /// The tasks polled most often, with their poll counts, busiest first
+    /// (at most five): usually the loop that never ends.
+    pub busiest: Vec<(TaskInfo, u64)>,
+    /// When the limit was hit.
+    pub at: RunPoint,
+}
+
+/// Tasks outlived the main task.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct LeakReport {
+    /// The leaked tasks and what they were waiting on.
+    pub tasks: Vec<BlockedTask>,
+    /// When the main task returned.
+    pub at: RunPoint,
+}
+
+/// The run is not reproducible.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct NonDeterminismReport {
+    /// What was seen.
+    pub cause: Divergence,
+    /// Where it was seen.
+    pub at: RunPoint,
+}
+
+/// How a run showed it is not deterministic.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum Divergence {
+    /// Two runs of the same seed took different paths.
+    Diverged {
+        /// The index (from 0) of the first trace event that differs, when the
+        /// traces differ; `None` when the traces match but a random draw or
+        /// decision that the trace does not show differed.
+        event: Option<usize>,
+        /// The step at which the runs' decision hashes first differ.
+        step: u64,
+        /// That event (or the last matching one) in the first run.
+        first: String,
+        /// The same event in the second run.
+        second: String,
+        /// The events just before the divergence, identical in both runs.
+        context: Vec<String>,
+    },
+    /// A task was woken from a thread other than the simulation's: a real
+    /// thread, a thread pool or another runtime got hold of its waker.
+    ForeignWake {
+        /// The woken task, if it is still alive.
+        task: Option<TaskInfo>,
+        /// The thread the wake came from.
+        thread: String,
+    },
+}

@@ -1,0 +1,116 @@
+//! # lockstep: deterministic simulation testing for async Rust
+//!
+//! A lockstep test runs on a **seeded, single-threaded executor** with a
+//! **virtual clock**. Every choice the runtime makes (which ready task runs
+//! next, when a timer fires, every random number handed to the program) is
+//! drawn from one seed, so a run that fails once fails again, bit for bit,
+//! when replayed with the same seed. Races, deadlocks and timeouts stop being
+//! flaky and become ordinary test failures with a trace you can read, diff
+//! and snapshot.
+//!
+//! ```
+//! use lockstep::prelude::*;
+//! use std::{cell::Cell, rc::Rc};
+//!
+//! // Ten workers each read a shared counter, yield, then write it back:
+//! // a lost update. Whether it shows depends on the schedule, so on the seed.
+//! let racy = || async {
+//!     let counter = Rc::new(Cell::new(0));
+//!     let tasks: Vec<_> = (0..10)
+//!         .map(|i| {
+//!             let c = counter.clone();
+//!             lockstep::task::Builder::new()
+//!                 .name(format!("worker-{i}"))
+//!                 .spawn(async move {
+//!                     let v = c.get();
+//!                     lockstep::task::yield_now().await; // a suspension point: a race window
+//!                     c.set(v + 1);
+//!                 })
+//!         })
+//!         .collect();
+//!     for t in tasks {
+//!         t.await.unwrap();
+//!     }
+//!     assert_eq!(counter.get(), 10, "lost update");
+//! };
+//!
+//! let outcome = Sim::builder().seed(0x1a7).build().run(racy());
+//! let failure = outcome.result().unwrap_err();
+//! assert!(failure.to_string().contains("lost update"));
+//! assert!(failure.to_string().contains("seed 0x1a7"));
+//!
+//! // The same seed replays the same run, event for event.
+//! let again = Sim::builder().seed(0x1a7).build().run(racy());
+//! assert_eq!(outcome.trace().render(), again.trace().render());
+//! ```
+//!
+//! ## Where things live
+//!
+//! - [`Sim`], [`SimBuilder`], [`Outcome`]: configure and run one simulation.
+//! - [`task`]: `spawn`, [`task::Builder`], [`task::JoinHandle`],
+//!   [`task::yield_now`], [`task::JoinSet`].
+//! - [`time`]: the virtual clock: [`time::Instant`], [`time::sleep`],
+//!   [`time::timeout`], [`time::interval`].
+//! - [`trace`]: the event log every run records, and the [`trace!`] macro.
+//! - [`Failure`]: what can go wrong in a run, each kind with a message a user
+//!   can act on (it always names the seed).
+//! - [`random`]: seeded random numbers for the program under test.
+//!
+//! ## The rules that keep a run deterministic
+//!
+//! Inside a simulation, use lockstep's clock ([`time::Instant::now`]) and
+//! randomness ([`random`]), never `std::time::Instant`, `SystemTime` or
+//! `thread_rng`. Do not wake lockstep tasks from other threads: the executor
+//! reports that as a [`Failure::NonDeterminism`]. Everything else (`Rc`,
+//! `RefCell`, non-`Send` futures) is fine: a simulation is one thread.
+#![deny(missing_docs)]
+#![warn(unreachable_pub)]
+#![deny(unsafe_op_in_unsafe_fn)]
+// A `Failure` is produced at most once per run, so its size never matters,
+// and unboxed reports keep `match failure { Failure::Panic(r) => .. }` simple.
+#![allow(clippy::result_large_err)]
+
+#[cfg(not(target_pointer_width = "64"))]
+compile_error!(
+    "lockstep needs a 64-bit target: a task waker packs the task's slot, id and simulation tag into one pointer-sized word"
+);
+
+pub mod check;
+pub mod random;
+mod runtime;
+pub mod task;
+pub mod time;
+pub mod trace;
+
+pub use check::Failure;
+pub use runtime::{Outcome, Policy, Seed, SeedParseError, Severity, Sim, SimBuilder, Stats};
+pub use task::spawn;
+pub use trace::Verbosity;
+
+/// Whether the calling code runs inside a lockstep simulation (on the
+/// simulation's thread). Lets code shared with production take a simulated
+/// path only under test.
+pub fn in_simulation() -> bool {
+    runtime::context::is_inside()
+}
+
+/// The names most tests need, in one `use lockstep::prelude::*;`.
+pub mod prelude {
+    pub use crate::check::Failure;
+    pub use crate::runtime::{Outcome, Policy, Seed, Severity, Sim};
+    pub use crate::task::{JoinError, JoinHandle, JoinSet, spawn, yield_now};
+    pub use crate::time::{Duration, Instant, interval, sleep, sleep_until, timeout};
+    pub use crate::trace::Verbosity;
+}
+
+/// The README's examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+/// Paths that lockstep's macros expand to. Not a public API: it may change
+/// in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::trace::{user_event, user_events_enabled};
+}

@@ -1,0 +1,603 @@
+//! The executor: the task table, the ready set, and one scheduling step.
+//!
+//! Tasks live in a table of slots (a slab): a task's [`TaskKey`] is its slot
+//! index plus its [`TaskId`], which doubles as the slot's generation, so a
+//! stale key (of a task that finished, its slot since reused) never reaches
+//! the new occupant. The ready set is a queue of keys; a task is in it at
+//! most once (its `queued` flag), and keys of tasks that ended while queued
+//! are skipped when picked.
+//!
+//! Invariant that keeps `RefCell`s from ever clashing: the executor never
+//! holds a borrow of its table or ready set while running user code (a poll,
+//! a future's `Drop`, a waker). User code may call back into the executor
+//! (spawn, wake, abort) at any time.
+//!
+//! Each step the [`Policy`] picks one ready task: uniformly at random from
+//! the seeded scheduler stream (`Random`), or the oldest (`Fifo`).
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::panic::Location;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use super::panics::{self, PanicPayload};
+use super::waker::{self, TaskKey};
+use super::world::World;
+use super::{Policy, Severity};
+use crate::check::{BlockedTask, Failure, PanicReport, Site, TaskInfo};
+use crate::task::{JoinError, RawTask, TaskId, TaskState};
+use crate::time::Instant;
+use crate::trace::{EventKind, Verbosity};
+
+/// What a blocked task waits on, as recorded by the lockstep future it last
+/// returned `Pending` from. Used for deadlock, leak and limit reports.
+#[derive(Clone, Debug, Default)]
+pub(crate) enum Waiting {
+    /// Nothing lockstep knows about (a foreign future, or a plain `yield`).
+    #[default]
+    Unknown,
+    /// The `JoinHandle` of a task.
+    Join(TaskId),
+    /// The next task of a `JoinSet` of this many tasks.
+    JoinSet(usize),
+}
+
+pub(crate) struct Entry {
+    pub(crate) id: TaskId,
+    /// `None` for the main task, whose future `Sim::run` holds.
+    cell: Option<Rc<dyn RawTask>>,
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) site: &'static Location<'static>,
+    pub(crate) daemon: bool,
+    queued: bool,
+    abort_requested: bool,
+    pub(crate) polls: u64,
+    pub(crate) waiting: Waiting,
+    /// The earliest timer this task armed during its last poll.
+    pub(crate) deadline: Option<Instant>,
+}
+
+impl Entry {
+    pub(crate) fn info(&self) -> TaskInfo {
+        TaskInfo {
+            id: self.id,
+            name: self.name.as_deref().map(str::to_string),
+            spawned_at: Site::from_location(self.site),
+        }
+    }
+}
+
+#[derive(Default)]
+struct Table {
+    slots: Vec<Option<Entry>>,
+    free: Vec<u32>,
+    next_id: u32,
+}
+
+impl Table {
+    fn get(&self, key: TaskKey) -> Option<&Entry> {
+        self.slots
+            .get(key.index as usize)?
+            .as_ref()
+            .filter(|e| e.id == key.id)
+    }
+
+    fn get_mut(&mut self, key: TaskKey) -> Option<&mut Entry> {
+        self.slots
+            .get_mut(key.index as usize)?
+            .as_mut()
+            .filter(|e| e.id == key.id)
+    }
+
+    fn insert(&mut self, entry: Entry) -> TaskKey {
+        let id = entry.id;
+        let index = match self.free.pop() {
+            Some(i) => {
+                self.slots[i as usize] = Some(entry);
+                i
+            }
+            None => {
+                self.slots.push(Some(entry));
+                (self.slots.len() - 1) as u32
+            }
+        };
+        TaskKey { index, id }
+    }
+
+    fn remove(&mut self, key: TaskKey) -> Option<Entry> {
+        self.get(key)?;
+        self.free.push(key.index);
+        self.slots[key.index as usize].take()
+    }
+
+    /// Live entries, in id order (slot order is not spawn order).
+    fn sorted(&self) -> Vec<&Entry> {
+        let mut v: Vec<&Entry> = self.slots.iter().flatten().collect();
+        v.sort_by_key(|e| e.id);
+        v
+    }
+}
+
+pub(crate) struct Executor {
+    table: RefCell<Table>,
+    ready: RefCell<VecDeque<TaskKey>>,
+    current: Cell<Option<TaskKey>>,
+    policy: Policy,
+    /// Tasks that panicked while their handle was alive: observed if the
+    /// handle takes the result, reported if the handle is dropped first or
+    /// the run ends.
+    panicked: RefCell<Vec<(Rc<dyn RawTask>, PanicReport)>>,
+}
+
+pub(crate) const MAIN_KEY: TaskKey = TaskKey {
+    index: 0,
+    id: TaskId::MAIN,
+};
+
+/// What one step did.
+pub(crate) enum Step {
+    /// Nothing was ready.
+    Idle,
+    /// The main task is due; `Sim::run` polls it.
+    Main,
+    /// A spawned task was polled.
+    Polled,
+}
+
+impl Executor {
+    pub(crate) fn new(policy: Policy) -> Executor {
+        Executor {
+            table: RefCell::new(Table::default()),
+            ready: RefCell::new(VecDeque::with_capacity(64)),
+            current: Cell::new(None),
+            policy,
+            panicked: RefCell::new(Vec::new()),
+        }
+    }
+
+    fn new_entry(
+        id: TaskId,
+        cell: Option<Rc<dyn RawTask>>,
+        name: Option<Arc<str>>,
+        site: &'static Location<'static>,
+        daemon: bool,
+    ) -> Entry {
+        Entry {
+            id,
+            cell,
+            name,
+            site,
+            daemon,
+            queued: true,
+            abort_requested: false,
+            polls: 0,
+            waiting: Waiting::Unknown,
+            deadline: None,
+        }
+    }
+
+    /// Registers the main task: id `#0`, slot 0, ready.
+    pub(crate) fn spawn_main(&self, w: &World, site: &'static Location<'static>) {
+        let mut t = self.table.borrow_mut();
+        debug_assert_eq!(t.next_id, 0);
+        t.next_id = 1;
+        let key = t.insert(Self::new_entry(
+            TaskId::MAIN,
+            None,
+            Some(Arc::from("main")),
+            site,
+            false,
+        ));
+        drop(t);
+        debug_assert_eq!(key, MAIN_KEY);
+        self.ready.borrow_mut().push_back(key);
+        if w.tracing(Verbosity::Summary) {
+            w.record_as(
+                None,
+                EventKind::Spawn {
+                    child: TaskId::MAIN,
+                    name: Some("main".to_string()),
+                    site: None,
+                },
+            );
+        }
+    }
+
+    pub(crate) fn spawn(
+        &self,
+        w: &World,
+        cell: Rc<dyn RawTask>,
+        name: Option<String>,
+        daemon: bool,
+        site: &'static Location<'static>,
+    ) -> TaskKey {
+        let mut t = self.table.borrow_mut();
+        let id = TaskId(t.next_id);
+        t.next_id = t
+            .next_id
+            .checked_add(1)
+            .expect("a lockstep run spawned more than 4 billion tasks");
+        let name: Option<Arc<str>> = name.map(Arc::from);
+        let key = t.insert(Self::new_entry(id, Some(cell), name.clone(), site, daemon));
+        drop(t);
+        self.ready.borrow_mut().push_back(key);
+        w.stats.spawned.set(w.stats.spawned.get() + 1);
+        if w.tracing(Verbosity::Summary) {
+            w.record(EventKind::Spawn {
+                child: id,
+                name: name.as_deref().map(str::to_string),
+                site: Some(Site::from_location(site)),
+            });
+        }
+        if let (Some(wd), Some(name)) = (&w.watchdog, name) {
+            wd.name_task(id.0, name);
+        }
+        key
+    }
+
+    /// Makes task `index` ready if its id still matches (a waker's wake).
+    pub(crate) fn wake(&self, w: &World, index: u32, id_low: u16) {
+        let mut t = self.table.borrow_mut();
+        let Some(Some(e)) = t.slots.get_mut(index as usize) else {
+            return;
+        };
+        if e.id.0 as u16 != id_low || e.queued {
+            return;
+        }
+        e.queued = true;
+        let key = TaskKey { index, id: e.id };
+        drop(t);
+        self.ready.borrow_mut().push_back(key);
+        if w.tracing(Verbosity::Full) {
+            w.record(EventKind::Wake { target: key.id });
+        }
+    }
+
+    /// Picks the next ready task, per the policy.
+    /// Returns the key and how many keys were in the ready set.
+    fn pick(&self, w: &World) -> Option<(TaskKey, usize)> {
+        loop {
+            let n;
+            let key = {
+                let mut ready = self.ready.borrow_mut();
+                n = ready.len();
+                if n == 0 {
+                    return None;
+                }
+                match self.policy {
+                    Policy::Fifo => ready.pop_front(),
+                    Policy::Random => {
+                        let i = if n == 1 { 0 } else { w.sched_below(n) };
+                        ready.swap_remove_back(i)
+                    }
+                }
+                .expect("the ready set is not empty")
+            };
+            if let Some(e) = self.table.borrow_mut().get_mut(key) {
+                if e.queued {
+                    e.queued = false;
+                    return Some((key, n));
+                }
+            }
+        }
+    }
+
+    /// Runs one scheduling step: picks a ready task and polls it (unless it
+    /// is the main task, which the caller polls).
+    pub(crate) fn step(&self, w: &World) -> Step {
+        let Some((key, choices)) = self.pick(w) else {
+            return Step::Idle;
+        };
+        w.begin_step(key.id, choices);
+        let (cell, site) = {
+            let mut t = self.table.borrow_mut();
+            let e = t.get_mut(key).expect("a picked task is live");
+            e.polls += 1;
+            e.waiting = Waiting::Unknown;
+            e.deadline = None;
+            (e.cell.clone(), e.site)
+        };
+        self.current.set(Some(key));
+        if w.tracing(Verbosity::Full) {
+            w.record(EventKind::Poll);
+        }
+        let Some(cell) = cell else {
+            return Step::Main;
+        };
+        let waker = waker::waker(key, w.tag);
+        let mut cx = Context::from_waker(&waker);
+        if let Some(wd) = &w.watchdog {
+            wd.enter(key.id.0, site, w.now().as_nanos());
+        }
+        let res = panics::catch(|| cell.poll(&mut cx));
+        if let Some(wd) = &w.watchdog {
+            wd.exit();
+        }
+        match res {
+            Ok(Poll::Pending) => {
+                let abort = self
+                    .table
+                    .borrow()
+                    .get(key)
+                    .is_some_and(|e| e.abort_requested);
+                if abort {
+                    self.abort_entry(w, key);
+                }
+            }
+            Ok(Poll::Ready(())) => {
+                w.record(EventKind::Finish);
+                self.remove(w, key);
+            }
+            Err(payload) => self.task_panicked(w, key, cell, payload),
+        }
+        self.current.set(None);
+        Step::Polled
+    }
+
+    /// Ends the main task's step (called by `Sim::run` after polling it).
+    pub(crate) fn end_main_step(&self) {
+        self.current.set(None);
+    }
+
+    fn remove(&self, w: &World, key: TaskKey) -> Option<Entry> {
+        let entry = self.table.borrow_mut().remove(key);
+        if let (Some(wd), Some(e)) = (&w.watchdog, &entry) {
+            if e.name.is_some() {
+                wd.forget_task(e.id.0);
+            }
+        }
+        entry
+    }
+
+    fn task_panicked(&self, w: &World, key: TaskKey, cell: Rc<dyn RawTask>, p: PanicPayload) {
+        let info = self
+            .table
+            .borrow()
+            .get(key)
+            .map(Entry::info)
+            .expect("a panicking task is live");
+        w.record(EventKind::Panic {
+            message: p.message.clone(),
+            location: p.location.as_ref().map(|l| format!("{l}:{}", l.column)),
+        });
+        self.remove(w, key);
+        let report = PanicReport {
+            task: info,
+            message: p.message.clone(),
+            location: p.location.clone(),
+            unobserved: false,
+            at: w.point(),
+        };
+        let err = JoinError::Panicked {
+            message: p.message,
+            location: p.location,
+        };
+        match panics::catch(|| cell.finish_with(err)) {
+            Ok(true) if cell.header().handle_alive() => {
+                let mut list = self.panicked.borrow_mut();
+                list.retain(|(c, _)| c.header().state() == TaskState::Panicked);
+                list.push((cell, report));
+            }
+            // Nobody holds the handle, the task had already finished (the
+            // panic came from dropping its future), or dropping the panicked
+            // future panicked again: nobody can observe this panic.
+            _ => w.unobserved_panic(report),
+        }
+    }
+
+    /// A `JoinHandle` holding a panic was dropped without taking it.
+    pub(crate) fn panic_unobserved(&self, w: &World, id: TaskId) {
+        let report = {
+            let mut list = self.panicked.borrow_mut();
+            let Some(i) = list.iter().position(|(_, r)| r.task.id == id) else {
+                return;
+            };
+            list.remove(i).1
+        };
+        w.unobserved_panic(report);
+    }
+
+    /// Panics still held, never taken, when the run ends.
+    pub(crate) fn check_unobserved_at_end(&self, w: &World) {
+        let list = std::mem::take(&mut *self.panicked.borrow_mut());
+        for (cell, report) in list {
+            if cell.header().state() == TaskState::Panicked {
+                w.unobserved_panic(report);
+            }
+        }
+    }
+
+    /// Aborts a task (a `JoinHandle::abort`). A task aborting itself is
+    /// dropped when its current poll returns.
+    pub(crate) fn abort(&self, w: &World, key: TaskKey) {
+        if self.current.get() == Some(key) {
+            if let Some(e) = self.table.borrow_mut().get_mut(key) {
+                e.abort_requested = true;
+            }
+            return;
+        }
+        self.abort_entry(w, key);
+    }
+
+    /// Removes a task and drops its future now.
+    pub(crate) fn abort_entry(&self, w: &World, key: TaskKey) {
+        let Some(entry) = self.remove(w, key) else {
+            return;
+        };
+        let Some(cell) = entry.cell.clone() else {
+            return;
+        };
+        w.record(EventKind::Abort { target: key.id });
+        if let Err(p) = panics::catch(|| cell.finish_with(JoinError::Cancelled)) {
+            w.unobserved_panic(PanicReport {
+                task: entry.info(),
+                message: format!(
+                    "panicked while its future was dropped on abort: {}",
+                    p.message
+                ),
+                location: p.location,
+                unobserved: true,
+                at: w.point(),
+            });
+        }
+    }
+
+    /// The task being polled.
+    pub(crate) fn current_id(&self) -> Option<TaskId> {
+        self.current.get().map(|k| k.id)
+    }
+
+    /// Records what the current task now waits on.
+    pub(crate) fn note_waiting(&self, waiting: Waiting) {
+        if let Some(key) = self.current.get() {
+            if let Some(e) = self.table.borrow_mut().get_mut(key) {
+                e.waiting = waiting;
+            }
+        }
+    }
+
+    /// Records a timer the current task armed.
+    pub(crate) fn note_deadline(&self, deadline: Instant) {
+        if let Some(key) = self.current.get() {
+            if let Some(e) = self.table.borrow_mut().get_mut(key) {
+                e.deadline = Some(e.deadline.map_or(deadline, |d| d.min(deadline)));
+            }
+        }
+    }
+
+    /// The label of a task for reports (`#2 worker-b`), by id.
+    pub(crate) fn label(&self, id: TaskId) -> String {
+        let t = self.table.borrow();
+        match t.slots.iter().flatten().find(|e| e.id == id) {
+            Some(e) => e.info().label(),
+            None => id.to_string(),
+        }
+    }
+
+    /// Info about a live task, by slot (for foreign-wake reports).
+    pub(crate) fn info_at(&self, index: u32, id_low: u16) -> Option<TaskInfo> {
+        let t = self.table.borrow();
+        let e = t.slots.get(index as usize)?.as_ref()?;
+        (e.id.0 as u16 == id_low).then(|| e.info())
+    }
+
+    fn describe(&self, e: &Entry) -> String {
+        let what = match &e.waiting {
+            Waiting::Unknown => None,
+            Waiting::Join(id) => Some(format!("join of {}", self.label(*id))),
+            Waiting::JoinSet(n) => Some(format!("the next of {n} tasks in a JoinSet")),
+        };
+        match (what, e.deadline) {
+            (Some(what), Some(d)) => format!("{what}, or its timeout at {d}"),
+            (Some(what), None) => what,
+            (None, Some(d)) => format!("a sleep until {d}"),
+            (None, None) if e.queued => "nothing: it is ready to run".to_string(),
+            (None, None) => "a future lockstep does not track (not a lockstep primitive: a \
+                             channel or lock from another library, or a hand-written future)"
+                .to_string(),
+        }
+    }
+
+    /// Every live task and what it waits on, in id order.
+    pub(crate) fn blocked(&self) -> Vec<BlockedTask> {
+        let t = self.table.borrow();
+        t.sorted()
+            .into_iter()
+            .map(|e| BlockedTask {
+                task: e.info(),
+                waiting_on: self.describe(e),
+            })
+            .collect()
+    }
+
+    /// Live tasks that count as leaks when the main task returns.
+    pub(crate) fn leaked(&self) -> Vec<BlockedTask> {
+        let t = self.table.borrow();
+        t.sorted()
+            .into_iter()
+            .filter(|e| e.id != TaskId::MAIN && !e.daemon)
+            .map(|e| BlockedTask {
+                task: e.info(),
+                waiting_on: self.describe(e),
+            })
+            .collect()
+    }
+
+    /// The tasks polled most often (livelock suspects).
+    pub(crate) fn busiest(&self, n: usize) -> Vec<(TaskInfo, u64)> {
+        let t = self.table.borrow();
+        let mut v: Vec<(TaskInfo, u64)> = t
+            .sorted()
+            .into_iter()
+            .map(|e| (e.info(), e.polls))
+            .collect();
+        v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.id.cmp(&b.0.id)));
+        v.truncate(n);
+        v
+    }
+
+    /// Whether any task is ready.
+    pub(crate) fn has_ready(&self) -> bool {
+        !self.ready.borrow().is_empty()
+    }
+
+    /// Drops every remaining task (in id order) at the end of a run. Drops
+    /// may spawn or wake; repeat until nothing is left (bounded, in case a
+    /// `Drop` keeps spawning).
+    pub(crate) fn teardown(&self, w: &World) {
+        for _ in 0..64 {
+            let entries: Vec<Entry> = {
+                let mut t = self.table.borrow_mut();
+                let mut keys: Vec<TaskKey> = t
+                    .slots
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, e)| {
+                        e.as_ref().map(|e| TaskKey {
+                            index: i as u32,
+                            id: e.id,
+                        })
+                    })
+                    .collect();
+                keys.sort_by_key(|k| k.id);
+                keys.into_iter().filter_map(|k| t.remove(k)).collect()
+            };
+            self.ready.borrow_mut().clear();
+            if entries.is_empty() {
+                break;
+            }
+            for entry in entries {
+                let Some(cell) = entry.cell.clone() else {
+                    continue;
+                };
+                if let Err(p) = panics::catch(|| cell.finish_with(JoinError::Cancelled)) {
+                    w.unobserved_panic(PanicReport {
+                        task: entry.info(),
+                        message: format!(
+                            "panicked while its future was dropped at the end of the run: {}",
+                            p.message
+                        ),
+                        location: p.location,
+                        unobserved: true,
+                        at: w.point(),
+                    });
+                }
+            }
+        }
+        self.panicked.borrow_mut().clear();
+    }
+}
+
+impl World {
+    /// Applies the configured severity to a panic nobody observed.
+    pub(crate) fn unobserved_panic(&self, mut report: PanicReport) {
+        report.unobserved = true;
+        match self.config.unobserved_panics {
+            Severity::Fail => self.fail(Failure::Panic(report)),
+            Severity::Warn => self.warn(Failure::Panic(report)),
+            Severity::Ignore => {}
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! `Outcome`: what a run produced.
+
+use std::fmt;
+
+use super::Seed;
+use crate::check::Failure;
+use crate::time::Duration;
+use crate::trace::Trace;
+
+/// Counters of one run.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Scheduling steps: task polls.
+    pub steps: u64,
+    /// Tasks spawned, not counting the main task.
+    pub tasks_spawned: u64,
+    /// Timers that fired.
+    pub timers_fired: u64,
+    /// Times the clock jumped forward.
+    pub clock_jumps: u64,
+    /// Virtual time reached at the end of the run.
+    pub virtual_time: Duration,
+}
+
+/// The result of [`Sim::run`](crate::Sim::run): the main task's value or the
+/// [`Failure`], plus the trace, counters, seed and decision hash.
+pub struct Outcome<T> {
+    result: Result<T, Failure>,
+    trace: Trace,
+    stats: Stats,
+    seed: Seed,
+    hash: u64,
+    warnings: Vec<Failure>,
+    step_hashes: Option<Vec<u64>>,
+}
+
+impl<T> Outcome<T> {
+    pub(crate) fn new(
+        result: Result<T, Failure>,
+        trace: Trace,
+        stats: Stats,
+        seed: Seed,
+        hash: u64,
+        warnings: Vec<Failure>,
+        step_hashes: Option<Vec<u64>>,
+    ) -> Outcome<T> {
+        Outcome {
+            result,
+            trace,
+            stats,
+            seed,
+            hash,
+            warnings,
+            step_hashes,
+        }
+    }
+
+    /// The main task's value, or why the run failed.
+    pub fn result(&self) -> Result<&T, &Failure> {
+        self.result.as_ref()
+    }
+
+    /// Takes the result.
+    pub fn into_result(self) -> Result<T, Failure> {
+        self.result
+    }
+
+    /// Whether the run succeeded.
+    pub fn is_ok(&self) -> bool {
+        self.result.is_ok()
+    }
+
+    /// The failure, if the run failed.
+    pub fn failure(&self) -> Option<&Failure> {
+        self.result.as_ref().err()
+    }
+
+    /// The recorded events.
+    pub fn trace(&self) -> &Trace {
+        &self.trace
+    }
+
+    /// Takes the trace.
+    pub fn into_trace(self) -> Trace {
+        self.trace
+    }
+
+    /// Run counters.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// The seed.
+    pub fn seed(&self) -> Seed {
+        self.seed
+    }
+
+    /// A rolling hash of every scheduling decision, clock jump and random
+    /// draw of the run, kept even with tracing off. Two runs of one seed
+    /// have the same hash; if they do not, something outside the seed
+    /// reached the run.
+    pub fn determinism_hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// Problems found by checks set to [`Severity::Warn`](crate::Severity::Warn).
+    pub fn warnings(&self) -> &[Failure] {
+        &self.warnings
+    }
+
+    pub(crate) fn step_hashes(&self) -> Option<&[u64]> {
+        self.step_hashes.as_deref()
+    }
+
+    pub(crate) fn with_failure<U>(self, failure: Failure) -> Outcome<U> {
+        Outcome {
+            result: Err(failure),
+            trace: self.trace,
+            stats: self.stats,
+            seed: self.seed,
+            hash: self.hash,
+            warnings: self.warnings,
+            step_hashes: self.step_hashes,
+        }
+    }
+
+    /// The value; panics with the failure and the end of the trace if the
+    /// run failed.
+    #[track_caller]
+    pub fn unwrap(self) -> T {
+        match self.result {
+            Ok(v) => v,
+            Err(f) => panic!(
+                "lockstep run failed: {f}\n\nlast events:\n{}",
+                self.trace.render_tail(20)
+            ),
+        }
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for Outcome<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Outcome")
+            .field("seed", &self.seed)
+            .field("result", &self.result)
+            .field("stats", &self.stats)
+            .field("events", &self.trace.len())
+            .finish()
+    }
+}
+
+impl Stats {
+    pub(crate) fn virtual_time_instant(&self) -> crate::time::Instant {
+        crate::time::Instant::from_nanos(
+            u64::try_from(self.virtual_time.as_nanos()).unwrap_or(u64::MAX),
+        )
+    }
+}

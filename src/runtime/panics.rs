@@ -1,0 +1,73 @@
+//! Catching task panics, with their message and location.
+//!
+//! A task's poll runs inside `catch_unwind`. The message comes from the
+//! panic payload; the location only reaches a panic hook, so lockstep
+//! installs one (once per process, chaining to the hook that was there
+//! before). While a simulation polls a task on this thread, the hook records
+//! the location and stays silent: the panic becomes a report, not noise on
+//! stderr. Everywhere else it defers to the previous hook.
+//!
+//! A program built with `panic = "abort"` cannot catch panics at all; lockstep
+//! needs the default `panic = "unwind"`.
+
+use std::any::Any;
+use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::Once;
+
+use crate::check::Site;
+
+thread_local! {
+    static CATCHING: Cell<u32> = const { Cell::new(0) };
+    static CAUGHT: RefCell<Option<Site>> = const { RefCell::new(None) };
+}
+
+static HOOK: Once = Once::new();
+
+/// Installs the capturing hook (once per process).
+pub(crate) fn install_hook() {
+    HOOK.call_once(|| {
+        let previous = panic::take_hook();
+        panic::set_hook(Box::new(move |info| {
+            if CATCHING.with(Cell::get) > 0 {
+                let site = info.location().map(|l| Site {
+                    file: Cow::Owned(l.file().to_string()),
+                    line: l.line(),
+                    column: l.column(),
+                });
+                CAUGHT.with(|c| *c.borrow_mut() = site);
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// A caught panic.
+pub(crate) struct PanicPayload {
+    pub(crate) message: String,
+    pub(crate) location: Option<Site>,
+}
+
+/// Runs `f`, catching a panic.
+#[inline]
+pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, PanicPayload> {
+    CATCHING.with(|c| c.set(c.get() + 1));
+    let res = panic::catch_unwind(AssertUnwindSafe(f));
+    CATCHING.with(|c| c.set(c.get() - 1));
+    res.map_err(|payload| PanicPayload {
+        message: message_of(&*payload),
+        location: CAUGHT.with(|c| c.borrow_mut().take()),
+    })
+}
+
+fn message_of(payload: &(dyn Any + Send)) -> String {
+    if let Some(s) = payload.downcast_ref::<&str>() {
+        s.to_string()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "Box<dyn Any> (a panic payload that is not a string)".to_string()
+    }
+}

@@ -1,0 +1,269 @@
+//! `Sim` and its builder: every setting of a run in one place.
+
+use std::fmt;
+use std::future::Future;
+use std::panic::Location;
+use std::str::FromStr;
+
+use super::Seed;
+use super::outcome::Outcome;
+use super::world::World;
+use crate::time::Duration;
+use crate::trace::Verbosity;
+
+/// How the executor picks the next task among the ready ones.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Policy {
+    /// A uniform choice among ready tasks, drawn from the seed (the
+    /// default). Different seeds explore different interleavings.
+    #[default]
+    Random,
+    /// The task that became ready first runs first, like most production
+    /// executors. Deterministic but explores nothing: for speed comparisons
+    /// and for reproducing a "natural" order.
+    Fifo,
+}
+
+impl FromStr for Policy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Policy, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "random" => Ok(Policy::Random),
+            "fifo" => Ok(Policy::Fifo),
+            other => Err(format!(
+                "unknown scheduling policy `{other}`: expected `random` or `fifo`"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Policy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Policy::Random => "random",
+            Policy::Fifo => "fifo",
+        })
+    }
+}
+
+/// What a check does when it finds a problem.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Severity {
+    /// Fail the run (the default for every check).
+    #[default]
+    Fail,
+    /// Let the run succeed, and list the problem in
+    /// [`Outcome::warnings`](crate::Outcome::warnings).
+    Warn,
+    /// Say nothing.
+    Ignore,
+}
+
+/// The settings of a run. Cloned into the world when a run starts.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    pub(crate) seed: Seed,
+    pub(crate) max_virtual_time: Option<Duration>,
+    pub(crate) max_steps: Option<u64>,
+    pub(crate) policy: Policy,
+    pub(crate) verbosity: Verbosity,
+    pub(crate) leaks: Severity,
+    pub(crate) unobserved_panics: Severity,
+    pub(crate) watchdog: Option<Duration>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            seed: Seed(0),
+            max_virtual_time: Some(SimBuilder::DEFAULT_MAX_VIRTUAL_TIME),
+            max_steps: Some(SimBuilder::DEFAULT_MAX_STEPS),
+            policy: Policy::Random,
+            verbosity: Verbosity::Full,
+            leaks: Severity::Fail,
+            unobserved_panics: Severity::Fail,
+            watchdog: Some(SimBuilder::DEFAULT_WATCHDOG),
+        }
+    }
+}
+
+/// Configures a [`Sim`].
+///
+/// | setting | default | what it bounds or decides |
+/// |---|---|---|
+/// | [`seed`](Self::seed) | `0` | every random choice of the run |
+/// | [`max_virtual_time`](Self::max_virtual_time) | 1 hour | virtual time before [`Failure::TimeLimit`](crate::Failure::TimeLimit) |
+/// | [`max_steps`](Self::max_steps) | 1,000,000 | polls before [`Failure::StepLimit`](crate::Failure::StepLimit) (livelock) |
+/// | [`policy`](Self::policy) | `Random` | which ready task runs next |
+/// | [`verbosity`](Self::verbosity) | `Full` | what the trace records |
+/// | [`leaks`](Self::leaks) | `Fail` | tasks alive when main returns |
+/// | [`unobserved_panics`](Self::unobserved_panics) | `Fail` | task panics nobody awaited |
+/// | [`watchdog`](Self::watchdog) | 5 s wall time | one poll that never returns |
+#[derive(Clone, Debug, Default)]
+#[must_use = "a SimBuilder does nothing until `build` is called"]
+pub struct SimBuilder {
+    config: Config,
+}
+
+impl SimBuilder {
+    /// Default virtual time limit: one hour.
+    pub const DEFAULT_MAX_VIRTUAL_TIME: Duration = Duration::from_secs(3600);
+    /// Default step limit.
+    pub const DEFAULT_MAX_STEPS: u64 = 1_000_000;
+    /// Default watchdog limit: wall time one poll may take.
+    pub const DEFAULT_WATCHDOG: Duration = Duration::from_secs(5);
+
+    /// The seed: every random choice of the run derives from it.
+    pub fn seed(mut self, seed: impl Into<Seed>) -> Self {
+        self.config.seed = seed.into();
+        self
+    }
+
+    /// Fails the run with [`Failure::TimeLimit`](crate::Failure::TimeLimit)
+    /// when the virtual clock would pass `limit`.
+    pub fn max_virtual_time(mut self, limit: Duration) -> Self {
+        self.config.max_virtual_time = Some(limit);
+        self
+    }
+
+    /// Removes the virtual time limit (a ten-year sleep is then fine).
+    pub fn no_time_limit(mut self) -> Self {
+        self.config.max_virtual_time = None;
+        self
+    }
+
+    /// Fails the run with [`Failure::StepLimit`](crate::Failure::StepLimit)
+    /// after `steps` polls.
+    pub fn max_steps(mut self, steps: u64) -> Self {
+        self.config.max_steps = Some(steps);
+        self
+    }
+
+    /// Removes the step limit.
+    pub fn no_step_limit(mut self) -> Self {
+        self.config.max_steps = None;
+        self
+    }
+
+    /// The scheduling policy.
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.config.policy = policy;
+        self
+    }
+
+    /// What the trace records.
+    pub fn verbosity(mut self, verbosity: Verbosity) -> Self {
+        self.config.verbosity = verbosity;
+        self
+    }
+
+    /// What to do about tasks still alive when the main task returns
+    /// (daemon tasks are exempt).
+    pub fn leaks(mut self, severity: Severity) -> Self {
+        self.config.leaks = severity;
+        self
+    }
+
+    /// What to do about a task panic nobody observes through its
+    /// `JoinHandle`.
+    pub fn unobserved_panics(mut self, severity: Severity) -> Self {
+        self.config.unobserved_panics = severity;
+        self
+    }
+
+    /// The wall-clock limit for one poll, or `None` to disable the watchdog
+    /// (under a debugger). A poll that does not return in time (a busy loop,
+    /// a blocking call) cannot be interrupted: the watchdog prints the seed,
+    /// the task and its spawn site, and the virtual time, then aborts the
+    /// process, so that CI fails loudly instead of hanging.
+    pub fn watchdog(mut self, limit: Option<Duration>) -> Self {
+        self.config.watchdog = limit;
+        self
+    }
+
+    /// Builds the simulation.
+    pub fn build(self) -> Sim {
+        Sim {
+            config: self.config,
+        }
+    }
+}
+
+/// A configured simulation: run a main future in it with [`Sim::run`].
+///
+/// A `Sim` holds only settings; each [`run`](Sim::run) starts from nothing
+/// (task ids from `#0`, the clock at `0.000s`, the random streams at the
+/// seed), so running it twice gives the same outcome twice.
+#[derive(Clone, Debug)]
+pub struct Sim {
+    config: Config,
+}
+
+impl Sim {
+    /// A builder with every default.
+    pub fn builder() -> SimBuilder {
+        SimBuilder::default()
+    }
+
+    /// A simulation with default settings and the given seed.
+    pub fn new(seed: impl Into<Seed>) -> Sim {
+        Sim::builder().seed(seed).build()
+    }
+
+    /// The seed.
+    pub fn seed(&self) -> Seed {
+        self.config.seed
+    }
+
+    /// A builder holding this simulation's settings, to change some.
+    pub fn to_builder(&self) -> SimBuilder {
+        SimBuilder {
+            config: self.config.clone(),
+        }
+    }
+
+    /// Runs `main` as the main task (`#0`) until it returns or the run fails.
+    ///
+    /// The main future need not be `Send` or `'static`. Tasks it spawns run
+    /// alongside it; when it returns, the leak and unobserved-panic checks
+    /// run, and whatever is still alive is dropped.
+    #[track_caller]
+    pub fn run<F: Future>(&self, main: F) -> Outcome<F::Output> {
+        World::new(&self.config, false).run(main, Location::caller())
+    }
+
+    /// Runs the seed twice and compares the decision hashes; when they
+    /// differ, runs both again with full tracing and fails with
+    /// [`Failure::NonDeterminism`](crate::Failure::NonDeterminism) naming
+    /// the first diverging event. Otherwise returns the first outcome.
+    ///
+    /// ```
+    /// use lockstep::prelude::*;
+    ///
+    /// let outcome = Sim::check_determinism(0x2a, || async {
+    ///     let a = spawn(async { sleep(Duration::from_millis(3)).await; 1 });
+    ///     let b = spawn(async { lockstep::random::range(0..10u32) });
+    ///     a.await.unwrap() + b.await.unwrap()
+    /// });
+    /// assert!(outcome.is_ok());
+    /// ```
+    #[track_caller]
+    pub fn check_determinism<M, F>(seed: impl Into<Seed>, make: M) -> Outcome<F::Output>
+    where
+        M: FnMut() -> F,
+        F: Future,
+    {
+        Sim::new(seed).run_checking_determinism(make)
+    }
+
+    /// [`Sim::check_determinism`] with this simulation's settings.
+    #[track_caller]
+    pub fn run_checking_determinism<M, F>(&self, make: M) -> Outcome<F::Output>
+    where
+        M: FnMut() -> F,
+        F: Future,
+    {
+        super::determinism::check(&self.config, make, Location::caller())
+    }
+}

@@ -1,0 +1,143 @@
+//! `JoinHandle` and `JoinError`.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use super::TaskId;
+use super::cell::{JoinTarget, State};
+use crate::check::Site;
+use crate::runtime::context;
+use crate::runtime::executor::Waiting;
+use crate::runtime::waker::TaskKey;
+
+/// Why a task produced no value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum JoinError {
+    /// The task was aborted ([`JoinHandle::abort`], [`JoinSet`](super::JoinSet)
+    /// dropped, or its host crashed) before it finished. Its future was
+    /// dropped, so its `Drop` guards ran.
+    Cancelled,
+    /// The task panicked.
+    Panicked {
+        /// The panic message.
+        message: String,
+        /// Where the panic was raised, when known.
+        location: Option<Site>,
+    },
+}
+
+impl JoinError {
+    /// Whether the task was aborted.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, JoinError::Cancelled)
+    }
+
+    /// Whether the task panicked.
+    pub fn is_panic(&self) -> bool {
+        matches!(self, JoinError::Panicked { .. })
+    }
+
+    /// The panic message, if the task panicked.
+    pub fn panic_message(&self) -> Option<&str> {
+        match self {
+            JoinError::Panicked { message, .. } => Some(message),
+            JoinError::Cancelled => None,
+        }
+    }
+}
+
+impl fmt::Display for JoinError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            JoinError::Cancelled => f.write_str("task was cancelled"),
+            JoinError::Panicked {
+                message,
+                location: Some(loc),
+            } => write!(f, "task panicked at {loc}: {message}"),
+            JoinError::Panicked { message, .. } => write!(f, "task panicked: {message}"),
+        }
+    }
+}
+
+impl std::error::Error for JoinError {}
+
+impl From<JoinError> for std::io::Error {
+    fn from(e: JoinError) -> std::io::Error {
+        std::io::Error::other(e)
+    }
+}
+
+/// An owned permission to await a task's result; a future of
+/// `Result<T, JoinError>`.
+///
+/// Dropping the handle detaches the task: it keeps running. If a detached
+/// task panics, nobody can observe the panic, so the run fails (see
+/// [`SimBuilder::unobserved_panics`](crate::SimBuilder::unobserved_panics)).
+pub struct JoinHandle<T> {
+    raw: Rc<dyn JoinTarget<T>>,
+    key: TaskKey,
+}
+
+impl<T> JoinHandle<T> {
+    pub(crate) fn new(raw: Rc<dyn JoinTarget<T>>, key: TaskKey) -> JoinHandle<T> {
+        JoinHandle { raw, key }
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.key.id
+    }
+
+    /// Aborts the task: its future is dropped at once (so its `Drop` guards
+    /// run now), and awaiting this handle yields [`JoinError::Cancelled`].
+    /// A no-op if the task already finished. A task aborting itself is
+    /// dropped as soon as its current poll returns.
+    pub fn abort(&self) {
+        context::try_with(|w| w.exec.abort(w, self.key));
+    }
+
+    /// Whether the task has ended (finished, panicked or been aborted).
+    pub fn is_finished(&self) -> bool {
+        self.raw.header().state() != State::Running
+    }
+
+    pub(crate) fn raw(&self) -> &Rc<dyn JoinTarget<T>> {
+        &self.raw
+    }
+}
+
+impl<T> Future for JoinHandle<T> {
+    type Output = Result<T, JoinError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let poll = self.raw.poll_join(cx);
+        if poll.is_pending() {
+            context::try_with(|w| w.exec.note_waiting(Waiting::Join(self.key.id)));
+        }
+        poll
+    }
+}
+
+impl<T> Drop for JoinHandle<T> {
+    fn drop(&mut self) {
+        let header = self.raw.header();
+        header.set_handle_dropped();
+        if header.state() == State::Panicked {
+            // The panic was stored for this handle and is now out of reach.
+            context::try_with(|w| w.exec.panic_unobserved(w, self.key.id));
+        }
+    }
+}
+
+impl<T> fmt::Debug for JoinHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JoinHandle")
+            .field("id", &self.key.id)
+            .field("finished", &self.is_finished())
+            .finish()
+    }
+}

@@ -1,0 +1,200 @@
+//! Text and JSON-lines forms of a trace.
+
+use std::fmt::{self, Write as _};
+
+use serde::Serialize;
+
+use super::{Event, EventKind, Trace};
+
+/// How [`Trace::render_with`] prints events.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RenderOptions {
+    /// Print the spawn site of each spawned task (default `true`).
+    pub spawn_sites: bool,
+    /// Include line numbers in spawn sites and panic locations (default
+    /// `true`). Snapshots turn them off so that editing a file does not
+    /// change every snapshot spawned from it.
+    pub line_numbers: bool,
+}
+
+impl Default for RenderOptions {
+    fn default() -> Self {
+        RenderOptions {
+            spawn_sites: true,
+            line_numbers: true,
+        }
+    }
+}
+
+impl RenderOptions {
+    /// Options for snapshots: spawn sites by file, without line numbers.
+    pub fn stable() -> Self {
+        RenderOptions {
+            spawn_sites: true,
+            line_numbers: false,
+        }
+    }
+}
+
+/// Width of the time column; times up to ~11 days stay aligned.
+const TIME_WIDTH: usize = 12;
+/// Width of the task column.
+const TASK_WIDTH: usize = 18;
+
+/// Appends the text form of one event to `out`, without a newline.
+pub(super) fn line(trace: &Trace, e: &Event, opts: &RenderOptions, out: &mut String) {
+    let who = match e.task {
+        Some(id) => trace.task_label(id),
+        None => "-".to_string(),
+    };
+    let _ = write!(out, "{:>TIME_WIDTH$}  {who:<TASK_WIDTH$} ", e.time);
+    let _ = describe(trace, &e.kind, opts, out);
+}
+
+/// Removes `:line[:column]` after every `.rs` in free text (failure
+/// messages name panic locations).
+fn strip_rs_lines(text: &str, opts: &RenderOptions) -> String {
+    if opts.line_numbers {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find(".rs:") {
+        out.push_str(&rest[..i + 3]);
+        rest = &rest[i + 3..];
+        // Skip up to two `:digits` groups.
+        for _ in 0..2 {
+            let digits = rest[1..].chars().take_while(char::is_ascii_digit).count();
+            if rest.starts_with(':') && digits > 0 {
+                rest = &rest[1 + digits..];
+            } else {
+                break;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn strip_line(loc: &str, opts: &RenderOptions) -> String {
+    if opts.line_numbers {
+        return loc.to_string();
+    }
+    // `file:line` or `file:line:col`: keep the file.
+    let mut s = loc;
+    while let Some((head, tail)) = s.rsplit_once(':') {
+        if tail.chars().all(|c| c.is_ascii_digit()) && !tail.is_empty() {
+            s = head;
+        } else {
+            break;
+        }
+    }
+    s.to_string()
+}
+
+fn describe(
+    trace: &Trace,
+    kind: &EventKind,
+    opts: &RenderOptions,
+    out: &mut String,
+) -> fmt::Result {
+    match kind {
+        EventKind::Spawn { child, name, site } => {
+            write!(out, "spawn {child}")?;
+            if let Some(name) = name {
+                write!(out, " {name}")?;
+            }
+            match site {
+                Some(site) if opts.spawn_sites && opts.line_numbers => write!(out, " at {site}")?,
+                Some(site) if opts.spawn_sites => write!(out, " at {}", site.file)?,
+                _ => {}
+            }
+            Ok(())
+        }
+        EventKind::Poll => out.write_str("poll"),
+        EventKind::Yield => out.write_str("yield"),
+        EventKind::Wake { target } => write!(out, "wake {}", trace.task_label(*target)),
+        EventKind::Finish => out.write_str("finish"),
+        EventKind::Panic { message, location } => {
+            out.write_str("panic")?;
+            if let Some(loc) = location {
+                write!(out, " at {}", strip_line(loc, opts))?;
+            }
+            write!(
+                out,
+                ": {}",
+                strip_rs_lines(&message.replace('\n', " / "), opts)
+            )
+        }
+        EventKind::Abort { target } => write!(out, "abort {}", trace.task_label(*target)),
+        EventKind::TimerSet { deadline } => write!(out, "timer set for {deadline}"),
+        EventKind::TimerFire { target } => match target {
+            Some(t) => write!(out, "timer fired for {}", trace.task_label(*t)),
+            None => out.write_str("timer fired"),
+        },
+        EventKind::User { message } => write!(out, "log: {}", message.replace('\n', " / ")),
+        EventKind::Failure { kind, message } => {
+            write!(out, "FAILED ({kind}): {}", strip_rs_lines(message, opts))
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct JsonLine<'a> {
+    #[serde(flatten)]
+    event: &'a Event,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    task_name: Option<&'a str>,
+}
+
+pub(super) fn to_jsonl(trace: &Trace) -> String {
+    let mut out = String::new();
+    for event in &trace.events {
+        let line = JsonLine {
+            event,
+            task_name: event.task.and_then(|t| trace.task_name(t)),
+        };
+        // Serializing plain data with string keys cannot fail.
+        out.push_str(&serde_json::to_string(&line).expect("trace events serialize"));
+        out.push('\n');
+    }
+    out
+}
+
+/// A trace file that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceParseError {
+    /// The line (from 1) that failed.
+    pub line: usize,
+    /// What was wrong with it.
+    pub message: String,
+}
+
+impl fmt::Display for TraceParseError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "trace line {} does not parse: {}; a trace file holds one JSON object per line, \
+             as written by `Trace::to_jsonl`",
+            self.line, self.message
+        )
+    }
+}
+
+impl std::error::Error for TraceParseError {}
+
+pub(super) fn from_jsonl(text: &str) -> Result<Trace, TraceParseError> {
+    let mut trace = Trace::default();
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let event: Event = serde_json::from_str(line).map_err(|e| TraceParseError {
+            line: i + 1,
+            message: e.to_string(),
+        })?;
+        trace.push(event);
+    }
+    Ok(trace)
+}

@@ -1,0 +1,115 @@
+//! The executor's hot path allocates nothing per step.
+//!
+//! A counting global allocator (in this test binary only) counts the
+//! allocations made by the simulation's thread. An allocation count is
+//! deterministic, unlike a wall time, so it belongs in a test.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::future::poll_fn;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use lockstep::prelude::*;
+
+struct Counting;
+
+thread_local! {
+    static ALLOCS: Cell<u64> = const { Cell::new(0) };
+}
+
+// SAFETY: delegates every call to the system allocator unchanged; the only
+// addition is a thread-local counter bump, which does not allocate (a
+// const-initialised `Cell<u64>` needs no lazy initialisation or destructor).
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as the caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCS.with(|c| c.set(c.get() + 1));
+        // SAFETY: same contract as the caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+fn allocs() -> u64 {
+    ALLOCS.with(Cell::get)
+}
+
+/// Two tasks handing a baton back and forth through wakers.
+async fn ping_pong(me: usize, turn: Rc<Cell<usize>>, wakers: Rc<[Cell<Option<Waker>>; 2]>, stop: Rc<Cell<bool>>) {
+    while !stop.get() {
+        poll_fn(|cx| {
+            if turn.get() == me || stop.get() {
+                Poll::Ready(())
+            } else {
+                wakers[me].set(Some(cx.waker().clone()));
+                Poll::Pending
+            }
+        })
+        .await;
+        turn.set(1 - me);
+        if let Some(w) = wakers[1 - me].take() {
+            w.wake();
+        }
+        sleep(Duration::from_micros(100)).await;
+    }
+}
+
+#[test]
+fn the_hot_path_allocates_nothing_per_step() {
+    for policy in [Policy::Random, Policy::Fifo] {
+        let outcome = Sim::builder()
+            .seed(42)
+            .policy(policy)
+            .verbosity(Verbosity::Off)
+            .build()
+            .run(async {
+                let stop = Rc::new(Cell::new(false));
+                let turn = Rc::new(Cell::new(0));
+                let wakers: Rc<[Cell<Option<Waker>>; 2]> = Rc::new([Cell::new(None), Cell::new(None)]);
+                let mut handles = Vec::new();
+                for me in 0..2 {
+                    handles.push(spawn(ping_pong(me, turn.clone(), wakers.clone(), stop.clone())));
+                }
+                for i in 0..4u64 {
+                    let stop = stop.clone();
+                    handles.push(spawn(async move {
+                        while !stop.get() {
+                            lockstep::task::yield_now().await;
+                            lockstep::task::yield_now().await;
+                            // Timers with equal and distinct deadlines.
+                            sleep(Duration::from_micros(250 * (i % 2 + 1))).await;
+                            let _ = timeout(Duration::from_secs(5), lockstep::task::yield_now()).await;
+                        }
+                    }));
+                }
+                // Warm up: let queues, the timer heap and the slab reach
+                // their working sizes.
+                sleep(Duration::from_millis(50)).await;
+                let steps_before = lockstep::random::u64(); // a draw: also allocation-free
+                let _ = steps_before;
+                let before = allocs();
+                sleep(Duration::from_millis(500)).await;
+                let during = allocs() - before;
+                stop.set(true);
+                for h in handles {
+                    h.await.unwrap();
+                }
+                during
+            });
+        let steps = outcome.stats().steps;
+        let during = outcome.into_result().unwrap();
+        assert!(steps > 10_000, "the window ran too few steps ({steps}) to mean anything");
+        assert_eq!(during, 0, "{policy}: {during} allocations in a warmed-up window");
+    }
+}

@@ -1,0 +1,200 @@
+//! Same seed, same run; different seeds, different schedules.
+
+use std::cell::Cell;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use lockstep::prelude::*;
+use lockstep::check::Divergence;
+
+/// The lost-update program of DESIGN.md with `n` workers.
+async fn lost_update(n: usize) {
+    let counter = Rc::new(Cell::new(0));
+    let tasks: Vec<_> = (0..n)
+        .map(|i| {
+            let c = counter.clone();
+            lockstep::task::Builder::new()
+                .name(format!("worker-{i}"))
+                .spawn(async move {
+                    let v = c.get();
+                    lockstep::task::yield_now().await;
+                    c.set(v + 1);
+                })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(counter.get(), n, "lost update");
+}
+
+fn run(seed: u64, n: usize) -> Outcome<()> {
+    Sim::new(seed).run(lost_update(n))
+}
+
+#[test]
+fn same_seed_gives_byte_identical_traces() {
+    for seed in [0u64, 1, 0x1a7, u64::MAX] {
+        let a = run(seed, 3);
+        let b = run(seed, 3);
+        assert_eq!(a.trace().render(), b.trace().render(), "seed {seed:#x}");
+        assert_eq!(a.trace().to_jsonl(), b.trace().to_jsonl());
+        assert_eq!(a.determinism_hash(), b.determinism_hash());
+        assert_eq!(a.stats(), b.stats());
+        assert!(a.trace().len() > 10, "the trace records the run");
+    }
+}
+
+#[test]
+fn same_seed_on_two_threads_at_once() {
+    let reference: Vec<String> = (0..40u64).map(|s| run(s, 4).trace().render()).collect();
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            std::thread::spawn(|| {
+                (0..40u64)
+                    .map(|s| run(s, 4).trace().render())
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for t in threads {
+        assert_eq!(t.join().unwrap(), reference);
+    }
+}
+
+#[test]
+fn different_seeds_give_different_schedules() {
+    let mut hashes: Vec<u64> = (0..50u64).map(|s| run(s, 4).determinism_hash()).collect();
+    hashes.sort();
+    hashes.dedup();
+    assert!(hashes.len() > 10, "only {} distinct schedules in 50 seeds", hashes.len());
+}
+
+#[test]
+fn lost_update_fails_for_some_seeds_and_replays() {
+    for workers in [2, 3] {
+        let failing: Vec<u64> = (0..200u64).filter(|&s| !run(s, workers).is_ok()).collect();
+        assert!(
+            !failing.is_empty() && failing.len() < 200,
+            "{workers} workers: {} of 200 seeds fail; a race must fail for some seeds only",
+            failing.len()
+        );
+        for &seed in &failing {
+            let a = run(seed, workers);
+            let b = run(seed, workers);
+            let (fa, fb) = (a.failure().unwrap(), b.failure().unwrap());
+            assert!(matches!(fa, Failure::Panic(_)), "{fa}");
+            assert_eq!(fa.to_string(), fb.to_string());
+            assert!(fa.to_string().contains("lost update"));
+            assert!(fa.to_string().contains(&format!("seed {seed:#x}")));
+            assert_eq!(a.trace().render(), b.trace().render());
+        }
+    }
+}
+
+#[test]
+fn lost_update_with_ten_workers_fails_for_nearly_every_seed() {
+    let failing = (0..200u64).filter(|&s| !run(s, 10).is_ok()).count();
+    assert!(failing >= 190, "only {failing} of 200 seeds fail with 10 workers");
+}
+
+#[test]
+fn fifo_policy_is_seed_independent() {
+    let fifo = |seed| {
+        Sim::builder()
+            .seed(seed)
+            .policy(Policy::Fifo)
+            .build()
+            .run(lost_update(3))
+    };
+    // The same schedule for every seed: only the seed in the failure differs.
+    let events = |o: &Outcome<()>| o.trace().events()[..o.trace().len() - 1].to_vec();
+    let (a, b) = (fifo(1), fifo(2));
+    assert_eq!(events(&a), events(&b));
+    assert!(!a.is_ok(), "FIFO runs every read before every write: the update is lost");
+}
+
+#[test]
+fn check_determinism_passes_a_deterministic_program() {
+    let outcome = Sim::check_determinism(0x2a, || async {
+        let a = spawn(async {
+            sleep(Duration::from_millis(3)).await;
+            lockstep::random::range(0..100u32)
+        });
+        let b = spawn(async { lockstep::random::u64() });
+        (a.await.unwrap(), b.await.unwrap())
+    });
+    assert!(outcome.is_ok(), "{:?}", outcome.failure());
+}
+
+#[test]
+fn check_determinism_names_the_first_diverging_event() {
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let outcome = Sim::check_determinism(7, || async {
+        // Process state leaking into the run: every other run yields once
+        // more. This is exactly what the check exists to catch.
+        let odd = RUNS.fetch_add(1, Ordering::SeqCst) % 2 == 1;
+        let t = spawn(async {});
+        if odd {
+            lockstep::task::yield_now().await;
+        }
+        t.await.unwrap();
+    });
+    let failure = outcome.failure().expect("the runs differ");
+    let Failure::NonDeterminism(report) = failure else {
+        panic!("expected non-determinism, got {failure}");
+    };
+    let Divergence::Diverged { event, .. } = &report.cause else {
+        panic!("expected a divergence");
+    };
+    assert!(event.is_some(), "the traces differ, so an event is named");
+    let text = failure.to_string();
+    assert!(text.contains("diverged at trace event"), "{text}");
+    assert!(text.contains("seed 0x7"), "{text}");
+    assert!(text.contains("first run:") && text.contains("second run:"), "{text}");
+}
+
+#[test]
+fn check_determinism_catches_a_hidden_random_difference() {
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let outcome = Sim::check_determinism(8, || async {
+        // Different numbers of random draws, invisible in the trace.
+        let draws = 1 + RUNS.fetch_add(1, Ordering::SeqCst) % 2;
+        for _ in 0..draws {
+            lockstep::random::u64();
+        }
+        spawn(async {}).await.unwrap();
+    });
+    let text = outcome.failure().expect("the hashes differ").to_string();
+    assert!(text.contains("non-determinism"), "{text}");
+}
+
+#[test]
+fn a_wake_from_another_thread_is_a_determinism_failure() {
+    use std::future::poll_fn;
+    use std::task::Poll;
+
+    let outcome = Sim::new(3).run(async {
+        let mut woken = false;
+        poll_fn(|cx| {
+            if woken {
+                return Poll::Ready(());
+            }
+            woken = true;
+            let waker = cx.waker().clone();
+            std::thread::Builder::new()
+                .name("intruder".into())
+                .spawn(move || waker.wake())
+                .unwrap()
+                .join()
+                .unwrap();
+            Poll::Pending
+        })
+        .await;
+    });
+    let failure = outcome.failure().expect("a foreign wake fails the run");
+    assert!(matches!(failure, Failure::NonDeterminism(_)), "{failure}");
+    let text = failure.to_string();
+    assert!(text.contains("thread 'intruder'"), "{text}");
+    assert!(text.contains("#0 main"), "{text}");
+}

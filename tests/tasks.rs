@@ -1,0 +1,245 @@
+//! Tasks: spawn, join, abort (with Drop running), JoinSet, ids.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+
+use lockstep::prelude::*;
+use lockstep::task::{self, Builder};
+
+/// Sets its flag when dropped: a stand-in for cleanup-on-cancel code.
+struct Guard(Rc<Cell<bool>>);
+impl Drop for Guard {
+    fn drop(&mut self) {
+        self.0.set(true);
+        lockstep::trace!("guard dropped");
+    }
+}
+
+#[test]
+fn abort_drops_the_future_at_once_and_runs_its_drop_guards() {
+    let outcome = Sim::new(1).run(async {
+        let cleaned = Rc::new(Cell::new(false));
+        let flag = cleaned.clone();
+        let h = Builder::new().name("victim").spawn(async move {
+            let _guard = Guard(flag);
+            sleep(Duration::from_secs(60)).await;
+            "finished"
+        });
+        sleep(Duration::from_secs(1)).await;
+        assert!(!cleaned.get());
+        assert!(!h.is_finished());
+        h.abort();
+        assert!(cleaned.get(), "Drop ran inside abort()");
+        assert!(h.is_finished());
+        let res = h.await;
+        (res, Instant::now())
+    });
+    let trace = outcome.trace().render();
+    let (res, at) = outcome.into_result().unwrap();
+    assert_eq!(res, Err(JoinError::Cancelled));
+    // The abandoned 60 s sleep was cancelled with the task: the run ends at 1 s.
+    assert_eq!(at, Instant::START + Duration::from_secs(1));
+    assert!(trace.contains("abort #1 victim"), "{trace}");
+    assert!(trace.contains("log: guard dropped"), "{trace}");
+}
+
+#[test]
+fn aborting_a_finished_task_changes_nothing() {
+    let v = Sim::new(1)
+        .run(async {
+            let h = spawn(async { 5 });
+            sleep(Duration::from_secs(1)).await;
+            h.abort();
+            h.await
+        })
+        .into_result()
+        .unwrap();
+    assert_eq!(v, Ok(5));
+}
+
+#[test]
+fn a_task_can_abort_itself() {
+    let outcome = Sim::new(1).run(async {
+        let me: Rc<RefCell<Option<JoinHandle<()>>>> = Rc::default();
+        let me2 = me.clone();
+        let dropped = Rc::new(Cell::new(false));
+        let flag = dropped.clone();
+        let h = spawn(async move {
+            let _g = Guard(flag);
+            task::yield_now().await;
+            me2.borrow().as_ref().unwrap().abort();
+            task::yield_now().await;
+            unreachable!("aborted at the previous await");
+        });
+        *me.borrow_mut() = Some(h);
+        sleep(Duration::from_secs(1)).await;
+        let h = me.borrow_mut().take().unwrap();
+        (h.await, dropped.get())
+    });
+    let (res, dropped) = outcome.into_result().unwrap();
+    assert_eq!(res, Err(JoinError::Cancelled));
+    assert!(dropped);
+}
+
+#[test]
+fn tasks_may_hold_rc_and_refcell() {
+    let total = Sim::new(3)
+        .run(async {
+            let shared = Rc::new(RefCell::new(Vec::new()));
+            let hs: Vec<_> = (0..4)
+                .map(|i| {
+                    let s = shared.clone();
+                    spawn(async move {
+                        task::yield_now().await;
+                        s.borrow_mut().push(i);
+                    })
+                })
+                .collect();
+            for h in hs {
+                h.await.unwrap();
+            }
+            shared.borrow().iter().sum::<i32>()
+        })
+        .into_result()
+        .unwrap();
+    assert_eq!(total, 6);
+}
+
+#[test]
+fn task_ids_restart_at_zero_in_every_run() {
+    let ids = || {
+        Sim::new(1)
+            .run(async {
+                let main = task::id();
+                let child = spawn(async { task::id() });
+                let child_id = child.id();
+                (main, child_id, child.await.unwrap())
+            })
+            .into_result()
+            .unwrap()
+    };
+    let first = ids();
+    assert_eq!(first, ids());
+    assert_eq!(first.0, task::TaskId::MAIN);
+    assert_eq!(first.1.to_string(), "#1");
+    assert_eq!(first.1, first.2);
+}
+
+#[test]
+fn join_set_yields_in_completion_order() {
+    let out = Sim::new(8)
+        .run(async {
+            let mut set = JoinSet::new();
+            for (i, secs) in [4u64, 1, 3, 2].into_iter().enumerate() {
+                set.insert(Builder::new().name(format!("job-{i}")).spawn(async move {
+                    sleep(Duration::from_secs(secs)).await;
+                    secs
+                }));
+            }
+            let mut order = Vec::new();
+            while let Some(r) = set.join_next().await {
+                order.push((r.unwrap(), Instant::now()));
+            }
+            assert!(set.is_empty());
+            order
+        })
+        .into_result()
+        .unwrap();
+    let expected: Vec<_> = [1u64, 2, 3, 4]
+        .iter()
+        .map(|&s| (s, Instant::START + Duration::from_secs(s)))
+        .collect();
+    assert_eq!(out, expected);
+}
+
+#[test]
+fn dropping_a_join_set_aborts_its_tasks() {
+    let outcome = Sim::new(1).run(async {
+        let dropped = Rc::new(Cell::new(0));
+        let mut set = JoinSet::new();
+        struct Count(Rc<Cell<i32>>);
+        impl Drop for Count {
+            fn drop(&mut self) {
+                self.0.set(self.0.get() + 1);
+            }
+        }
+        for _ in 0..3 {
+            // Owned by the future from the start, polled or not.
+            let c = Count(dropped.clone());
+            set.spawn(async move {
+                let _c = c;
+                futures::future::pending::<()>().await
+            });
+        }
+        task::yield_now().await;
+        drop(set);
+        dropped.get()
+    });
+    // No leak report: the set's drop aborted them.
+    assert_eq!(outcome.into_result().unwrap(), 3);
+}
+
+#[test]
+fn join_set_results_include_panics_and_cancellations() {
+    let mut results = Sim::new(2)
+        .run(async {
+            let mut set = JoinSet::new();
+            set.spawn(async { Ok::<u8, ()>(1) });
+            set.spawn(async { panic!("bad job") });
+            let slow = set.spawn(async {
+                sleep(Duration::from_secs(9)).await;
+                Ok(3)
+            });
+            let _ = slow;
+            let first = set.join_next().await.unwrap();
+            let second = set.join_next().await.unwrap();
+            set.abort_all();
+            let third = set.join_next().await.unwrap();
+            assert!(set.join_next().await.is_none());
+            vec![first, second, third]
+        })
+        .into_result()
+        .unwrap();
+    let cancelled = results.pop().unwrap();
+    assert_eq!(cancelled, Err(JoinError::Cancelled));
+    assert!(results.iter().any(|r| r == &Ok(Ok(1))));
+    assert!(results.iter().any(|r| r.as_ref().is_err_and(|e| e.panic_message() == Some("bad job"))));
+}
+
+#[test]
+fn join_all_and_shutdown() {
+    let v = Sim::new(2)
+        .run(async {
+            let mut set = JoinSet::new();
+            for i in 0..5u32 {
+                set.spawn(async move {
+                    sleep(Duration::from_millis(100 * (5 - i as u64))).await;
+                    i
+                });
+            }
+            let all: Vec<u32> = set.join_all().await.into_iter().map(Result::unwrap).collect();
+            let mut other = JoinSet::new();
+            other.spawn(futures::future::pending::<()>());
+            other.shutdown().await;
+            (all, other.len())
+        })
+        .into_result()
+        .unwrap();
+    assert_eq!(v, (vec![4, 3, 2, 1, 0], 0));
+}
+
+#[test]
+fn nested_spawns_and_deep_chains() {
+    fn chain(depth: u32) -> JoinHandle<u32> {
+        spawn(async move {
+            if depth == 0 {
+                0
+            } else {
+                chain(depth - 1).await.unwrap() + 1
+            }
+        })
+    }
+    let outcome = Sim::new(4).run(async { chain(500).await.unwrap() });
+    assert_eq!(outcome.stats().tasks_spawned, 501);
+    assert_eq!(outcome.into_result().unwrap(), 500);
+}
