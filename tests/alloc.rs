@@ -46,7 +46,12 @@ fn allocs() -> u64 {
 }
 
 /// Two tasks handing a baton back and forth through wakers.
-async fn ping_pong(me: usize, turn: Rc<Cell<usize>>, wakers: Rc<[Cell<Option<Waker>>; 2]>, stop: Rc<Cell<bool>>) {
+async fn ping_pong(
+    me: usize,
+    turn: Rc<Cell<usize>>,
+    wakers: Rc<[Cell<Option<Waker>>; 2]>,
+    stop: Rc<Cell<bool>>,
+) {
     while !stop.get() {
         poll_fn(|cx| {
             if turn.get() == me || stop.get() {
@@ -76,10 +81,16 @@ fn the_hot_path_allocates_nothing_per_step() {
             .run(async {
                 let stop = Rc::new(Cell::new(false));
                 let turn = Rc::new(Cell::new(0));
-                let wakers: Rc<[Cell<Option<Waker>>; 2]> = Rc::new([Cell::new(None), Cell::new(None)]);
+                let wakers: Rc<[Cell<Option<Waker>>; 2]> =
+                    Rc::new([Cell::new(None), Cell::new(None)]);
                 let mut handles = Vec::new();
                 for me in 0..2 {
-                    handles.push(spawn(ping_pong(me, turn.clone(), wakers.clone(), stop.clone())));
+                    handles.push(spawn(ping_pong(
+                        me,
+                        turn.clone(),
+                        wakers.clone(),
+                        stop.clone(),
+                    )));
                 }
                 for i in 0..4u64 {
                     let stop = stop.clone();
@@ -89,7 +100,8 @@ fn the_hot_path_allocates_nothing_per_step() {
                             lockstep::task::yield_now().await;
                             // Timers with equal and distinct deadlines.
                             sleep(Duration::from_micros(250 * (i % 2 + 1))).await;
-                            let _ = timeout(Duration::from_secs(5), lockstep::task::yield_now()).await;
+                            let _ =
+                                timeout(Duration::from_secs(5), lockstep::task::yield_now()).await;
                         }
                     }));
                 }
@@ -109,7 +121,13 @@ fn the_hot_path_allocates_nothing_per_step() {
             });
         let steps = outcome.stats().steps;
         let during = outcome.into_result().unwrap();
-        assert!(steps > 10_000, "the window ran too few steps ({steps}) to mean anything");
-        assert_eq!(during, 0, "{policy}: {during} allocations in a warmed-up window");
+        assert!(
+            steps > 10_000,
+            "the window ran too few steps ({steps}) to mean anything"
+        );
+        assert_eq!(
+            during, 0,
+            "{policy}: {during} allocations in a warmed-up window"
+        );
     }
 }

@@ -4,8 +4,8 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use lockstep::prelude::*;
 use lockstep::check::Divergence;
+use lockstep::prelude::*;
 
 /// The lost-update program of DESIGN.md with `n` workers.
 async fn lost_update(n: usize) {
@@ -67,7 +67,11 @@ fn different_seeds_give_different_schedules() {
     let mut hashes: Vec<u64> = (0..50u64).map(|s| run(s, 4).determinism_hash()).collect();
     hashes.sort();
     hashes.dedup();
-    assert!(hashes.len() > 10, "only {} distinct schedules in 50 seeds", hashes.len());
+    assert!(
+        hashes.len() > 10,
+        "only {} distinct schedules in 50 seeds",
+        hashes.len()
+    );
 }
 
 #[test]
@@ -95,7 +99,10 @@ fn lost_update_fails_for_some_seeds_and_replays() {
 #[test]
 fn lost_update_with_ten_workers_fails_for_nearly_every_seed() {
     let failing = (0..200u64).filter(|&s| !run(s, 10).is_ok()).count();
-    assert!(failing >= 190, "only {failing} of 200 seeds fail with 10 workers");
+    assert!(
+        failing >= 190,
+        "only {failing} of 200 seeds fail with 10 workers"
+    );
 }
 
 #[test]
@@ -111,7 +118,10 @@ fn fifo_policy_is_seed_independent() {
     let events = |o: &Outcome<()>| o.trace().events()[..o.trace().len() - 1].to_vec();
     let (a, b) = (fifo(1), fifo(2));
     assert_eq!(events(&a), events(&b));
-    assert!(!a.is_ok(), "FIFO runs every read before every write: the update is lost");
+    assert!(
+        !a.is_ok(),
+        "FIFO runs every read before every write: the update is lost"
+    );
 }
 
 #[test]
@@ -151,7 +161,10 @@ fn check_determinism_names_the_first_diverging_event() {
     let text = failure.to_string();
     assert!(text.contains("diverged at trace event"), "{text}");
     assert!(text.contains("seed 0x7"), "{text}");
-    assert!(text.contains("first run:") && text.contains("second run:"), "{text}");
+    assert!(
+        text.contains("first run:") && text.contains("second run:"),
+        "{text}"
+    );
 }
 
 #[test]

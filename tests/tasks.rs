@@ -203,7 +203,10 @@ fn join_set_results_include_panics_and_cancellations() {
     let cancelled = results.pop().unwrap();
     assert_eq!(cancelled, Err(JoinError::Cancelled));
     assert!(results.iter().any(|r| r == &Ok(Ok(1))));
-    assert!(results.iter().any(|r| r.as_ref().is_err_and(|e| e.panic_message() == Some("bad job"))));
+    assert!(results.iter().any(|r| {
+        r.as_ref()
+            .is_err_and(|e| e.panic_message() == Some("bad job"))
+    }));
 }
 
 #[test]
@@ -217,7 +220,12 @@ fn join_all_and_shutdown() {
                     i
                 });
             }
-            let all: Vec<u32> = set.join_all().await.into_iter().map(Result::unwrap).collect();
+            let all: Vec<u32> = set
+                .join_all()
+                .await
+                .into_iter()
+                .map(Result::unwrap)
+                .collect();
             let mut other = JoinSet::new();
             other.spawn(futures::future::pending::<()>());
             other.shutdown().await;

@@ -12,7 +12,10 @@ fn secs(s: f64) -> Instant {
 }
 
 fn run<T>(f: impl std::future::Future<Output = T>) -> T {
-    Sim::new(11).run(f).into_result().unwrap_or_else(|e| panic!("{e}"))
+    Sim::new(11)
+        .run(f)
+        .into_result()
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
@@ -37,7 +40,11 @@ fn sleep_zero_completes_without_yielding() {
         Instant::now()
     });
     assert_eq!(*outcome.result().unwrap(), Instant::START);
-    assert_eq!(outcome.stats().steps, 1, "a due sleep never suspends the task");
+    assert_eq!(
+        outcome.stats().steps,
+        1,
+        "a due sleep never suspends the task"
+    );
 }
 
 #[test]
@@ -237,7 +244,10 @@ fn instant_arithmetic_and_display() {
     let t = secs(1.5);
     assert_eq!(t.to_string(), "1.500s");
     assert_eq!(format!("{:>8}", secs(0.25)), "  0.250s");
-    assert_eq!((Instant::START + Duration::from_micros(250)).to_string(), "0.000250s");
+    assert_eq!(
+        (Instant::START + Duration::from_micros(250)).to_string(),
+        "0.000250s"
+    );
     assert_eq!(t - secs(0.5), Duration::from_secs(1));
     assert_eq!(secs(0.5) - t, Duration::ZERO, "saturates like std");
     assert_eq!(t.checked_sub(Duration::from_secs(2)), None);
@@ -249,7 +259,14 @@ fn instant_arithmetic_and_display() {
 fn clock_apis_outside_a_simulation_say_so() {
     let err = std::panic::catch_unwind(Instant::now).unwrap_err();
     let msg = err.downcast_ref::<String>().unwrap();
-    assert!(msg.contains("`lockstep::time::Instant::now` was called outside a lockstep simulation"), "{msg}");
+    assert!(
+        msg.contains("`lockstep::time::Instant::now` was called outside a lockstep simulation"),
+        "{msg}"
+    );
     let err = std::panic::catch_unwind(|| sleep(Duration::from_secs(1))).unwrap_err();
-    assert!(err.downcast_ref::<String>().unwrap().contains("lockstep::time::sleep"));
+    assert!(
+        err.downcast_ref::<String>()
+            .unwrap()
+            .contains("lockstep::time::sleep")
+    );
 }

@@ -37,12 +37,19 @@ fn a_poll_that_never_returns_is_reported_then_aborts() {
         unreachable!("the watchdog aborts the process");
     }
     let out = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", "a_poll_that_never_returns_is_reported_then_aborts", "--nocapture"])
+        .args([
+            "--exact",
+            "a_poll_that_never_returns_is_reported_then_aborts",
+            "--nocapture",
+        ])
         .env(CHILD, "1")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "the child must not succeed: {stderr}");
+    assert!(
+        !out.status.success(),
+        "the child must not succeed: {stderr}"
+    );
     #[cfg(unix)]
     {
         use std::os::unix::process::ExitStatusExt;
@@ -53,7 +60,10 @@ fn a_poll_that_never_returns_is_reported_then_aborts() {
         "{stderr}"
     );
     assert!(stderr.contains("inside one poll"), "{stderr}");
-    assert!(stderr.contains("seed 0xbad, virtual time 2.000s"), "{stderr}");
+    assert!(
+        stderr.contains("seed 0xbad, virtual time 2.000s"),
+        "{stderr}"
+    );
     assert!(stderr.contains("watchdog(None)"), "{stderr}");
 }
 
