@@ -76,6 +76,7 @@ compile_error!(
 );
 
 pub mod check;
+mod harness;
 pub mod random;
 mod runtime;
 pub mod task;
@@ -86,6 +87,54 @@ pub use check::Failure;
 pub use runtime::{Outcome, Policy, Seed, SeedParseError, Severity, Sim, SimBuilder, Stats};
 pub use task::spawn;
 pub use trace::Verbosity;
+
+/// Runs an `async fn` test in a fresh simulation for each of many seeds.
+///
+/// ```no_run
+/// use lockstep::prelude::*;
+///
+/// #[lockstep::sim_test(seeds = 200)]
+/// async fn counter_is_atomic() {
+///     let counter = std::rc::Rc::new(std::cell::Cell::new(0));
+///     let tasks: Vec<_> = (0..10)
+///         .map(|_| {
+///             let c = counter.clone();
+///             spawn(async move { c.set(c.get() + 1) }) // no await between read and write
+///         })
+///         .collect();
+///     for t in tasks {
+///         t.await.unwrap();
+///     }
+///     assert_eq!(counter.get(), 10);
+/// }
+/// ```
+///
+/// The function becomes a `#[test]`. It may return `()` or
+/// `Result<(), E: Debug>` (an `Err` fails the seed), and keeps its other
+/// attributes (`#[ignore]`, `#[should_panic]`, docs).
+///
+/// | option | meaning | default |
+/// |---|---|---|
+/// | `seeds = N` | run seeds `base .. base+N` | 100 |
+/// | `seed = 0x1a7` | run this one seed (also `seed = "0x1a7"`) | |
+/// | `max_time = "30s"` | virtual time limit (`ns`, `us`, `ms`, `s`, `m`, `h`) | 1 hour |
+/// | `max_steps = N` | step limit | 1,000,000 |
+/// | `policy = "fifo"` | scheduling policy (or a `Policy` expression) | `"random"` |
+/// | `check_determinism` | run each seed twice and compare | off |
+///
+/// At the first failing seed the test panics with a report: the failure,
+/// the seed, the virtual time and steps, the last trace events, and the
+/// exact command that replays it (`LOCKSTEP_SEED=0x… cargo test -p … --test
+/// … -- name --exact`); the full trace is written under
+/// `target/lockstep/`. Environment variables override the attribute:
+///
+/// | variable | effect |
+/// |---|---|
+/// | `LOCKSTEP_SEED=0x1a7` | replay that one seed (traced) |
+/// | `LOCKSTEP_SEEDS=500` | run this many seeds |
+/// | `LOCKSTEP_SEED_BASE=n` or `=random` | start the seed range elsewhere (a nightly job explores fresh seeds) |
+/// | `LOCKSTEP_TRACE=path` | also write the failing or replayed seed's trace there (`.jsonl`: JSON lines) |
+pub use lockstep_macros::sim_test;
 
 /// Whether the calling code runs inside a lockstep simulation (on the
 /// simulation's thread). Lets code shared with production take a simulated
@@ -101,6 +150,7 @@ pub mod prelude {
     pub use crate::task::{JoinError, JoinHandle, JoinSet, spawn, yield_now};
     pub use crate::time::{Duration, Instant, interval, sleep, sleep_until, timeout};
     pub use crate::trace::Verbosity;
+    pub use lockstep_macros::sim_test;
 }
 
 /// The README's examples, compiled and run as doctests.
@@ -112,5 +162,8 @@ pub struct ReadmeDoctests;
 /// in any release.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::harness::snapshot::{AsTrace, snapshot_dir, stable_trace};
+    pub use crate::harness::{SimTest, TestMeta, TestOutput};
     pub use crate::trace::{user_event, user_events_enabled};
+    pub use insta;
 }

@@ -1,32 +1,12 @@
 //! Same seed, same run; different seeds, different schedules.
 
-use std::cell::Cell;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use lockstep::check::Divergence;
 use lockstep::prelude::*;
 
-/// The lost-update program of DESIGN.md with `n` workers.
-async fn lost_update(n: usize) {
-    let counter = Rc::new(Cell::new(0));
-    let tasks: Vec<_> = (0..n)
-        .map(|i| {
-            let c = counter.clone();
-            lockstep::task::Builder::new()
-                .name(format!("worker-{i}"))
-                .spawn(async move {
-                    let v = c.get();
-                    lockstep::task::yield_now().await;
-                    c.set(v + 1);
-                })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
-    }
-    assert_eq!(counter.get(), n, "lost update");
-}
+mod common;
+use common::lost_update;
 
 fn run(seed: u64, n: usize) -> Outcome<()> {
     Sim::new(seed).run(lost_update(n))

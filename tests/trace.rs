@@ -27,22 +27,12 @@ async fn racy_pair() {
     assert_eq!(counter.get(), 2, "lost update");
 }
 
-fn snapshot(name: &str, text: String) {
-    let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path("../snapshots");
-    settings.set_omit_expression(true);
-    settings.bind(|| insta::assert_snapshot!(name, text));
-}
-
 #[test]
 fn lost_update_trace_snapshot() {
     // Seed 0x1 loses the update: both workers read 0 before either writes.
     let outcome = Sim::new(0x1).run(racy_pair());
     assert!(outcome.failure().is_some());
-    snapshot(
-        "lost_update_seed_0x1",
-        outcome.trace().render_with(&RenderOptions::stable()),
-    );
+    lockstep::assert_trace_snapshot!("lost_update_seed_0x1", outcome);
 }
 
 #[test]

@@ -1,1 +1,334 @@
-//! placeholder
+//! `#[sim_test]`: the attribute behind `lockstep::sim_test`.
+//!
+//! Use it through the `lockstep` crate (`#[lockstep::sim_test]`); the
+//! expansion calls `::lockstep::__private`, so this crate does nothing alone.
+//!
+//! The attribute turns an `async fn` into a `#[test]` that runs the body in a
+//! fresh simulation for every seed, and on the first failing seed panics
+//! with a report that ends in the command that replays it. All attribute
+//! input is validated here, at compile time, with errors that point at the
+//! offending token and say what is accepted.
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Expr, ExprLit, ItemFn, Lit, LitStr, ReturnType, parse_macro_input};
+
+const OPTIONS: &str = "seed, seeds, max_time, max_steps, policy, faults, check_determinism";
+
+/// Runs an `async fn` test in lockstep simulations, one per seed.
+///
+/// See the `lockstep::sim_test` documentation for the options.
+#[proc_macro_attribute]
+pub fn sim_test(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let mut options = Options::default();
+    let parser = syn::meta::parser(|meta| options.parse(meta));
+    parse_macro_input!(attr with parser);
+    let func = parse_macro_input!(item as ItemFn);
+    match expand(options, func) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
+}
+
+#[derive(Default)]
+struct Options {
+    seed: Option<(u64, Span)>,
+    seeds: Option<(u64, Span)>,
+    max_time: Option<u64>,
+    max_steps: Option<u64>,
+    policy: Option<TokenStream2>,
+    faults: Option<Expr>,
+    check_determinism: Option<bool>,
+}
+
+fn once<T>(slot: &Option<T>, meta: &syn::meta::ParseNestedMeta) -> syn::Result<()> {
+    if slot.is_some() {
+        let name = meta
+            .path
+            .get_ident()
+            .map(|i| i.to_string())
+            .unwrap_or_default();
+        return Err(meta.error(format!("option `{name}` is given twice")));
+    }
+    Ok(())
+}
+
+fn int_lit(expr: &Expr, what: &str) -> syn::Result<u64> {
+    match expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Int(i), ..
+        }) => i.base10_parse::<u64>().map_err(|_| {
+            syn::Error::new(
+                i.span(),
+                format!("{what} must be a whole number that fits in 64 bits"),
+            )
+        }),
+        other => Err(syn::Error::new(
+            other.span(),
+            format!(
+                "{what} must be a whole number literal, e.g. `{}`",
+                example(what)
+            ),
+        )),
+    }
+}
+
+fn example(what: &str) -> &'static str {
+    match what {
+        "seeds" => "seeds = 500",
+        "max_steps" => "max_steps = 100_000",
+        _ => "seed = 0x1a7",
+    }
+}
+
+/// Parses `0x1a7`, `423`, `1_000` like `lockstep::Seed`'s `FromStr`.
+fn parse_seed_str(s: &str) -> Option<u64> {
+    let t: String = s.trim().chars().filter(|&c| c != '_').collect();
+    match t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => t.parse().ok(),
+    }
+}
+
+/// Parses `"500ms"`, `"30s"`, `"1.5s"`, `"2m"`, `"1h"`, `"250us"`, `"10ns"`
+/// into nanoseconds.
+fn parse_duration(s: &str) -> Option<u64> {
+    let s = s.trim();
+    let split = s.find(|c: char| c.is_ascii_alphabetic())?;
+    let (num, unit) = s.split_at(split);
+    let num: f64 = num.trim().parse().ok()?;
+    let scale = match unit {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" | "min" => 60e9,
+        "h" => 3600e9,
+        _ => return None,
+    };
+    let nanos = num * scale;
+    (num.is_finite() && nanos >= 1.0 && nanos < u64::MAX as f64).then_some(nanos as u64)
+}
+
+impl Options {
+    fn parse(&mut self, meta: syn::meta::ParseNestedMeta) -> syn::Result<()> {
+        let key = meta
+            .path
+            .get_ident()
+            .map(|i| i.to_string())
+            .unwrap_or_default();
+        match key.as_str() {
+            "seed" => {
+                once(&self.seed, &meta)?;
+                let expr: Expr = meta.value()?.parse()?;
+                let seed = match &expr {
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Str(s), ..
+                    }) => parse_seed_str(&s.value()).ok_or_else(|| {
+                        syn::Error::new(
+                            s.span(),
+                            "invalid seed: a seed is a 64-bit unsigned integer, in hex with a \
+                                 0x prefix (\"0x1a7\") or in decimal (\"423\")",
+                        )
+                    })?,
+                    other => int_lit(other, "seed")?,
+                };
+                if let Some((_, span)) = self.seeds {
+                    return Err(syn::Error::new(span, SEED_AND_SEEDS));
+                }
+                self.seed = Some((seed, expr.span()));
+            }
+            "seeds" => {
+                once(&self.seeds, &meta)?;
+                let expr: Expr = meta.value()?.parse()?;
+                let n = int_lit(&expr, "seeds")?;
+                if n == 0 {
+                    return Err(syn::Error::new(expr.span(), "seeds must be at least 1"));
+                }
+                if self.seed.is_some() {
+                    return Err(syn::Error::new(expr.span(), SEED_AND_SEEDS));
+                }
+                self.seeds = Some((n, expr.span()));
+            }
+            "max_time" => {
+                once(&self.max_time, &meta)?;
+                let lit: LitStr = meta.value()?.parse().map_err(|e| {
+                    syn::Error::new(e.span(), "max_time takes a string such as \"30s\"")
+                })?;
+                let nanos = parse_duration(&lit.value()).ok_or_else(|| {
+                    syn::Error::new(
+                        lit.span(),
+                        format!(
+                            "invalid max_time {:?}: expected a positive duration such as \
+                             \"500ms\", \"30s\", \"1.5s\", \"2m\" or \"1h\" (units: ns, us, ms, s, m, h)",
+                            lit.value()
+                        ),
+                    )
+                })?;
+                self.max_time = Some(nanos);
+            }
+            "max_steps" => {
+                once(&self.max_steps, &meta)?;
+                let expr: Expr = meta.value()?.parse()?;
+                let n = int_lit(&expr, "max_steps")?;
+                if n == 0 {
+                    return Err(syn::Error::new(expr.span(), "max_steps must be at least 1"));
+                }
+                self.max_steps = Some(n);
+            }
+            "policy" => {
+                once(&self.policy, &meta)?;
+                let expr: Expr = meta.value()?.parse()?;
+                self.policy = Some(match &expr {
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Str(s), ..
+                    }) => match s.value().as_str() {
+                        "random" => quote_spanned!(s.span()=> ::lockstep::Policy::Random),
+                        "fifo" => quote_spanned!(s.span()=> ::lockstep::Policy::Fifo),
+                        other => {
+                            return Err(syn::Error::new(
+                                s.span(),
+                                format!(
+                                    "unknown policy {other:?}: expected \"random\" or \"fifo\" \
+                                     (or an expression of type lockstep::Policy)"
+                                ),
+                            ));
+                        }
+                    },
+                    other => quote!(#other),
+                });
+            }
+            "faults" => {
+                once(&self.faults, &meta)?;
+                self.faults = Some(meta.value()?.parse()?);
+            }
+            "check_determinism" => {
+                once(&self.check_determinism, &meta)?;
+                let on = if meta.input.peek(syn::Token![=]) {
+                    match meta.value()?.parse::<Expr>()? {
+                        Expr::Lit(ExprLit {
+                            lit: Lit::Bool(b), ..
+                        }) => b.value,
+                        other => {
+                            return Err(syn::Error::new(
+                                other.span(),
+                                "check_determinism takes no value, or `true`/`false`",
+                            ));
+                        }
+                    }
+                } else {
+                    true
+                };
+                self.check_determinism = Some(on);
+            }
+            _ => {
+                let path = &meta.path;
+                return Err(meta.error(format!(
+                    "unknown option `{}`: #[sim_test] accepts {OPTIONS}",
+                    quote!(#path).to_string().replace(' ', "")
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+const SEED_AND_SEEDS: &str =
+    "`seed` (one fixed seed) and `seeds` (how many seeds to run) cannot be combined";
+
+fn expand(options: Options, func: ItemFn) -> syn::Result<TokenStream2> {
+    let ItemFn {
+        attrs,
+        vis,
+        sig,
+        block,
+        ..
+    } = func;
+    if sig.asyncness.is_none() {
+        return Err(syn::Error::new(
+            sig.fn_token.span(),
+            "#[sim_test] goes on an `async fn`: the body runs as the main task of a simulation",
+        ));
+    }
+    if !sig.inputs.is_empty() {
+        return Err(syn::Error::new(
+            sig.inputs.span(),
+            "a #[sim_test] function takes no arguments",
+        ));
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        return Err(syn::Error::new(
+            sig.generics.span(),
+            "a #[sim_test] function cannot be generic",
+        ));
+    }
+    if let Some(attr) = attrs.iter().find(|a| a.path().is_ident("test")) {
+        return Err(syn::Error::new(
+            attr.span(),
+            "remove #[test]: #[sim_test] already makes the function a test",
+        ));
+    }
+    let ignored = attrs.iter().any(|a| a.path().is_ident("ignore"));
+    let name = &sig.ident;
+    let output = match &sig.output {
+        ReturnType::Default => quote!(),
+        ReturnType::Type(arrow, ty) => quote!(#arrow #ty),
+    };
+    // Outside test builds the `#[test]` function is compiled away, and with
+    // it the bound on the return type; check it here too, so the error shows
+    // wherever the code is compiled (and exactly once).
+    let output_check = match &sig.output {
+        ReturnType::Default => quote!(),
+        ReturnType::Type(_, ty) => quote_spanned! {ty.span()=>
+            #[cfg(not(test))]
+            const _: fn() = || {
+                fn returns_a_test_output<T: ::lockstep::__private::TestOutput>() {}
+                returns_a_test_output::<#ty>();
+            };
+        },
+    };
+
+    let mut calls = Vec::new();
+    if let Some((seed, _)) = options.seed {
+        calls.push(quote!(.seed(::lockstep::Seed(#seed))));
+    }
+    if let Some((n, _)) = options.seeds {
+        calls.push(quote!(.seeds(#n)));
+    }
+    if let Some(nanos) = options.max_time {
+        calls.push(quote!(.max_virtual_time(::lockstep::time::Duration::from_nanos(#nanos))));
+    }
+    if let Some(n) = options.max_steps {
+        calls.push(quote!(.max_steps(#n)));
+    }
+    if let Some(p) = options.policy {
+        calls.push(quote!(.policy(#p)));
+    }
+    if let Some(f) = options.faults {
+        calls.push(quote_spanned!(f.span()=> .faults(#f)));
+    }
+    if let Some(on) = options.check_determinism {
+        calls.push(quote!(.check_determinism(#on)));
+    }
+
+    Ok(quote! {
+        #output_check
+        #[::core::prelude::v1::test]
+        #(#attrs)*
+        #vis fn #name() {
+            async fn __lockstep_test_body() #output #block
+            ::lockstep::__private::SimTest::new(::lockstep::__private::TestMeta {
+                name: ::core::stringify!(#name),
+                module_path: ::core::module_path!(),
+                file: ::core::file!(),
+                package: ::core::env!("CARGO_PKG_NAME"),
+                crate_name: ::core::env!("CARGO_CRATE_NAME"),
+                ignored: #ignored,
+            })
+            #(#calls)*
+            .run(__lockstep_test_body);
+        }
+    })
+}

@@ -2,7 +2,6 @@
 //! seed tried; failing seeds replay; one trace per scenario is snapshotted.
 
 use lockstep::Seed;
-use lockstep::trace::RenderOptions;
 use sim_scenarios::Expect;
 
 const SEEDS: u64 = 200;
@@ -41,18 +40,13 @@ fn buggy_variants_are_caught_and_fixed_variants_pass() {
 
 #[test]
 fn scenario_trace_snapshots() {
-    let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path("../../snapshots");
-    settings.set_omit_expression(true);
-    settings.bind(|| {
-        for scenario in sim_scenarios::all() {
-            for variant in scenario.variants {
-                let outcome = variant.run_seed(Seed(1));
-                insta::assert_snapshot!(
-                    format!("{}-{}-seed-0x1", scenario.name, variant.name),
-                    outcome.trace().render_with(&RenderOptions::stable())
-                );
-            }
+    for scenario in sim_scenarios::all() {
+        for variant in scenario.variants {
+            let outcome = variant.run_seed(Seed(1));
+            lockstep::assert_trace_snapshot!(
+                format!("{}-{}-seed-0x1", scenario.name, variant.name),
+                outcome
+            );
         }
-    });
+    }
 }

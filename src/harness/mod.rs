@@ -1,0 +1,229 @@
+//! The test harness behind `#[sim_test]`.
+//!
+//! The macro expands a test into `SimTest::new(meta).<options>.run(body)`.
+//! `run` decides which seeds to try (the attribute's `seed`/`seeds`, the
+//! `LOCKSTEP_*` variables of [`env`]), runs them one after another, and
+//! stops at the first failing seed with a report that ends in the command
+//! replaying it ([`report`]).
+//!
+//! Speed and faithfulness at once: the seeds are explored with tracing off
+//! (the determinism hash is still kept); a failing seed is then run again
+//! with full tracing to produce its trace, and the two runs' hashes must
+//! match, so the trace shown is the trace of the run that failed, and a
+//! seed that does not replay is reported as non-determinism instead.
+//!
+//! Seeds are `base, base+1, …, base+n-1`, with `base` 0 unless
+//! `LOCKSTEP_SEED_BASE` says otherwise: the same seeds on every run, so CI
+//! is reproducible, and a nightly job can explore fresh ones.
+
+use std::future::Future;
+
+use crate::runtime::{Outcome, Policy, Seed, Sim, SimBuilder};
+use crate::time::Duration;
+use crate::trace::Verbosity;
+
+pub(crate) mod env;
+pub(crate) mod report;
+pub(crate) mod snapshot;
+
+use report::Cause;
+
+/// Seeds a `#[sim_test]` runs when nothing says otherwise.
+pub(crate) const DEFAULT_SEEDS: u64 = 100;
+
+/// What the macro knows about the test it expanded.
+#[derive(Debug, Clone, Copy)]
+pub struct TestMeta {
+    /// The function's name.
+    pub name: &'static str,
+    /// `module_path!()` inside the test function.
+    pub module_path: &'static str,
+    /// `file!()` of the test.
+    pub file: &'static str,
+    /// `CARGO_PKG_NAME` of the test's package.
+    pub package: &'static str,
+    /// `CARGO_CRATE_NAME` of the test's crate.
+    pub crate_name: &'static str,
+    /// Whether the test carries `#[ignore]`.
+    pub ignored: bool,
+}
+
+/// What a test body may return: `()` or `Result<(), E: Debug>`.
+#[diagnostic::on_unimplemented(
+    message = "a #[sim_test] function returns `()` or `Result<(), E>` with `E: Debug`, not `{Self}`",
+    label = "this is the test's return type"
+)]
+pub trait TestOutput {
+    /// `Err` with the error's `Debug` text if the test failed.
+    fn into_test_result(self) -> Result<(), String>;
+}
+
+impl TestOutput for () {
+    fn into_test_result(self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+impl<E: std::fmt::Debug> TestOutput for Result<(), E> {
+    fn into_test_result(self) -> Result<(), String> {
+        self.map_err(|e| format!("{e:?}"))
+    }
+}
+
+/// One `#[sim_test]`: its settings, then [`SimTest::run`].
+#[must_use = "a SimTest does nothing until `run` is called"]
+pub struct SimTest {
+    meta: TestMeta,
+    builder: SimBuilder,
+    seed: Option<Seed>,
+    seeds: Option<u64>,
+    check_determinism: bool,
+}
+
+impl SimTest {
+    /// A test with default settings.
+    pub fn new(meta: TestMeta) -> SimTest {
+        SimTest {
+            meta,
+            builder: Sim::builder(),
+            seed: None,
+            seeds: None,
+            check_determinism: false,
+        }
+    }
+
+    /// Runs only this seed.
+    pub fn seed(mut self, seed: Seed) -> Self {
+        self.seed = Some(seed);
+        self
+    }
+
+    /// Runs this many seeds.
+    pub fn seeds(mut self, n: u64) -> Self {
+        self.seeds = Some(n);
+        self
+    }
+
+    /// See [`SimBuilder::max_virtual_time`].
+    pub fn max_virtual_time(mut self, limit: Duration) -> Self {
+        self.builder = self.builder.max_virtual_time(limit);
+        self
+    }
+
+    /// See [`SimBuilder::max_steps`].
+    pub fn max_steps(mut self, steps: u64) -> Self {
+        self.builder = self.builder.max_steps(steps);
+        self
+    }
+
+    /// See [`SimBuilder::policy`].
+    pub fn policy(mut self, policy: Policy) -> Self {
+        self.builder = self.builder.policy(policy);
+        self
+    }
+
+    /// Runs every seed twice and fails on any difference.
+    pub fn check_determinism(mut self, on: bool) -> Self {
+        self.check_determinism = on;
+        self
+    }
+
+    fn run_seed<F, Fut>(
+        &self,
+        seed: Seed,
+        verbosity: Verbosity,
+        body: &F,
+    ) -> Outcome<Result<(), String>>
+    where
+        F: Fn() -> Fut,
+        Fut: Future,
+        Fut::Output: TestOutput,
+    {
+        let sim = self.builder.clone().seed(seed).verbosity(verbosity).build();
+        let make = || {
+            let fut = body();
+            async move { fut.await.into_test_result() }
+        };
+        if self.check_determinism {
+            sim.run_checking_determinism(make)
+        } else {
+            sim.run(make())
+        }
+    }
+
+    /// Runs the test for every seed; panics with a report at the first
+    /// failing one.
+    #[track_caller]
+    pub fn run<F, Fut>(self, body: F)
+    where
+        F: Fn() -> Fut,
+        Fut: Future,
+        Fut::Output: TestOutput,
+    {
+        let env = match env::Env::read() {
+            Ok(env) => env,
+            Err(e) => panic!("lockstep: {e}"),
+        };
+        let seeds: Vec<Seed> = if let Some(seed) = env.seed.or(self.seed) {
+            vec![seed]
+        } else {
+            let n = env.seeds.or(self.seeds).unwrap_or(DEFAULT_SEEDS);
+            let base = env.base.unwrap_or_default().0;
+            (0..n).map(|i| Seed(base.wrapping_add(i))).collect()
+        };
+        // One seed: trace it from the start (it is a replay, or the test's
+        // only seed). Many: explore untraced, trace only a failure.
+        let explore = if seeds.len() == 1 {
+            Verbosity::Full
+        } else {
+            Verbosity::Off
+        };
+        for (i, &seed) in seeds.iter().enumerate() {
+            let outcome = self.run_seed(seed, explore, &body);
+            let cause = match outcome.result() {
+                Ok(Ok(())) => continue,
+                Ok(Err(e)) => Cause::Returned(e.clone()),
+                Err(f) => Cause::Failure(f.clone()),
+            };
+            let (traced, cause) = if explore == Verbosity::Full {
+                (outcome, cause)
+            } else {
+                let traced = self.run_seed(seed, Verbosity::Full, &body);
+                let same = traced.determinism_hash() == outcome.determinism_hash();
+                let cause = if same {
+                    cause
+                } else {
+                    Cause::ReplayDiverged {
+                        first: describe(&cause),
+                    }
+                };
+                (traced, cause)
+            };
+            let file = report::write_failure_traces(&self.meta, seed, traced.trace());
+            if let Some(path) = &env.trace {
+                if let Err(e) = report::write_trace(path, traced.trace()) {
+                    eprintln!("lockstep: LOCKSTEP_TRACE={}: {e}", path.display());
+                }
+            }
+            panic!(
+                "{}",
+                report::render(&self.meta, seed, (i, seeds.len()), &cause, &traced, &file)
+            );
+        }
+        if let (Some(path), [seed]) = (&env.trace, seeds.as_slice()) {
+            // A replayed seed that passed: still write its trace, as asked.
+            let traced = self.run_seed(*seed, Verbosity::Full, &body);
+            if let Err(e) = report::write_trace(path, traced.trace()) {
+                panic!("lockstep: LOCKSTEP_TRACE={}: {e}", path.display());
+            }
+        }
+    }
+}
+
+fn describe(cause: &Cause) -> String {
+    match cause {
+        Cause::Failure(f) => f.to_string().lines().next().unwrap_or_default().to_string(),
+        Cause::Returned(e) => format!("the test returned an error: {e}"),
+        Cause::ReplayDiverged { first } => first.clone(),
+    }
+}

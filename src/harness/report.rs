@@ -1,0 +1,235 @@
+//! What a failing `#[sim_test]` prints, and the command that replays it.
+//!
+//! The report lists, in this order: the failure, the seed, the virtual time
+//! and step count, the last events of the trace, and the exact command that
+//! replays the seed; then where the full trace was written. The replay
+//! command is built from what the macro captured at the test's definition
+//! (`CARGO_PKG_NAME`, `CARGO_CRATE_NAME`, `file!()`, `module_path!()`), so
+//! it selects exactly this test in exactly this target.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+use super::TestMeta;
+use crate::check::Failure;
+use crate::runtime::{Outcome, Seed};
+use crate::trace::Trace;
+
+/// How many trace events a report shows.
+pub(crate) const TAIL: usize = 25;
+
+/// Why a seed failed.
+pub(crate) enum Cause {
+    /// The run failed.
+    Failure(Failure),
+    /// The test body returned `Err`.
+    Returned(String),
+    /// The traced replay of the failing seed did not match the first run.
+    ReplayDiverged { first: String },
+}
+
+impl TestMeta {
+    /// The test's path as libtest names it (`tests::my_test`, or `my_test`
+    /// at a crate root).
+    pub(crate) fn test_path(&self) -> String {
+        match self.module_path.split_once("::") {
+            Some((_, rest)) => format!("{rest}::{}", self.name),
+            None => self.name.to_string(),
+        }
+    }
+
+    /// The cargo target selector: `--lib`, `--bin NAME` or `--test NAME`.
+    pub(crate) fn target(&self) -> String {
+        let file = self.file.replace('\\', "/");
+        if let Some(bin) = file.split("src/bin/").nth(1) {
+            let stem = bin.split('/').next().unwrap_or(bin);
+            return format!("--bin {}", stem.trim_end_matches(".rs"));
+        }
+        if self.crate_name == self.package.replace('-', "_") {
+            if file.ends_with("src/main.rs") {
+                return format!("--bin {}", self.package);
+            }
+            return "--lib".to_string();
+        }
+        // An integration test: `tests/NAME.rs` or `tests/NAME/main.rs`. The
+        // target name keeps dashes that the crate name turned into `_`.
+        let under_tests = file.rsplit_once("tests/").map(|(_, rest)| {
+            rest.split('/')
+                .next()
+                .unwrap_or(rest)
+                .trim_end_matches(".rs")
+        });
+        match under_tests {
+            Some(t) if t.replace('-', "_") == self.crate_name => format!("--test {t}"),
+            _ => format!("--test {}", self.crate_name),
+        }
+    }
+
+    /// The command that reruns `seed` of this test alone.
+    pub(crate) fn replay_command(&self, seed: Seed) -> String {
+        format!(
+            "LOCKSTEP_SEED={seed} cargo test -p {} {} -- {} --exact{}",
+            self.package,
+            self.target(),
+            self.test_path(),
+            if self.ignored {
+                " --include-ignored"
+            } else {
+                ""
+            }
+        )
+    }
+
+    fn file_stem(&self, seed: Seed) -> String {
+        format!(
+            "{}__{}-{seed}",
+            self.crate_name,
+            self.test_path().replace("::", "__")
+        )
+    }
+}
+
+/// Where trace files go: `<target dir>/lockstep/`. The target directory is
+/// the nearest ancestor of the test binary that cargo marked with
+/// `CACHEDIR.TAG` (so `CARGO_TARGET_DIR` and custom profiles just work).
+pub(crate) fn trace_dir() -> PathBuf {
+    let exe = std::env::current_exe().ok();
+    let target = exe
+        .as_deref()
+        .and_then(|e| e.ancestors().find(|a| a.join("CACHEDIR.TAG").is_file()))
+        .map(Path::to_path_buf)
+        .unwrap_or_else(std::env::temp_dir);
+    target.join("lockstep")
+}
+
+/// Writes a trace as text, or as JSON lines if `path` ends in `.jsonl`.
+pub(crate) fn write_trace(path: &Path, trace: &Trace) -> std::io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let text = if path.extension().is_some_and(|e| e == "jsonl") {
+        trace.to_jsonl()
+    } else {
+        trace.render()
+    };
+    std::fs::write(path, text)
+}
+
+/// Writes both forms of the failing seed's trace; returns the text path, or
+/// why it could not be written.
+pub(crate) fn write_failure_traces(
+    meta: &TestMeta,
+    seed: Seed,
+    trace: &Trace,
+) -> Result<PathBuf, String> {
+    let dir = trace_dir();
+    let stem = meta.file_stem(seed);
+    let text = dir.join(format!("{stem}.txt"));
+    let jsonl = dir.join(format!("{stem}.jsonl"));
+    write_trace(&text, trace)
+        .and_then(|()| write_trace(&jsonl, trace))
+        .map_err(|e| format!("could not write the trace under {}: {e}", dir.display()))?;
+    Ok(text)
+}
+
+/// The report of a failing seed.
+pub(crate) fn render<T>(
+    meta: &TestMeta,
+    seed: Seed,
+    tried: (usize, usize),
+    cause: &Cause,
+    traced: &Outcome<T>,
+    trace_file: &Result<PathBuf, String>,
+) -> String {
+    let mut r = String::new();
+    let (index, total) = tried;
+    let _ = writeln!(
+        r,
+        "lockstep: `{}` failed for seed {seed} (seed {} of {total} tried)\n",
+        meta.test_path(),
+        index + 1
+    );
+    let failure = match cause {
+        Cause::Failure(f) => f.to_string(),
+        Cause::Returned(e) => format!("the test returned an error: {e}"),
+        Cause::ReplayDiverged { first } => format!(
+            "non-determinism: the seed failed ({first}), but replaying it with tracing on took \
+             a different path; something outside the seed reached the run (wall-clock time, \
+             thread_rng, HashMap order, another thread)"
+        ),
+    };
+    for line in failure.lines() {
+        let _ = writeln!(r, "  {line}");
+    }
+    let stats = traced.stats();
+    let _ = writeln!(r, "\n  seed:          {seed}");
+    let _ = writeln!(
+        r,
+        "  virtual time:  {} after {} steps",
+        crate::time::format_duration(stats.virtual_time),
+        stats.steps
+    );
+    let _ = writeln!(r, "\n  last events:");
+    for line in traced.trace().render_tail(TAIL).lines() {
+        let _ = writeln!(r, "    {line}");
+    }
+    let _ = writeln!(r, "\n  replay:        {}", meta.replay_command(seed));
+    match trace_file {
+        Ok(path) => {
+            let _ = writeln!(r, "  full trace:    {} (and .jsonl)", path.display());
+        }
+        Err(e) => {
+            let _ = writeln!(r, "  full trace:    {e}");
+        }
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn meta(
+        file: &'static str,
+        module_path: &'static str,
+        package: &'static str,
+        krate: &'static str,
+    ) -> TestMeta {
+        TestMeta {
+            name: "my_test",
+            module_path,
+            file,
+            package,
+            crate_name: krate,
+            ignored: false,
+        }
+    }
+
+    #[test]
+    fn replay_commands_select_the_right_target() {
+        let integration = meta("tests/race.rs", "race", "lockstep", "race");
+        assert_eq!(
+            integration.replay_command(Seed(0x1a7)),
+            "LOCKSTEP_SEED=0x1a7 cargo test -p lockstep --test race -- my_test --exact"
+        );
+        let dashed = meta("app/tests/my-race.rs", "my_race::nested", "app", "my_race");
+        assert_eq!(dashed.target(), "--test my-race");
+        assert_eq!(dashed.test_path(), "nested::my_test");
+        let dir = meta("tests/suite/main.rs", "suite", "app", "suite");
+        assert_eq!(dir.target(), "--test suite");
+        let included = meta("tests/common/mod.rs", "suite::common", "app", "suite");
+        assert_eq!(included.target(), "--test suite");
+        let unit = meta("src/lib.rs", "my_app::tests", "my-app", "my_app");
+        assert_eq!(unit.target(), "--lib");
+        assert_eq!(unit.test_path(), "tests::my_test");
+        let bin = meta("src/bin/tool.rs", "tool", "app", "tool");
+        assert_eq!(bin.target(), "--bin tool");
+        let mut ignored = integration;
+        ignored.ignored = true;
+        assert!(
+            ignored
+                .replay_command(Seed(1))
+                .ends_with("--exact --include-ignored")
+        );
+    }
+}

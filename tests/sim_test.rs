@@ -1,0 +1,98 @@
+//! `#[sim_test]` as users write it: passing tests over many seeds, options.
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use lockstep::prelude::*;
+
+thread_local! {
+    static SEEDS_RUN: Cell<u32> = const { Cell::new(0) };
+}
+
+#[lockstep::sim_test(seeds = 200)]
+async fn counter_without_a_suspension_point_is_atomic() {
+    let counter = Rc::new(Cell::new(0));
+    let tasks: Vec<_> = (0..10)
+        .map(|_| {
+            let c = counter.clone();
+            spawn(async move {
+                lockstep::task::yield_now().await;
+                c.set(c.get() + 1); // read and write with no await between
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(counter.get(), 10);
+}
+
+#[sim_test]
+async fn runs_a_hundred_seeds_by_default() {
+    // Counted per thread: libtest runs this test's seeds on one thread.
+    SEEDS_RUN.with(|c| c.set(c.get() + 1));
+    if lockstep::random::range(0..1_000_000u32) == 0 {
+        // Keeps the draw alive.
+        sleep(Duration::from_secs(1)).await;
+    }
+}
+
+#[test]
+fn the_default_is_a_hundred_seeds() {
+    // Run the body of `runs_a_hundred_seeds_by_default` again, on this
+    // thread, to count its seeds.
+    SEEDS_RUN.with(|c| c.set(0));
+    runs_a_hundred_seeds_by_default();
+    let expected = std::env::var("LOCKSTEP_SEEDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100);
+    assert_eq!(SEEDS_RUN.with(Cell::get), expected);
+}
+
+#[sim_test(seeds = 20)]
+async fn returning_ok_passes() -> Result<(), std::io::Error> {
+    sleep(Duration::from_millis(5)).await;
+    Ok(())
+}
+
+#[sim_test(seed = 0x1a7, max_time = "2s")]
+async fn a_fixed_seed_and_a_time_limit() {
+    sleep(Duration::from_millis(1999)).await;
+}
+
+#[sim_test(seed = "0x1a7", policy = "fifo", max_steps = 100)]
+async fn fifo_runs_in_spawn_order() {
+    let order = Rc::new(std::cell::RefCell::new(Vec::new()));
+    let hs: Vec<_> = (0..5)
+        .map(|i| {
+            let o = order.clone();
+            spawn(async move { o.borrow_mut().push(i) })
+        })
+        .collect();
+    for h in hs {
+        h.await.unwrap();
+    }
+    assert_eq!(*order.borrow(), [0, 1, 2, 3, 4]);
+}
+
+#[sim_test(seeds = 10, policy = Policy::Random, check_determinism)]
+async fn determinism_checked_for_every_seed() {
+    let a = spawn(async { lockstep::random::u64() });
+    sleep(Duration::from_millis(lockstep::random::range(0..100))).await;
+    a.await.unwrap();
+}
+
+#[sim_test(seeds = 3)]
+#[should_panic(expected = "the test returned an error: \"boom\"")]
+async fn returning_err_fails() -> Result<(), String> {
+    Err("boom".to_string())
+}
+
+#[sim_test(seeds = 3)]
+#[should_panic(
+    expected = "replay:        LOCKSTEP_SEED=0x0 cargo test -p lockstep --test sim_test -- a_failure_names_its_replay_command --exact"
+)]
+async fn a_failure_names_its_replay_command() {
+    panic!("always");
+}

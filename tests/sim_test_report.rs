@@ -1,0 +1,160 @@
+//! A failing `#[sim_test]`: the report names the failure, the seed, the time
+//! and steps, the last events and the replay command; running that command's
+//! environment reproduces the same failure and the same trace.
+//!
+//! The failing test is `#[ignore]`d (it fails on purpose) and run in a child
+//! process: this same test binary, selected with `--exact --ignored`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+mod common;
+
+#[lockstep::sim_test(seeds = 200)]
+#[ignore = "fails on purpose: driven by the tests below"]
+async fn racy_counter() {
+    common::lost_update(3).await;
+}
+
+fn child(envs: &[(&str, &Path)], seed: Option<&str>) -> Output {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["racy_counter", "--exact", "--ignored", "--test-threads=1"]);
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("LOCKSTEP_")) {
+        cmd.env_remove(k);
+    }
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    if let Some(s) = seed {
+        cmd.env("LOCKSTEP_SEED", s);
+    }
+    cmd.output().unwrap()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("lockstep-report-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+fn field<'a>(report: &'a str, label: &str) -> &'a str {
+    report
+        .lines()
+        .find_map(|l| l.trim_start().strip_prefix(label))
+        .unwrap_or_else(|| panic!("no `{label}` line in:\n{report}"))
+        .trim()
+}
+
+#[test]
+fn a_failing_seed_is_reported_and_replays_exactly() {
+    let first_trace = scratch("first.txt");
+    let out = child(&[("LOCKSTEP_TRACE", &first_trace)], None);
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{report}");
+
+    // The failure, the seed, time and steps, the last events, the command.
+    let seed = field(&report, "seed:");
+    assert!(seed.starts_with("0x"), "{report}");
+    assert!(
+        report.contains(&format!(
+            "lockstep: `racy_counter` failed for seed {seed} (seed "
+        )),
+        "{report}"
+    );
+    assert!(
+        report.contains("the main task panicked at tests/common/mod.rs:"),
+        "{report}"
+    );
+    assert!(report.contains("lost update"), "{report}");
+    assert!(
+        field(&report, "virtual time:").ends_with("steps"),
+        "{report}"
+    );
+    assert!(report.contains("last events:"), "{report}");
+    assert!(report.contains("FAILED (panic)"), "{report}");
+    let replay = field(&report, "replay:");
+    assert_eq!(
+        replay,
+        format!(
+            "LOCKSTEP_SEED={seed} cargo test -p lockstep --test sim_test_report -- racy_counter \
+             --exact --include-ignored"
+        )
+    );
+    let order = [
+        "panicked at",
+        "seed:",
+        "virtual time:",
+        "last events:",
+        "replay:",
+        "full trace:",
+    ];
+    let positions: Vec<usize> = order.iter().map(|s| report.find(s).unwrap()).collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "report order: {report}"
+    );
+
+    // The full trace was written under target/lockstep/.
+    let full = field(&report, "full trace:").trim_end_matches(" (and .jsonl)");
+    assert!(
+        full.contains("/lockstep/sim_test_report__racy_counter-0x"),
+        "{full}"
+    );
+    let written = std::fs::read_to_string(full).unwrap();
+    assert_eq!(written, std::fs::read_to_string(&first_trace).unwrap());
+    let jsonl = std::fs::read_to_string(full.replace(".txt", ".jsonl")).unwrap();
+    assert_eq!(
+        lockstep::trace::Trace::from_jsonl(&jsonl).unwrap().render(),
+        written
+    );
+
+    // Replaying with LOCKSTEP_SEED reproduces the failure and the trace.
+    let replay_trace = scratch("replay.txt");
+    let again = child(&[("LOCKSTEP_TRACE", &replay_trace)], Some(seed));
+    let replay_report = String::from_utf8_lossy(&again.stdout);
+    assert!(!again.status.success());
+    assert!(
+        replay_report.contains(&format!("failed for seed {seed} (seed 1 of 1 tried)")),
+        "{replay_report}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&replay_trace).unwrap(),
+        written,
+        "the replay's trace is byte-identical"
+    );
+}
+
+#[test]
+fn a_bad_environment_value_is_a_clear_error() {
+    let out = child(&[], Some("0xnot-a-seed"));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success());
+    assert!(
+        text.contains("lockstep: LOCKSTEP_SEED: invalid seed `0xnot-a-seed`"),
+        "{text}"
+    );
+    assert!(
+        text.contains("in hex with a 0x prefix (0x1a7) or in decimal (423)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_passing_replayed_seed_still_writes_its_trace() {
+    let path = scratch("passing.jsonl");
+    // Not every schedule loses an update: replay seeds until one passes.
+    let seed = (0..200u64)
+        .map(|s| format!("{s:#x}"))
+        .find(|s| {
+            child(&[("LOCKSTEP_TRACE", &path)], Some(s))
+                .status
+                .success()
+        })
+        .expect("some seed passes the racy counter");
+    let trace =
+        lockstep::trace::Trace::from_jsonl(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert!(
+        !trace.is_empty(),
+        "seed {seed}: the replayed run's trace is written"
+    );
+}

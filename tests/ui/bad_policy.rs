@@ -1,0 +1,4 @@
+#[lockstep::sim_test(policy = "lifo")]
+async fn stack() {}
+
+fn main() {}

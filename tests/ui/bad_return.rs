@@ -1,0 +1,6 @@
+#[lockstep::sim_test]
+async fn answer() -> u32 {
+    42
+}
+
+fn main() {}

@@ -1,0 +1,5 @@
+#[lockstep::sim_test]
+#[test]
+async fn twice() {}
+
+fn main() {}

@@ -1,0 +1,4 @@
+#[lockstep::sim_test]
+fn not_async() {}
+
+fn main() {}

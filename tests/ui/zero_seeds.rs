@@ -1,0 +1,4 @@
+#[lockstep::sim_test(seeds = 0)]
+async fn none() {}
+
+fn main() {}
