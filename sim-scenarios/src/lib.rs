@@ -8,7 +8,7 @@
 //!
 //! The `lockstep` binary of this crate explores them all.
 
-use lockstep::{Outcome, Seed, Sim};
+use lockstep::{Outcome, Seed, Sim, Verbosity};
 
 pub mod lost_update;
 
@@ -42,9 +42,15 @@ pub struct Scenario {
 }
 
 impl Variant {
-    /// Runs one seed with default settings.
+    /// Runs one seed with default settings (full tracing).
     pub fn run_seed(&self, seed: Seed) -> Outcome<()> {
         (self.run)(&Sim::new(seed))
+    }
+
+    /// Runs one seed with tracing off: the fast way to sweep seeds. The
+    /// decision hash is kept, so a traced replay can be checked against it.
+    pub fn run_untraced(&self, seed: Seed) -> Outcome<()> {
+        (self.run)(&Sim::builder().seed(seed).verbosity(Verbosity::Off).build())
     }
 }
 

@@ -66,9 +66,14 @@ fn explore(args: &Args) -> bool {
         println!("{} — {}", scenario.name, scenario.description);
         for variant in scenario.variants {
             let mut failing = Vec::new();
+            let mut first_hash = 0;
             for n in 0..args.seeds {
                 let seed = Seed(args.from.0.wrapping_add(n));
-                if !variant.run_seed(seed).is_ok() {
+                let outcome = variant.run_untraced(seed);
+                if !outcome.is_ok() {
+                    if failing.is_empty() {
+                        first_hash = outcome.determinism_hash();
+                    }
                     failing.push(seed);
                 }
             }
@@ -90,9 +95,12 @@ fn explore(args: &Args) -> bool {
                 }
             );
             if let Some(&seed) = failing.first() {
+                // Replay traced: the same decisions (hash) as the sweep's run,
+                // and the same trace twice.
                 let first = variant.run_seed(seed);
                 let again = variant.run_seed(seed);
-                let replays = first.trace().render() == again.trace().render();
+                let replays = first.determinism_hash() == first_hash
+                    && first.trace().render() == again.trace().render();
                 all_met &= replays;
                 let shown: Vec<String> = failing.iter().take(8).map(Seed::to_string).collect();
                 println!(
