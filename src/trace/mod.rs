@@ -1,16 +1,18 @@
 //! The event trace: what happened in a run, in order.
 //!
 //! Every observable step appends an [`Event`]: a task spawned, polled, woken,
-//! finished or aborted; a timer set or fired; a line the program logged with
-//! [`trace!`](crate::trace!); the failure that ended the run. Each event
+//! finished or aborted; a timer set or fired; a message sent, delivered,
+//! dropped or duplicated by the simulated network; a connection opened or
+//! reset; a fault applied; a `buggify!` point that fired; a line the program
+//! logged with [`trace!`](crate::trace!); the failure that ended the run. Each event
 //! carries the step (how many polls came before it), the virtual time and the
 //! task that caused it, and nothing else: no wall time, no addresses, no
 //! thread ids, no hash-map order. Two runs of one seed therefore render to
 //! the same bytes, which is what makes traces worth snapshotting and diffing.
 //!
-//! How much is recorded is set by [`Verbosity`]: `Full` (every poll and
-//! wake), `Summary` (spawns, finishes, aborts, panics, user lines,
-//! failures), or `Off`. With tracing off, recording costs one comparison per
+//! How much is recorded is set by [`Verbosity`]: `Full` (every poll, wake
+//! and message), `Summary` (spawns, finishes, aborts, panics, connections,
+//! hosts, faults, buggify points, user lines, failures), or `Off`. With tracing off, recording costs one comparison per
 //! event site; the decision hash that proves determinism is kept regardless.
 //!
 //! A trace renders to text ([`Trace::render`], one event a line) and to JSON
@@ -36,9 +38,11 @@ pub use render::{RenderOptions, TraceParseError};
 pub enum Verbosity {
     /// Nothing is recorded (the decision hash is still kept).
     Off,
-    /// Spawns, finishes, aborts, panics, user lines and failures.
+    /// Spawns, finishes, aborts, panics, connections, hosts, faults,
+    /// buggify points, user lines and failures.
     Summary,
-    /// Everything, including every poll, wake and timer (the default).
+    /// Everything, including every poll, wake, timer and network message
+    /// (the default).
     #[default]
     Full,
 }
@@ -140,6 +144,86 @@ pub enum EventKind {
         /// The text.
         message: String,
     },
+    /// A network message left its sender (full). Addresses are
+    /// `host:port`.
+    NetSend {
+        /// `udp` or `tcp`.
+        proto: String,
+        /// The sending socket.
+        from: String,
+        /// The destination.
+        to: String,
+        /// Payload size.
+        bytes: u64,
+    },
+    /// A message reached its destination socket (full).
+    NetDeliver {
+        /// `udp` or `tcp`.
+        proto: String,
+        /// The sending socket.
+        from: String,
+        /// The receiving socket.
+        to: String,
+        /// Payload size.
+        bytes: u64,
+    },
+    /// A message was lost (full): link loss, a partition, a host that is
+    /// down, no socket bound, a full receive queue.
+    NetDrop {
+        /// `udp` or `tcp`.
+        proto: String,
+        /// The sending socket.
+        from: String,
+        /// The destination.
+        to: String,
+        /// Payload size.
+        bytes: u64,
+        /// Why it was lost.
+        reason: String,
+    },
+    /// The link duplicated a datagram (full): a second copy is in flight.
+    NetDuplicate {
+        /// `udp` (streams never deliver duplicates).
+        proto: String,
+        /// The sending socket.
+        from: String,
+        /// The destination.
+        to: String,
+        /// Payload size.
+        bytes: u64,
+    },
+    /// A stream connection changed state (summary): `connect`, `accept`,
+    /// `refused`, `reset`, `timeout`, `stall`, `resume`.
+    Conn {
+        /// What happened.
+        what: String,
+        /// The end it happened to (the connecting end for `connect`).
+        from: String,
+        /// The other end.
+        to: String,
+        /// Why, when there is more to say (`peer crashed`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    /// A host started or its main future returned (summary).
+    Host {
+        /// The host's name.
+        host: String,
+        /// What happened (`up at 10.0.0.1`, `main returned an error: ..`).
+        what: String,
+    },
+    /// A fault was applied (summary): a partition, heal, crash, restart,
+    /// pause, resume, clock change or link change, in the text form of a
+    /// fault plan action (`partition client server`).
+    Fault {
+        /// The action.
+        action: String,
+    },
+    /// A `buggify!` point fired (summary).
+    Buggify {
+        /// Where the point is.
+        site: Site,
+    },
     /// The run failed (summary): always the last event of a failed run.
     Failure {
         /// [`Failure::kind`](crate::Failure::kind).
@@ -157,7 +241,11 @@ impl EventKind {
             | EventKind::Yield
             | EventKind::Wake { .. }
             | EventKind::TimerSet { .. }
-            | EventKind::TimerFire { .. } => Verbosity::Full,
+            | EventKind::TimerFire { .. }
+            | EventKind::NetSend { .. }
+            | EventKind::NetDeliver { .. }
+            | EventKind::NetDrop { .. }
+            | EventKind::NetDuplicate { .. } => Verbosity::Full,
             _ => Verbosity::Summary,
         }
     }

@@ -133,6 +133,47 @@ fn describe(
             Some(t) => write!(out, "timer fired for {}", trace.task_label(*t)),
             None => out.write_str("timer fired"),
         },
+        EventKind::NetSend {
+            proto,
+            from,
+            to,
+            bytes,
+        } => write!(out, "send {proto} {from} -> {to} ({bytes} bytes)"),
+        EventKind::NetDeliver {
+            proto,
+            from,
+            to,
+            bytes,
+        } => write!(out, "deliver {proto} {from} -> {to} ({bytes} bytes)"),
+        EventKind::NetDrop {
+            proto,
+            from,
+            to,
+            bytes,
+            reason,
+        } => write!(out, "drop {proto} {from} -> {to} ({bytes} bytes): {reason}"),
+        EventKind::NetDuplicate {
+            proto,
+            from,
+            to,
+            bytes,
+        } => write!(out, "duplicate {proto} {from} -> {to} ({bytes} bytes)"),
+        EventKind::Conn {
+            what,
+            from,
+            to,
+            detail,
+        } => {
+            write!(out, "tcp {what} {from} -> {to}")?;
+            match detail {
+                Some(d) => write!(out, ": {d}"),
+                None => Ok(()),
+            }
+        }
+        EventKind::Host { host, what } => write!(out, "host {host}: {what}"),
+        EventKind::Fault { action } => write!(out, "fault: {action}"),
+        EventKind::Buggify { site } if opts.line_numbers => write!(out, "buggify fired at {site}"),
+        EventKind::Buggify { site } => write!(out, "buggify fired at {}", site.file),
         EventKind::User { message } => write!(out, "log: {}", message.replace('\n', " / ")),
         EventKind::Failure { kind, message } => {
             write!(out, "FAILED ({kind}): {}", strip_rs_lines(message, opts))
