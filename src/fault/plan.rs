@@ -285,7 +285,8 @@ impl FaultPlan {
         let mut plan = FaultPlan::new();
         let slot = |x: f64| format!("@{}", (x * 8.0) as u32);
         for _ in 0..episodes {
-            let start = Duration::from_secs_f64(unit() * secs * 0.8);
+            // Whole milliseconds: plans and traces stay readable.
+            let start = Duration::from_millis((unit() * secs * 800.0) as u64);
             let room = (secs - start.as_secs_f64()).clamp(0.5, 10.0);
             let length = Duration::from_millis((500.0 + unit() * (room - 0.5) * 1000.0) as u64);
             let end = start + length;

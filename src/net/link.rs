@@ -20,6 +20,14 @@ pub(crate) fn unit(x: u64) -> f64 {
     (x >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
+/// Rounds nanoseconds up to whole microseconds.
+pub(crate) fn round_micros(nanos: u64) -> u64 {
+    match nanos % 1_000 {
+        0 => nanos,
+        r => nanos.saturating_add(1_000 - r),
+    }
+}
+
 fn nanos(d: Duration) -> u64 {
     u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
@@ -209,10 +217,7 @@ impl LinkConfig {
         if jitter != 0 {
             lat += ((rng.next_u64() as u128 * jitter as u128) >> 64) as u64;
         }
-        match lat % 1_000 {
-            0 => lat,
-            r => lat.saturating_add(1_000 - r),
-        }
+        round_micros(lat)
     }
 }
 

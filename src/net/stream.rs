@@ -450,9 +450,9 @@ fn on_syn(f: &mut Fabric, w: &World, key: ConnKey) -> Wakes {
     };
     let (src, dst, port) = (c.ends[0].host, c.ends[1].host, c.ends[1].port);
     let lost = if !f.host(dst).up {
-        Some("host down")
+        Some("SYN lost: host down")
     } else if f.is_cut(src, dst) {
-        Some("partition")
+        Some("SYN lost: partition")
     } else {
         None
     };

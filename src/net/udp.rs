@@ -209,7 +209,8 @@ fn send(f: &mut Fabric, w: &World, src: Endpoint, dst: Endpoint, payload: &[u8])
     };
     let mut lat = f.latency(src.0, dst.0);
     if reorder > 0.0 && f.unit() < reorder {
-        lat = lat.saturating_add((lat as f64 * (1.0 + 9.0 * f.unit())) as u64);
+        let held = (lat as f64 * (1.0 + 9.0 * f.unit())) as u64;
+        lat = lat.saturating_add(super::link::round_micros(held));
     }
     let copy = (duplicate > 0.0 && f.unit() < duplicate).then(|| payload.to_vec());
     let datagram = |payload| Due::Datagram {

@@ -151,7 +151,14 @@ fn describe(
             to,
             bytes,
             reason,
-        } => write!(out, "drop {proto} {from} -> {to} ({bytes} bytes): {reason}"),
+        } => {
+            write!(out, "drop {proto} {from} -> {to}")?;
+            // A lost SYN carries no payload: say why, not "0 bytes".
+            if *bytes > 0 {
+                write!(out, " ({bytes} bytes)")?;
+            }
+            write!(out, ": {reason}")
+        }
         EventKind::NetDuplicate {
             proto,
             from,
