@@ -23,14 +23,16 @@ use super::host::HostId;
 /// Where an address points before resolution.
 #[doc(hidden)]
 #[derive(Clone, Debug)]
-pub struct AddrSpec {
-    host: Target,
+pub struct AddrSpec<'a> {
+    host: Target<'a>,
     port: u16,
 }
 
+/// A host to resolve: borrowed, so that sending to `"server:7"` copies no
+/// string.
 #[derive(Clone, Debug)]
-enum Target {
-    Name(String),
+enum Target<'a> {
+    Name(&'a str),
     Ip(IpAddr),
 }
 
@@ -45,7 +47,7 @@ mod sealed {
 /// them).
 pub trait ToAddr: sealed::Sealed {
     #[doc(hidden)]
-    fn to_addr_spec(&self) -> io::Result<AddrSpec>;
+    fn to_addr_spec(&self) -> io::Result<AddrSpec<'_>>;
 }
 
 fn invalid(input: &str, why: &str) -> io::Error {
@@ -58,7 +60,7 @@ fn invalid(input: &str, why: &str) -> io::Error {
     )
 }
 
-fn parse(s: &str) -> io::Result<AddrSpec> {
+fn parse(s: &str) -> io::Result<AddrSpec<'_>> {
     if let Ok(addr) = s.parse::<SocketAddr>() {
         return Ok(AddrSpec {
             host: Target::Ip(addr.ip()),
@@ -76,48 +78,52 @@ fn parse(s: &str) -> io::Result<AddrSpec> {
     }
     let host = match host.parse::<IpAddr>() {
         Ok(ip) => Target::Ip(ip),
-        Err(_) => Target::Name(host.to_string()),
+        Err(_) => Target::Name(host),
     };
     Ok(AddrSpec { host, port })
 }
 
 impl sealed::Sealed for str {}
 impl ToAddr for str {
-    fn to_addr_spec(&self) -> io::Result<AddrSpec> {
+    fn to_addr_spec(&self) -> io::Result<AddrSpec<'_>> {
         parse(self)
     }
 }
 
 impl sealed::Sealed for String {}
 impl ToAddr for String {
-    fn to_addr_spec(&self) -> io::Result<AddrSpec> {
+    fn to_addr_spec(&self) -> io::Result<AddrSpec<'_>> {
         parse(self)
     }
 }
 
+fn ip_spec(addr: SocketAddr) -> io::Result<AddrSpec<'static>> {
+    Ok(AddrSpec {
+        host: Target::Ip(addr.ip()),
+        port: addr.port(),
+    })
+}
+
 impl sealed::Sealed for SocketAddr {}
 impl ToAddr for SocketAddr {
-    fn to_addr_spec(&self) -> io::Result<AddrSpec> {
-        Ok(AddrSpec {
-            host: Target::Ip(self.ip()),
-            port: self.port(),
-        })
+    fn to_addr_spec(&self) -> io::Result<AddrSpec<'_>> {
+        ip_spec(*self)
     }
 }
 
 impl sealed::Sealed for SocketAddrV4 {}
 impl ToAddr for SocketAddrV4 {
-    fn to_addr_spec(&self) -> io::Result<AddrSpec> {
-        SocketAddr::V4(*self).to_addr_spec()
+    fn to_addr_spec(&self) -> io::Result<AddrSpec<'_>> {
+        ip_spec(SocketAddr::V4(*self))
     }
 }
 
 impl sealed::Sealed for (&str, u16) {}
 impl ToAddr for (&str, u16) {
-    fn to_addr_spec(&self) -> io::Result<AddrSpec> {
+    fn to_addr_spec(&self) -> io::Result<AddrSpec<'_>> {
         let host = match self.0.parse::<IpAddr>() {
             Ok(ip) => Target::Ip(ip),
-            Err(_) => Target::Name(self.0.to_string()),
+            Err(_) => Target::Name(self.0),
         };
         Ok(AddrSpec { host, port: self.1 })
     }
@@ -125,21 +131,21 @@ impl ToAddr for (&str, u16) {
 
 impl sealed::Sealed for (IpAddr, u16) {}
 impl ToAddr for (IpAddr, u16) {
-    fn to_addr_spec(&self) -> io::Result<AddrSpec> {
-        SocketAddr::from(*self).to_addr_spec()
+    fn to_addr_spec(&self) -> io::Result<AddrSpec<'_>> {
+        ip_spec(SocketAddr::from(*self))
     }
 }
 
 impl sealed::Sealed for (Ipv4Addr, u16) {}
 impl ToAddr for (Ipv4Addr, u16) {
-    fn to_addr_spec(&self) -> io::Result<AddrSpec> {
-        SocketAddr::from(*self).to_addr_spec()
+    fn to_addr_spec(&self) -> io::Result<AddrSpec<'_>> {
+        ip_spec(SocketAddr::from(*self))
     }
 }
 
 impl<T: ToAddr + ?Sized> sealed::Sealed for &T {}
 impl<T: ToAddr + ?Sized> ToAddr for &T {
-    fn to_addr_spec(&self) -> io::Result<AddrSpec> {
+    fn to_addr_spec(&self) -> io::Result<AddrSpec<'_>> {
         (**self).to_addr_spec()
     }
 }
@@ -175,15 +181,15 @@ pub(crate) fn known_hosts(f: &Fabric) -> String {
 pub(crate) fn resolve_host(f: &Fabric, name: &str, here: Option<HostId>) -> io::Result<HostId> {
     let target = match name.parse::<IpAddr>() {
         Ok(ip) => Target::Ip(ip),
-        Err(_) => Target::Name(name.to_string()),
+        Err(_) => Target::Name(name),
     };
     resolve_target(f, &target, here)
 }
 
 fn resolve_target(f: &Fabric, target: &Target, here: Option<HostId>) -> io::Result<HostId> {
     match target {
-        Target::Name(n) if n == "localhost" => here.ok_or_else(|| no_host_for_loopback(n)),
-        Target::Name(n) => f.names.get(n.as_str()).copied().ok_or_else(|| {
+        Target::Name("localhost") => here.ok_or_else(|| no_host_for_loopback("localhost")),
+        Target::Name(n) => f.names.get(*n).copied().ok_or_else(|| {
             io::Error::new(
                 io::ErrorKind::NotFound,
                 format!("no host named `{n}` ({})", known_hosts(f)),
@@ -224,14 +230,14 @@ pub(crate) fn local_port(f: &Fabric, spec: &AddrSpec, here: HostId) -> io::Resul
         Target::Ip(ip) => {
             ip.is_unspecified() || ip.is_loopback() || host_of_ip(f, *ip) == Some(here)
         }
-        Target::Name(n) => n == "localhost" || f.names.get(n.as_str()) == Some(&here),
+        Target::Name(n) => *n == "localhost" || f.names.get(*n) == Some(&here),
     };
     if ok {
         Ok(spec.port)
     } else {
         let what = match &spec.host {
             Target::Ip(ip) => ip.to_string(),
-            Target::Name(n) => n.clone(),
+            Target::Name(n) => n.to_string(),
         };
         Err(io::Error::new(
             io::ErrorKind::AddrNotAvailable,
