@@ -28,7 +28,8 @@ use std::task::Waker;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::Rng;
 
-use super::host::{HostClock, HostId, HostState};
+use super::clock::HostClock;
+use super::host::{HostId, HostState};
 use super::link::{LinkConfig, Overlay, unit};
 use super::stream::{self, Conns};
 use super::tcp::TcpConfig;

@@ -88,6 +88,7 @@ use std::io;
 use std::net::IpAddr;
 
 mod addr;
+mod clock;
 pub(crate) mod fabric;
 mod host;
 mod link;
@@ -109,7 +110,8 @@ use crate::runtime::world::World;
 use crate::time::Duration;
 use crate::trace::EventKind;
 
-pub(crate) use host::{crash, drift, pause, restart, resume, signed, skew};
+pub(crate) use clock::{drift, signed, skew};
+pub(crate) use host::{crash, pause, restart, resume};
 
 /// Resolves a host for a fault: a name, or `@N` (the N-th host created,
 /// from 0, modulo the number of hosts: how random fault plans name hosts).

@@ -18,8 +18,7 @@ use super::stream::{self, Backlog, ConnKey};
 use crate::runtime::context;
 use crate::runtime::executor::Waiting;
 use crate::runtime::world::World;
-
-pub use super::stream::TcpConfig;
+use crate::time::Duration;
 
 /// The host of the calling task; panics with a clear message if it runs on
 /// none.
@@ -466,3 +465,48 @@ macro_rules! stream_io {
 }
 
 stream_io!(TcpStream, &TcpStream);
+
+/// The TCP settings of a simulation ([`set_tcp_config`](super::set_tcp_config)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TcpConfig {
+    /// How long `connect` keeps retransmitting its SYN before `TimedOut`
+    /// (default 127 s: Linux's six retries, 1 + 2 + … + 64 s).
+    pub connect_timeout: Duration,
+    /// How long a direction may stay stalled by a partition before the
+    /// connection fails (default 30 s; `TCP_USER_TIMEOUT`).
+    pub user_timeout: Duration,
+    /// The first retransmission timeout after a segment loss (default
+    /// 200 ms, Linux's minimum RTO); it doubles on every further loss.
+    pub rto: Duration,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            connect_timeout: Duration::from_secs(127),
+            user_timeout: Duration::from_secs(30),
+            rto: Duration::from_millis(200),
+        }
+    }
+}
+
+impl TcpConfig {
+    /// Sets the connect timeout.
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+
+    /// Sets the user timeout.
+    pub fn user_timeout(mut self, d: Duration) -> Self {
+        self.user_timeout = d;
+        self
+    }
+
+    /// Sets the first retransmission timeout.
+    pub fn rto(mut self, d: Duration) -> Self {
+        self.rto = d;
+        self
+    }
+}
