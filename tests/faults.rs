@@ -514,6 +514,15 @@ at 4s pause client1 for 1s"
         let _ = timeout(Duration::from_secs(6), run).await;
     });
     assert!(outcome.is_ok(), "{:?}", outcome.failure());
+    let jsonl = outcome.trace().to_jsonl();
+    assert!(
+        jsonl.contains(r#""event":"net-drop""#),
+        "network events serialize"
+    );
+    assert_eq!(
+        &lockstep::trace::Trace::from_jsonl(&jsonl).unwrap(),
+        outcome.trace()
+    );
     let trace = outcome.trace().render_with(&RenderOptions::stable());
     let relevant: Vec<&str> = trace
         .lines()

@@ -386,3 +386,90 @@ fn a_task_blocked_on_a_socket_is_named_in_a_deadlock_report() {
     );
     assert!(text.contains("waits on accept on server:7"), "{text}");
 }
+
+/// An httpbin-like service, one request per line: `/status/CODE`,
+/// `/delay/SECS`, `/bytes/N`. Replies are `CODE LENGTH\n` then the body.
+async fn httpbin(stream: TcpStream) -> io::Result<()> {
+    use futures::{AsyncBufReadExt, StreamExt};
+    let mut lines = futures::io::BufReader::new(&stream).lines();
+    let mut out = &stream;
+    while let Some(line) = lines.next().await {
+        let line = line?;
+        let mut parts = line.trim_start_matches('/').splitn(2, '/');
+        let (route, arg) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let arg: u64 = arg.parse().unwrap_or(0);
+        let (code, body) = match route {
+            "status" => (arg, Vec::new()),
+            "delay" => {
+                sleep(Duration::from_secs(arg)).await;
+                (200, Vec::new())
+            }
+            "bytes" => (200, (0..arg).map(|i| i as u8).collect()),
+            _ => (404, Vec::new()),
+        };
+        out.write_all(format!("{code} {}\n", body.len()).as_bytes())
+            .await?;
+        out.write_all(&body).await?;
+    }
+    Ok(())
+}
+
+async fn get(
+    reader: &mut futures::io::BufReader<&TcpStream>,
+    path: &str,
+) -> io::Result<(u16, Vec<u8>)> {
+    use futures::AsyncBufReadExt;
+    let mut out = *reader.get_ref();
+    out.write_all(format!("{path}\n").as_bytes()).await?;
+    let mut head = String::new();
+    reader.read_line(&mut head).await?;
+    let (code, len) = head.trim().split_once(' ').unwrap();
+    let mut body = vec![0; len.parse().unwrap()];
+    reader.read_exact(&mut body).await?;
+    Ok((code.parse().unwrap(), body))
+}
+
+#[test]
+fn a_line_protocol_request_response_service_is_easy_to_build() {
+    let outcome = Sim::new(9).run(async {
+        Host::new("httpbin", || async {
+            let listener = TcpListener::bind("0.0.0.0:80").await?;
+            loop {
+                let (stream, _) = listener.accept().await?;
+                lockstep::spawn(httpbin(stream));
+            }
+        });
+        let client = idle("client");
+        client
+            .spawn(async {
+                let stream = TcpStream::connect("httpbin:80").await?;
+                let mut reader = futures::io::BufReader::new(&stream);
+                let start = Instant::now();
+                let status = get(&mut reader, "/status/503").await?;
+                let delayed = get(&mut reader, "/delay/2").await?;
+                let took = Instant::now() - start;
+                let bytes = get(&mut reader, "/bytes/300").await?;
+                let missing = get(&mut reader, "/nope").await?;
+                Ok::<_, io::Error>((
+                    status.0,
+                    delayed.0,
+                    took,
+                    bytes.1.len(),
+                    bytes.1[299],
+                    missing.0,
+                ))
+            })
+            .await
+            .unwrap()
+            .unwrap()
+    });
+    let (status, delayed, took, len, last, missing) = outcome.into_result().unwrap();
+    assert_eq!(
+        (status, delayed, len, last, missing),
+        (503, 200, 300, 43, 404)
+    );
+    assert!(
+        took > Duration::from_secs(2) && took < Duration::from_millis(2020),
+        "{took:?}"
+    );
+}

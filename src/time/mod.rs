@@ -16,8 +16,8 @@
 //!
 //! A task that runs on a simulated [host](crate::net::Host) reads *its
 //! host's* clock: [`Instant::now`] is the simulation's time mapped through
-//! the host's offset and drift (see [`Host::clock_skew`] and
-//! [`Host::clock_drift`]). Everywhere else (the main task, tasks on no
+//! the host's offset and drift (see [`Host::clock_forward`],
+//! [`Host::clock_back`] and [`Host::clock_drift`]). Everywhere else (the main task, tasks on no
 //! host, traces) time is the simulation's own. A host clock is piecewise
 //! linear: `local = base_local + (now - base) × (1 + ppm / 10⁶)`, where a
 //! skew steps `base_local` (forward or back: a host's `Instant::now` can go
@@ -37,7 +37,8 @@
 //!   host clock, never early); after a step back it wakes, finds its
 //!   deadline not yet reached on the host clock, and sleeps again.
 //!
-//! [`Host::clock_skew`]: crate::net::Host::clock_skew
+//! [`Host::clock_forward`]: crate::net::Host::clock_forward
+//! [`Host::clock_back`]: crate::net::Host::clock_back
 //! [`Host::clock_drift`]: crate::net::Host::clock_drift
 
 use std::future::{Future, IntoFuture};
