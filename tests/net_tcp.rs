@@ -473,3 +473,68 @@ fn a_line_protocol_request_response_service_is_easy_to_build() {
         "{took:?}"
     );
 }
+
+#[test]
+fn closing_a_listener_resets_connections_it_never_accepted() {
+    let outcome = Sim::new(10).run(async {
+        net::set_default_link(LinkConfig::constant(Duration::from_millis(5)));
+        Host::new("server", || async {
+            let listener = TcpListener::bind("0.0.0.0:7").await?;
+            sleep(Duration::from_secs(1)).await; // never accepts
+            drop(listener);
+            Ok(())
+        });
+        let client = idle("client");
+        client
+            .spawn(async {
+                let mut stream = TcpStream::connect("server:7").await?;
+                let connected = Instant::now();
+                let mut buf = [0; 1];
+                let err = stream.read(&mut buf).await.unwrap_err();
+                Ok::<_, io::Error>((connected, err.kind(), Instant::now()))
+            })
+            .await
+            .unwrap()
+            .unwrap()
+    });
+    let trace = outcome.trace().render();
+    let (connected, kind, failed) = outcome.into_result().unwrap();
+    assert_eq!(
+        connected,
+        Instant::START + Duration::from_millis(10),
+        "the backlog completes the handshake"
+    );
+    assert_eq!(kind, io::ErrorKind::ConnectionReset);
+    assert_eq!(failed, Instant::START + Duration::from_millis(1005));
+    assert!(
+        trace.contains("tcp reset client:49152 -> server:7: listener closed"),
+        "{trace}"
+    );
+}
+
+#[test]
+fn shutting_down_the_read_half_discards_what_arrives() {
+    let outcome = Sim::new(11).run(async {
+        echo_server("server");
+        let client = idle("client");
+        client
+            .spawn(async {
+                let mut stream = TcpStream::connect("server:7").await?;
+                stream.write_all(b"echo me").await?;
+                sleep(Duration::from_millis(100)).await; // the echo has arrived
+                stream.shutdown(std::net::Shutdown::Read)?;
+                let mut buf = [0; 16];
+                let after_shutdown = stream.read(&mut buf).await?;
+                stream.shutdown(std::net::Shutdown::Write)?;
+                let write_after = stream.write_all(b"x").await.unwrap_err().kind();
+                Ok::<_, io::Error>((after_shutdown, write_after, stream.peer_addr()?.to_string()))
+            })
+            .await
+            .unwrap()
+            .unwrap()
+    });
+    assert_eq!(
+        outcome.into_result().unwrap(),
+        (0, io::ErrorKind::BrokenPipe, "10.0.0.1:7".to_string())
+    );
+}

@@ -35,7 +35,7 @@ use super::stream::{self, Conns};
 use super::tcp::TcpConfig;
 use crate::runtime::world::{World, rng_for, stream as streams};
 use crate::time::timers::TimerKey;
-use crate::trace::{EventKind, Verbosity};
+use crate::trace::{EventKind, NetDrop, NetMessage, Verbosity};
 
 /// The network's slot in the world: the host clocks (read on every
 /// `Instant::now` of a skewed run, so kept apart from the fabric's borrow)
@@ -243,38 +243,20 @@ impl Fabric {
         if !w.tracing(Verbosity::Full) {
             return;
         }
-        let (proto, from, to, bytes) = (
-            proto.to_string(),
-            self.label(src, from),
-            self.label(dst, to),
-            bytes as u64,
-        );
+        let message = NetMessage {
+            proto: proto.to_string(),
+            from: self.label(src, from),
+            to: self.label(dst, to),
+            bytes: bytes as u64,
+        };
         w.record(match kind {
-            MsgEvent::Send => EventKind::NetSend {
-                proto,
-                from,
-                to,
-                bytes,
-            },
-            MsgEvent::Deliver => EventKind::NetDeliver {
-                proto,
-                from,
-                to,
-                bytes,
-            },
-            MsgEvent::Duplicate => EventKind::NetDuplicate {
-                proto,
-                from,
-                to,
-                bytes,
-            },
-            MsgEvent::Drop(reason) => EventKind::NetDrop {
-                proto,
-                from,
-                to,
-                bytes,
+            MsgEvent::Send => EventKind::NetSend(Box::new(message)),
+            MsgEvent::Deliver => EventKind::NetDeliver(Box::new(message)),
+            MsgEvent::Duplicate => EventKind::NetDuplicate(Box::new(message)),
+            MsgEvent::Drop(reason) => EventKind::NetDrop(Box::new(NetDrop {
+                message,
                 reason: reason.to_string(),
-            },
+            })),
         });
     }
 }
@@ -353,7 +335,7 @@ fn on_timer(w: &World) {
     with(w, |f| f.arm(w));
 }
 
-/// The socket port of a delivery: a convenience for tuple arguments.
+/// A socket as the fabric names it: `(host, port)`.
 pub(crate) type Endpoint = (HostId, u16);
 
 /// The socket address of `(host, port)`.

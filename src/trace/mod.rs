@@ -144,67 +144,18 @@ pub enum EventKind {
         /// The text.
         message: String,
     },
-    /// A network message left its sender (full). Addresses are
-    /// `host:port`.
-    NetSend {
-        /// `udp` or `tcp`.
-        proto: String,
-        /// The sending socket.
-        from: String,
-        /// The destination.
-        to: String,
-        /// Payload size.
-        bytes: u64,
-    },
+    /// A network message left its sender (full).
+    NetSend(Box<NetMessage>),
     /// A message reached its destination socket (full).
-    NetDeliver {
-        /// `udp` or `tcp`.
-        proto: String,
-        /// The sending socket.
-        from: String,
-        /// The receiving socket.
-        to: String,
-        /// Payload size.
-        bytes: u64,
-    },
+    NetDeliver(Box<NetMessage>),
     /// A message was lost (full): link loss, a partition, a host that is
     /// down, no socket bound, a full receive queue.
-    NetDrop {
-        /// `udp` or `tcp`.
-        proto: String,
-        /// The sending socket.
-        from: String,
-        /// The destination.
-        to: String,
-        /// Payload size.
-        bytes: u64,
-        /// Why it was lost.
-        reason: String,
-    },
+    NetDrop(Box<NetDrop>),
     /// The link duplicated a datagram (full): a second copy is in flight.
-    NetDuplicate {
-        /// `udp` (streams never deliver duplicates).
-        proto: String,
-        /// The sending socket.
-        from: String,
-        /// The destination.
-        to: String,
-        /// Payload size.
-        bytes: u64,
-    },
+    NetDuplicate(Box<NetMessage>),
     /// A stream connection changed state (summary): `connect`, `accept`,
-    /// `refused`, `reset`, `timeout`, `stall`, `resume`.
-    Conn {
-        /// What happened.
-        what: String,
-        /// The end it happened to (the connecting end for `connect`).
-        from: String,
-        /// The other end.
-        to: String,
-        /// Why, when there is more to say (`peer crashed`).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        detail: Option<String>,
-    },
+    /// `close`, `refused`, `reset`, `timeout`, `stall`, `resume`.
+    Conn(Box<ConnEvent>),
     /// A host started or its main future returned (summary).
     Host {
         /// The host's name.
@@ -242,13 +193,55 @@ impl EventKind {
             | EventKind::Wake { .. }
             | EventKind::TimerSet { .. }
             | EventKind::TimerFire { .. }
-            | EventKind::NetSend { .. }
-            | EventKind::NetDeliver { .. }
-            | EventKind::NetDrop { .. }
-            | EventKind::NetDuplicate { .. } => Verbosity::Full,
+            | EventKind::NetSend(_)
+            | EventKind::NetDeliver(_)
+            | EventKind::NetDrop(_)
+            | EventKind::NetDuplicate(_) => Verbosity::Full,
             _ => Verbosity::Summary,
         }
     }
+}
+
+/// A network message, as [`EventKind::NetSend`] and its siblings record
+/// it. Boxed in the event, so that every other event stays small.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct NetMessage {
+    /// `udp` or `tcp`.
+    pub proto: String,
+    /// The sending socket, `host:port`.
+    pub from: String,
+    /// The destination socket, `host:port`.
+    pub to: String,
+    /// Payload size (0 for a SYN).
+    pub bytes: u64,
+}
+
+/// A lost message and why it was lost.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct NetDrop {
+    /// The message.
+    #[serde(flatten)]
+    pub message: NetMessage,
+    /// Why it was lost (`loss`, `partition`, `host down`, `no socket`, …).
+    pub reason: String,
+}
+
+/// A change of a stream connection's state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ConnEvent {
+    /// What happened: `connect`, `accept`, `close`, `refused`, `reset`,
+    /// `timeout`, `stall`, `resume`.
+    pub what: String,
+    /// The end it happened to (the connecting end for `connect`).
+    pub from: String,
+    /// The other end.
+    pub to: String,
+    /// Why, when there is more to say (`peer crashed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// The recorded events of one run.

@@ -46,7 +46,7 @@ use super::fabric::{Due as FabricDue, Fabric, Wakes};
 use super::host::HostId;
 use crate::runtime::world::World;
 use crate::time::{Duration, format_duration};
-use crate::trace::{EventKind, Verbosity};
+use crate::trace::{ConnEvent, EventKind, Verbosity};
 
 mod connect;
 mod wire;
@@ -251,12 +251,12 @@ fn trace_conn(
     }
     if let Some(c) = f.conns.get(key) {
         let (from, to) = ends_label(f, c, side);
-        w.record(EventKind::Conn {
+        w.record(EventKind::Conn(Box::new(ConnEvent {
             what: what.to_string(),
             from,
             to,
             detail,
-        });
+        })));
     }
 }
 
