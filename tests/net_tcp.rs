@@ -538,3 +538,92 @@ fn shutting_down_the_read_half_discards_what_arrives() {
         (0, io::ErrorKind::BrokenPipe, "10.0.0.1:7".to_string())
     );
 }
+
+/// Under any fault plan, what a stream delivers is a prefix of what was
+/// written, and a clean end of stream means all of it arrived: faults may
+/// cut a stream short, never reorder, duplicate or invent bytes.
+#[test]
+fn under_random_faults_a_stream_delivers_a_prefix_and_eof_means_everything() {
+    use lockstep::fault::FaultPlan;
+    use std::cell::RefCell;
+    use std::rc::Rc;
+
+    const LEN: usize = 3000;
+    let sent: Vec<u8> = (0..LEN).map(|i| (i * 7 % 251) as u8).collect();
+    let (mut complete, mut cut) = (0, 0);
+    for seed in 0..24u64 {
+        // What each accepted stream received, and whether it ended cleanly.
+        type Received = Rc<RefCell<Vec<(Vec<u8>, bool)>>>;
+        let received: Received = Rc::default();
+        let r = received.clone();
+        let data = sent.clone();
+        let outcome = Sim::builder()
+            .seed(seed)
+            .faults(FaultPlan::random_over(1.0, Duration::from_secs(10)))
+            .build()
+            .run(async move {
+                net::set_default_link(LinkConfig::default().loss(0.2));
+                net::set_tcp_config(TcpConfig::default().user_timeout(Duration::from_secs(3)));
+                Host::new("server", move || {
+                    let r = r.clone();
+                    async move {
+                        let listener = TcpListener::bind("0.0.0.0:7").await?;
+                        loop {
+                            let (mut s, _) = listener.accept().await?;
+                            let r = r.clone();
+                            lockstep::spawn(async move {
+                                let mut got = Vec::new();
+                                let mut buf = [0; 97];
+                                let clean = loop {
+                                    match s.read(&mut buf).await {
+                                        Ok(0) => break true,
+                                        Ok(n) => got.extend_from_slice(&buf[..n]),
+                                        Err(_) => break false,
+                                    }
+                                };
+                                r.borrow_mut().push((got, clean));
+                            });
+                        }
+                    }
+                });
+                let client = Host::new("client", move || {
+                    let data = data.clone();
+                    async move {
+                        for _ in 0..10 {
+                            let Ok(Ok(mut s)) =
+                                timeout(Duration::from_secs(2), TcpStream::connect("server:7"))
+                                    .await
+                            else {
+                                continue;
+                            };
+                            for chunk in data.chunks(100) {
+                                if s.write_all(chunk).await.is_err() {
+                                    break;
+                                }
+                                sleep(Duration::from_millis(50)).await;
+                            }
+                            let _ = s.close().await;
+                            sleep(Duration::from_secs(1)).await;
+                        }
+                        Ok(())
+                    }
+                });
+                sleep(Duration::from_secs(40)).await;
+                drop(client);
+            });
+        assert!(outcome.is_ok(), "seed {seed}: {:?}", outcome.failure());
+        for (got, clean) in received.borrow().iter() {
+            assert_eq!(got[..], sent[..got.len()], "seed {seed}: not a prefix");
+            if *clean {
+                assert_eq!(got.len(), LEN, "seed {seed}: a clean EOF before the end");
+                complete += 1;
+            } else {
+                cut += 1;
+            }
+        }
+    }
+    assert!(
+        complete > 0 && cut > 0,
+        "both outcomes occur: {complete} complete, {cut} cut"
+    );
+}

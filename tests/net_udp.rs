@@ -283,3 +283,70 @@ fn a_message_in_flight_is_pending_work_not_a_deadlock() {
         Instant::START + Duration::from_secs(10)
     );
 }
+
+/// Under any fault plan, every datagram received was sent, intact, and
+/// arrives at most twice per send (once plus one duplicate).
+#[test]
+fn under_random_faults_datagrams_arrive_intact_at_most_twice() {
+    use lockstep::fault::FaultPlan;
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    use std::rc::Rc;
+
+    let mut lost = 0;
+    for seed in 0..24u64 {
+        let seen: Rc<RefCell<BTreeMap<u16, u32>>> = Rc::default();
+        let sent: Rc<RefCell<BTreeMap<u16, u32>>> = Rc::default();
+        let (s, t) = (seen.clone(), sent.clone());
+        let outcome = Sim::builder()
+            .seed(seed)
+            .faults(FaultPlan::random_over(1.0, Duration::from_secs(10)))
+            .build()
+            .run(async move {
+                net::set_default_link(LinkConfig::default().loss(0.1).duplicate(0.2).reorder(0.2));
+                Host::new("server", move || {
+                    let s = s.clone();
+                    async move {
+                        let socket = UdpSocket::bind("0.0.0.0:7").await?;
+                        let mut buf = [0; 64];
+                        loop {
+                            let (n, _) = socket.recv_from(&mut buf).await?;
+                            assert_eq!(n, 40, "datagrams arrive whole");
+                            let id = u16::from_le_bytes([buf[0], buf[1]]);
+                            assert!(buf[2..n].iter().all(|&b| b == buf[0] ^ buf[1]), "intact");
+                            *s.borrow_mut().entry(id).or_default() += 1;
+                        }
+                    }
+                });
+                // A restarted client starts over: count what it sends.
+                Host::new("client", move || {
+                    let t = t.clone();
+                    async move {
+                        let socket = UdpSocket::bind("0.0.0.0:0").await?;
+                        for id in 0..1000u16 {
+                            let [a, b] = id.to_le_bytes();
+                            let mut msg = [a ^ b; 40];
+                            msg[..2].copy_from_slice(&[a, b]);
+                            socket.send_to(&msg, "server:7").await?;
+                            *t.borrow_mut().entry(id).or_default() += 1;
+                            sleep(Duration::from_millis(10)).await;
+                        }
+                        Ok(())
+                    }
+                });
+                sleep(Duration::from_secs(15)).await;
+            });
+        assert!(outcome.is_ok(), "seed {seed}: {:?}", outcome.failure());
+        let (seen, sent) = (seen.borrow(), sent.borrow());
+        for (id, &n) in seen.iter() {
+            let times = sent.get(id).copied().unwrap_or(0);
+            assert!(times > 0, "seed {seed}: datagram {id} was never sent");
+            assert!(
+                n <= 2 * times,
+                "seed {seed}: datagram {id} sent {times}x, received {n}x"
+            );
+        }
+        lost += sent.keys().filter(|id| !seen.contains_key(id)).count();
+    }
+    assert!(lost > 0, "faults lose datagrams");
+}
