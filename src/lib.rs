@@ -55,6 +55,11 @@
 //! - [`Failure`]: what can go wrong in a run, each kind with a message a user
 //!   can act on (it always names the seed).
 //! - [`random`]: seeded random numbers for the program under test.
+//! - [`net`]: simulated hosts, datagrams and byte streams over links with
+//!   latency, loss, duplication and reordering; partitions, crashes,
+//!   restarts, pauses and clock skew.
+//! - [`fault`]: [`fault::FaultPlan`], a schedule of faults as plain data,
+//!   and the [`buggify!`] fault points.
 //!
 //! ## The rules that keep a run deterministic
 //!
@@ -76,7 +81,9 @@ compile_error!(
 );
 
 pub mod check;
+pub mod fault;
 mod harness;
+pub mod net;
 pub mod random;
 mod runtime;
 pub mod task;

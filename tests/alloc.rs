@@ -131,3 +131,77 @@ fn the_hot_path_allocates_nothing_per_step() {
         );
     }
 }
+
+#[test]
+fn a_delivered_message_allocates_only_its_payload() {
+    use futures::{AsyncReadExt, AsyncWriteExt};
+    use lockstep::net::{Host, TcpListener, TcpStream, UdpSocket};
+
+    const WARM_UP: u64 = 200;
+    const WINDOW: u64 = 1000;
+    let outcome = Sim::builder()
+        .seed(7)
+        .verbosity(Verbosity::Off)
+        .build()
+        .run(async {
+            let server = Host::new("server", || async { Ok(()) });
+            let client = Host::new("client", || async { Ok(()) });
+            server.spawn(async {
+                let socket = UdpSocket::bind("0.0.0.0:7").await.unwrap();
+                let mut buf = [0; 64];
+                loop {
+                    let (n, from) = socket.recv_from(&mut buf).await.unwrap();
+                    socket.send_to(&buf[..n], from).await.unwrap();
+                }
+            });
+            server.spawn(async {
+                let listener = TcpListener::bind("0.0.0.0:7").await.unwrap();
+                let (mut s, _) = listener.accept().await.unwrap();
+                let mut buf = [0; 64];
+                while s.read_exact(&mut buf).await.is_ok() {
+                    s.write_all(&buf).await.unwrap();
+                }
+            });
+            client
+                .spawn(async {
+                    let udp = UdpSocket::bind("0.0.0.0:0").await.unwrap();
+                    let mut tcp = TcpStream::connect("server:7").await.unwrap();
+                    let mut buf = [1; 64];
+                    let mut before = (0, 0);
+                    let mut during = (0, 0);
+                    for i in 0..WARM_UP + WINDOW {
+                        if i == WARM_UP {
+                            before.0 = allocs();
+                        }
+                        udp.send_to(&buf, "server:7").await.unwrap();
+                        udp.recv_from(&mut buf).await.unwrap();
+                    }
+                    during.0 = allocs() - before.0;
+                    for i in 0..WARM_UP + WINDOW {
+                        if i == WARM_UP {
+                            before.1 = allocs();
+                        }
+                        tcp.write_all(&buf).await.unwrap();
+                        tcp.read_exact(&mut buf).await.unwrap();
+                    }
+                    during.1 = allocs() - before.1;
+                    during
+                })
+                .await
+                .unwrap()
+        });
+    let (udp, tcp) = outcome.into_result().unwrap();
+    // Two messages (request and reply) per round trip, one payload each.
+    assert_eq!(
+        udp,
+        2 * WINDOW,
+        "datagrams: {udp} allocations for {} messages",
+        2 * WINDOW
+    );
+    assert_eq!(
+        tcp,
+        2 * WINDOW,
+        "streams: {tcp} allocations for {} messages",
+        2 * WINDOW
+    );
+}

@@ -14,6 +14,14 @@
 //!
 //! Each step the [`Policy`] picks one ready task: uniformly at random from
 //! the seeded scheduler stream (`Random`), or the oldest (`Fifo`).
+//!
+//! Hosts: a task may belong to a simulated host (`Entry::host`), inherited
+//! from the task that spawned it. A host's tasks are exempt from the leak
+//! check (servers run until the simulation ends), are aborted together when
+//! the host crashes, and are *parked* while the host is paused: a picked
+//! task of a paused host stays marked `queued` (so wakes do not queue it
+//! twice) and moves to the parked list until the host resumes. The clock
+//! keeps moving meanwhile, as it does for a process stopped by a long GC.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -27,6 +35,7 @@ use super::waker::{self, TaskKey};
 use super::world::World;
 use super::{Policy, Severity};
 use crate::check::{BlockedTask, Failure, PanicReport, Site, TaskInfo};
+use crate::net::HostId;
 use crate::task::{JoinError, RawTask, TaskId, TaskState};
 use crate::time::Instant;
 use crate::trace::{EventKind, Verbosity};
@@ -42,6 +51,8 @@ pub(crate) enum Waiting {
     Join(TaskId),
     /// The next task of a `JoinSet` of this many tasks.
     JoinSet(usize),
+    /// A socket operation (`accept on server:80`), described by the network.
+    Net(Rc<str>),
 }
 
 pub(crate) struct Entry {
@@ -51,7 +62,12 @@ pub(crate) struct Entry {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) site: &'static Location<'static>,
     pub(crate) daemon: bool,
+    /// The simulated host the task runs on (`None`: the main task and
+    /// tasks spawned outside any host).
+    pub(crate) host: Option<HostId>,
     queued: bool,
+    /// Ready, but held back because its host is paused.
+    parked: bool,
     abort_requested: bool,
     pub(crate) polls: u64,
     pub(crate) waiting: Waiting,
@@ -124,6 +140,12 @@ pub(crate) struct Executor {
     table: RefCell<Table>,
     ready: RefCell<VecDeque<TaskKey>>,
     current: Cell<Option<TaskKey>>,
+    /// The host of the task being polled.
+    current_host: Cell<Option<HostId>>,
+    /// Hosts that are paused (few; usually none).
+    paused: RefCell<Vec<HostId>>,
+    /// Ready tasks of paused hosts, in the order they were picked.
+    parked: RefCell<Vec<(HostId, TaskKey)>>,
     policy: Policy,
     /// Tasks that panicked while their handle was alive: observed if the
     /// handle takes the result, reported if the handle is dropped first or
@@ -152,6 +174,9 @@ impl Executor {
             table: RefCell::new(Table::default()),
             ready: RefCell::new(VecDeque::with_capacity(64)),
             current: Cell::new(None),
+            current_host: Cell::new(None),
+            paused: RefCell::new(Vec::new()),
+            parked: RefCell::new(Vec::new()),
             policy,
             panicked: RefCell::new(Vec::new()),
         }
@@ -163,6 +188,7 @@ impl Executor {
         name: Option<Arc<str>>,
         site: &'static Location<'static>,
         daemon: bool,
+        host: Option<HostId>,
     ) -> Entry {
         Entry {
             id,
@@ -170,7 +196,9 @@ impl Executor {
             name,
             site,
             daemon,
+            host,
             queued: true,
+            parked: false,
             abort_requested: false,
             polls: 0,
             waiting: Waiting::Unknown,
@@ -189,6 +217,7 @@ impl Executor {
             Some(Arc::from("main")),
             site,
             false,
+            None,
         ));
         drop(t);
         debug_assert_eq!(key, MAIN_KEY);
@@ -211,6 +240,7 @@ impl Executor {
         cell: Rc<dyn RawTask>,
         name: Option<String>,
         daemon: bool,
+        host: Option<HostId>,
         site: &'static Location<'static>,
     ) -> TaskKey {
         let mut t = self.table.borrow_mut();
@@ -220,7 +250,14 @@ impl Executor {
             .checked_add(1)
             .expect("a lockstep run spawned more than 4 billion tasks");
         let name: Option<Arc<str>> = name.map(Arc::from);
-        let key = t.insert(Self::new_entry(id, Some(cell), name.clone(), site, daemon));
+        let key = t.insert(Self::new_entry(
+            id,
+            Some(cell),
+            name.clone(),
+            site,
+            daemon,
+            host,
+        ));
         drop(t);
         self.ready.borrow_mut().push_back(key);
         w.stats.spawned.set(w.stats.spawned.get() + 1);
@@ -277,11 +314,80 @@ impl Executor {
             };
             if let Some(e) = self.table.borrow_mut().get_mut(key) {
                 if e.queued {
+                    if let Some(h) = e.host.filter(|h| self.is_paused(*h)) {
+                        // Stays `queued`: released as is when the host resumes.
+                        e.parked = true;
+                        self.parked.borrow_mut().push((h, key));
+                        continue;
+                    }
                     e.queued = false;
                     return Some((key, n));
                 }
             }
         }
+    }
+
+    fn is_paused(&self, host: HostId) -> bool {
+        let paused = self.paused.borrow();
+        !paused.is_empty() && paused.contains(&host)
+    }
+
+    /// Stops picking the tasks of `host` until [`Executor::resume_host`].
+    pub(crate) fn pause_host(&self, host: HostId) {
+        let mut paused = self.paused.borrow_mut();
+        if !paused.contains(&host) {
+            paused.push(host);
+        }
+    }
+
+    /// Lets the tasks of `host` run again: its parked tasks become ready, in
+    /// the order they were parked.
+    pub(crate) fn resume_host(&self, host: HostId) {
+        self.paused.borrow_mut().retain(|h| *h != host);
+        let released: Vec<TaskKey> = {
+            let mut parked = self.parked.borrow_mut();
+            let mut out = Vec::new();
+            parked.retain(|&(h, k)| {
+                if h == host {
+                    out.push(k);
+                }
+                h != host
+            });
+            out
+        };
+        let mut t = self.table.borrow_mut();
+        let mut ready = self.ready.borrow_mut();
+        for key in released {
+            if let Some(e) = t.get_mut(key) {
+                e.parked = false;
+                ready.push_back(key);
+            }
+        }
+    }
+
+    /// The host of the task being polled.
+    #[inline]
+    pub(crate) fn current_host(&self) -> Option<HostId> {
+        self.current_host.get()
+    }
+
+    /// The live tasks of `host`, in id order.
+    pub(crate) fn tasks_of(&self, host: HostId) -> Vec<TaskKey> {
+        let t = self.table.borrow();
+        let mut keys: Vec<TaskKey> = t
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| {
+                let e = e.as_ref()?;
+                (e.host == Some(host)).then_some(TaskKey {
+                    index: i as u32,
+                    id: e.id,
+                })
+            })
+            .collect();
+        keys.sort_by_key(|k| k.id);
+        keys
     }
 
     /// Runs one scheduling step: picks a ready task and polls it (unless it
@@ -291,15 +397,16 @@ impl Executor {
             return Step::Idle;
         };
         w.begin_step(key.id, choices);
-        let (cell, site) = {
+        let (cell, site, host) = {
             let mut t = self.table.borrow_mut();
             let e = t.get_mut(key).expect("a picked task is live");
             e.polls += 1;
             e.waiting = Waiting::Unknown;
             e.deadline = None;
-            (e.cell.clone(), e.site)
+            (e.cell.clone(), e.site, e.host)
         };
         self.current.set(Some(key));
+        self.current_host.set(host);
         if w.tracing(Verbosity::Full) {
             w.record(EventKind::Poll);
         }
@@ -333,6 +440,7 @@ impl Executor {
             Err(payload) => self.task_panicked(w, key, cell, payload),
         }
         self.current.set(None);
+        self.current_host.set(None);
         Step::Polled
     }
 
@@ -488,11 +596,15 @@ impl Executor {
             Waiting::Unknown => None,
             Waiting::Join(id) => Some(format!("join of {}", self.label(*id))),
             Waiting::JoinSet(n) => Some(format!("the next of {n} tasks in a JoinSet")),
+            Waiting::Net(what) => Some(what.to_string()),
         };
         match (what, e.deadline) {
             (Some(what), Some(d)) => format!("{what}, or its timeout at {d}"),
             (Some(what), None) => what,
             (None, Some(d)) => format!("a sleep until {d}"),
+            (None, None) if e.parked => {
+                "nothing: it is ready to run, but its host is paused".to_string()
+            }
             (None, None) if e.queued => "nothing: it is ready to run".to_string(),
             (None, None) => "a future lockstep does not track (not a lockstep primitive: a \
                              channel or lock from another library, or a hand-written future)"
@@ -512,12 +624,14 @@ impl Executor {
             .collect()
     }
 
-    /// Live tasks that count as leaks when the main task returns.
+    /// Live tasks that count as leaks when the main task returns. Host
+    /// tasks do not: they end with the simulation, like the servers they
+    /// model.
     pub(crate) fn leaked(&self) -> Vec<BlockedTask> {
         let t = self.table.borrow();
         t.sorted()
             .into_iter()
-            .filter(|e| e.id != TaskId::MAIN && !e.daemon)
+            .filter(|e| e.id != TaskId::MAIN && !e.daemon && e.host.is_none())
             .map(|e| BlockedTask {
                 task: e.info(),
                 waiting_on: self.describe(e),
@@ -565,6 +679,7 @@ impl Executor {
                 keys.into_iter().filter_map(|k| t.remove(k)).collect()
             };
             self.ready.borrow_mut().clear();
+            self.parked.borrow_mut().clear();
             if entries.is_empty() {
                 break;
             }

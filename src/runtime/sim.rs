@@ -71,6 +71,8 @@ pub(crate) struct Config {
     pub(crate) leaks: Severity,
     pub(crate) unobserved_panics: Severity,
     pub(crate) watchdog: Option<Duration>,
+    pub(crate) faults: Option<crate::fault::FaultPlan>,
+    pub(crate) buggify: bool,
 }
 
 impl Default for Config {
@@ -84,6 +86,8 @@ impl Default for Config {
             leaks: Severity::Fail,
             unobserved_panics: Severity::Fail,
             watchdog: Some(SimBuilder::DEFAULT_WATCHDOG),
+            faults: None,
+            buggify: true,
         }
     }
 }
@@ -100,6 +104,8 @@ impl Default for Config {
 /// | [`leaks`](Self::leaks) | `Fail` | tasks alive when main returns |
 /// | [`unobserved_panics`](Self::unobserved_panics) | `Fail` | task panics nobody awaited |
 /// | [`watchdog`](Self::watchdog) | 5 s wall time | one poll that never returns |
+/// | [`faults`](Self::faults) | none | a [`FaultPlan`](crate::fault::FaultPlan) applied from the start |
+/// | [`buggify`](Self::buggify) | on | whether [`buggify!`](crate::buggify!) points may fire |
 #[derive(Clone, Debug, Default)]
 #[must_use = "a SimBuilder does nothing until `build` is called"]
 pub struct SimBuilder {
@@ -179,6 +185,21 @@ impl SimBuilder {
     /// process, so that CI fails loudly instead of hanging.
     pub fn watchdog(mut self, limit: Option<Duration>) -> Self {
         self.config.watchdog = limit;
+        self
+    }
+
+    /// A fault plan to apply to every run, installed when the run starts
+    /// (its times count from `0.000s`), exactly as if the main task called
+    /// [`fault::apply`](crate::fault::apply) first.
+    pub fn faults(mut self, plan: crate::fault::FaultPlan) -> Self {
+        self.config.faults = Some(plan);
+        self
+    }
+
+    /// Whether [`buggify!`](crate::buggify!) points may fire (default:
+    /// yes). Off, every point evaluates to `false` and draws nothing.
+    pub fn buggify(mut self, enabled: bool) -> Self {
+        self.config.buggify = enabled;
         self
     }
 

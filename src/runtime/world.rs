@@ -44,6 +44,10 @@ pub(crate) mod stream {
     pub(crate) const SCHED: u64 = 1;
     /// `lockstep::random` draws by the program under test.
     pub(crate) const USER: u64 = 2;
+    /// The simulated network: latencies, loss, duplication, reordering.
+    pub(crate) const NET: u64 = 3;
+    /// Faults: `buggify!` points and random fault plans.
+    pub(crate) const FAULT: u64 = 4;
 }
 
 /// Counters the run keeps for [`Stats`].
@@ -83,6 +87,8 @@ pub(crate) struct World {
     warnings: RefCell<Vec<Failure>>,
     pub(crate) stats: Counters,
     pub(crate) watchdog: Option<Arc<Slot>>,
+    /// Hosts, sockets, links and faults; empty until a host is created.
+    pub(crate) net: crate::net::NetSlot,
 }
 
 /// Expands a `u64` seed into a ChaCha key with SplitMix64, so that seeds do
@@ -127,6 +133,7 @@ impl World {
             warnings: RefCell::new(Vec::new()),
             stats: Counters::default(),
             watchdog: config.watchdog.map(|limit| watchdog::register(seed, limit)),
+            net: crate::net::NetSlot::default(),
         }
     }
 
@@ -138,8 +145,10 @@ impl World {
         Instant::from_nanos(self.now.get())
     }
 
+    /// Folds `x` into the decision hash (for subsystems whose draws must be
+    /// covered by the determinism check: network fates, faults).
     #[inline]
-    fn mix(&self, x: u64) {
+    pub(crate) fn mix(&self, x: u64) {
         let h = (self.hash.get() ^ x).wrapping_mul(0x9E37_79B9_7F4A_7C15);
         self.hash.set(h ^ (h >> 29));
     }
@@ -208,7 +217,6 @@ impl World {
     /// Runs `f` inside the runtime at `deadline` (for subsystems: message
     /// deliveries, scheduled faults). A pending callback counts as pending
     /// work, so a run waiting for it is not deadlocked.
-    #[allow(dead_code)] // the network and fault subsystems build on it
     pub(crate) fn call_at(&self, deadline: Instant, f: impl FnOnce(&World) + 'static) -> TimerKey {
         self.timers
             .borrow_mut()
@@ -460,6 +468,9 @@ impl World {
         let value = {
             let _enter = super::context::Enter::new(&self);
             self.exec.spawn_main(&self, site);
+            if let Some(plan) = &self.config.faults {
+                crate::fault::install(&self, plan);
+            }
             let mut main = std::pin::pin!(Some(main));
             let value = self.drive(main.as_mut(), site);
             // Drop what is left inside the context, so that `Drop` impls
@@ -467,6 +478,9 @@ impl World {
             main.set(None);
             self.exec.teardown(&self);
             *self.timers.borrow_mut() = Timers::default();
+            // Host factories and socket buffers may hold user values whose
+            // `Drop` calls lockstep: drop them while the context is entered.
+            self.net.clear();
             if !self.failed() {
                 self.foreign_wakes();
             }

@@ -64,6 +64,10 @@ impl fmt::Debug for TaskId {
 
 /// Spawns a task; it starts running at the executor's next choice.
 ///
+/// A task spawned by a task of a simulated [host](crate::net::Host) runs on
+/// that host too: it is dropped when the host crashes and held while it is
+/// paused.
+///
 /// ```
 /// use lockstep::prelude::*;
 ///
@@ -97,10 +101,28 @@ where
     F::Output: 'static,
 {
     context::with("lockstep::spawn", |w| {
-        let cell = cell::TaskCell::new(future);
-        let key = w.exec.spawn(w, cell.clone(), name, daemon, site);
-        JoinHandle::new(cell, key)
+        let host = w.exec.current_host();
+        spawn_in(w, future, name, daemon, host, site)
     })
+}
+
+/// Spawns on a given host (`None`: on no host), whatever the current task's
+/// host is.
+pub(crate) fn spawn_in<F>(
+    w: &crate::runtime::world::World,
+    future: F,
+    name: Option<String>,
+    daemon: bool,
+    host: Option<crate::net::HostId>,
+    site: &'static Location<'static>,
+) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    let cell = cell::TaskCell::new(future);
+    let key = w.exec.spawn(w, cell.clone(), name, daemon, host, site);
+    JoinHandle::new(cell, key)
 }
 
 /// Configures a task before spawning it.

@@ -36,14 +36,16 @@ impl Instant {
     /// The latest representable instant (about 584 years into the run).
     pub const MAX: Instant = Instant(u64::MAX);
 
-    /// The current virtual time of the running simulation.
+    /// The current virtual time of the running simulation, as the clock of
+    /// the current task's host reads it (the simulation's own time for tasks
+    /// on no host, or on a host whose clock was never skewed).
     ///
     /// # Panics
     ///
     /// Outside a simulation.
     #[track_caller]
     pub fn now() -> Instant {
-        context::with("lockstep::time::Instant::now", |w| w.now())
+        context::with("lockstep::time::Instant::now", |w| w.local_now())
     }
 
     /// The instant `nanos` nanoseconds after the start of the run.

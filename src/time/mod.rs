@@ -11,6 +11,35 @@
 //! A `sleep` whose deadline is already reached (including `sleep(0)`)
 //! completes on its first poll without yielding; use
 //! [`yield_now`](crate::task::yield_now) to give other tasks a turn.
+//!
+//! ## Host clocks: skew and drift
+//!
+//! A task that runs on a simulated [host](crate::net::Host) reads *its
+//! host's* clock: [`Instant::now`] is the simulation's time mapped through
+//! the host's offset and drift (see [`Host::clock_forward`],
+//! [`Host::clock_back`] and [`Host::clock_drift`]). Everywhere else (the main task, tasks on no
+//! host, traces) time is the simulation's own. A host clock is piecewise
+//! linear: `local = base_local + (now - base) × (1 + ppm / 10⁶)`, where a
+//! skew steps `base_local` (forward or back: a host's `Instant::now` can go
+//! backwards, as a wall clock stepped by NTP does) and a drift changes the
+//! rate from that moment on.
+//!
+//! Deadlines are read on the clock of the host whose task polls them:
+//!
+//! - `sleep(d)` and `timeout(d, ..)` measure `d` on the host clock: on a
+//!   host drifting `+1000ppm` (fast), a 1 s sleep ends after 0.999 s of
+//!   simulation time. An offset alone does not change a sleep's length.
+//! - `sleep_until(t)` waits until the host clock reads `t`; the wake-up is
+//!   scheduled at the simulation instant where the host clock reaches `t`,
+//!   computed when the sleep is polled. A later step of the host clock
+//!   takes effect when the sleeper is next polled: after a step forward a
+//!   sleeper wakes at the instant computed before the step (late by the
+//!   host clock, never early); after a step back it wakes, finds its
+//!   deadline not yet reached on the host clock, and sleeps again.
+//!
+//! [`Host::clock_forward`]: crate::net::Host::clock_forward
+//! [`Host::clock_back`]: crate::net::Host::clock_back
+//! [`Host::clock_drift`]: crate::net::Host::clock_drift
 
 use std::future::{Future, IntoFuture};
 use std::pin::Pin;
@@ -41,7 +70,7 @@ pub fn now() -> Instant {
 /// Outside a simulation.
 #[track_caller]
 pub fn sleep(duration: Duration) -> Sleep {
-    let now = context::with("lockstep::time::sleep", |w| w.now());
+    let now = context::with("lockstep::time::sleep", |w| w.local_now());
     Sleep::new(now.saturating_add(duration))
 }
 
@@ -92,7 +121,7 @@ impl Sleep {
     /// Polls without requiring a pin (a `Sleep` is `Unpin`).
     pub fn poll_elapsed(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         context::with("lockstep::time::Sleep::poll", |w| {
-            if w.now() >= self.deadline {
+            if w.local_now() >= self.deadline {
                 if let Some(key) = self.key.take() {
                     w.timers.borrow_mut().cancel(key);
                 }
@@ -102,10 +131,11 @@ impl Sleep {
                 Some(key) => w.timers.borrow_mut().update_waker(key, cx.waker()),
                 None => false,
             };
+            let at = w.to_global(self.deadline);
             if !armed {
-                self.key = Some(w.arm_timer(self.deadline, cx.waker()));
+                self.key = Some(w.arm_timer(at, cx.waker()));
             }
-            w.exec.note_deadline(self.deadline);
+            w.exec.note_deadline(at);
             Poll::Pending
         })
     }

@@ -1,16 +1,18 @@
 //! The event trace: what happened in a run, in order.
 //!
 //! Every observable step appends an [`Event`]: a task spawned, polled, woken,
-//! finished or aborted; a timer set or fired; a line the program logged with
-//! [`trace!`](crate::trace!); the failure that ended the run. Each event
+//! finished or aborted; a timer set or fired; a message sent, delivered,
+//! dropped or duplicated by the simulated network; a connection opened or
+//! reset; a fault applied; a `buggify!` point that fired; a line the program
+//! logged with [`trace!`](crate::trace!); the failure that ended the run. Each event
 //! carries the step (how many polls came before it), the virtual time and the
 //! task that caused it, and nothing else: no wall time, no addresses, no
 //! thread ids, no hash-map order. Two runs of one seed therefore render to
 //! the same bytes, which is what makes traces worth snapshotting and diffing.
 //!
-//! How much is recorded is set by [`Verbosity`]: `Full` (every poll and
-//! wake), `Summary` (spawns, finishes, aborts, panics, user lines,
-//! failures), or `Off`. With tracing off, recording costs one comparison per
+//! How much is recorded is set by [`Verbosity`]: `Full` (every poll, wake
+//! and message), `Summary` (spawns, finishes, aborts, panics, connections,
+//! hosts, faults, buggify points, user lines, failures), or `Off`. With tracing off, recording costs one comparison per
 //! event site; the decision hash that proves determinism is kept regardless.
 //!
 //! A trace renders to text ([`Trace::render`], one event a line) and to JSON
@@ -36,9 +38,11 @@ pub use render::{RenderOptions, TraceParseError};
 pub enum Verbosity {
     /// Nothing is recorded (the decision hash is still kept).
     Off,
-    /// Spawns, finishes, aborts, panics, user lines and failures.
+    /// Spawns, finishes, aborts, panics, connections, hosts, faults,
+    /// buggify points, user lines and failures.
     Summary,
-    /// Everything, including every poll, wake and timer (the default).
+    /// Everything, including every poll, wake, timer and network message
+    /// (the default).
     #[default]
     Full,
 }
@@ -140,6 +144,37 @@ pub enum EventKind {
         /// The text.
         message: String,
     },
+    /// A network message left its sender (full).
+    NetSend(Box<NetMessage>),
+    /// A message reached its destination socket (full).
+    NetDeliver(Box<NetMessage>),
+    /// A message was lost (full): link loss, a partition, a host that is
+    /// down, no socket bound, a full receive queue.
+    NetDrop(Box<NetDrop>),
+    /// The link duplicated a datagram (full): a second copy is in flight.
+    NetDuplicate(Box<NetMessage>),
+    /// A stream connection changed state (summary): `connect`, `accept`,
+    /// `close`, `refused`, `reset`, `timeout`, `stall`, `resume`.
+    Conn(Box<ConnEvent>),
+    /// A host started or its main future returned (summary).
+    Host {
+        /// The host's name.
+        host: String,
+        /// What happened (`up at 10.0.0.1`, `main returned an error: ..`).
+        what: String,
+    },
+    /// A fault was applied (summary): a partition, heal, crash, restart,
+    /// pause, resume, clock change or link change, in the text form of a
+    /// fault plan action (`partition client server`).
+    Fault {
+        /// The action.
+        action: String,
+    },
+    /// A `buggify!` point fired (summary).
+    Buggify {
+        /// Where the point is.
+        site: Site,
+    },
     /// The run failed (summary): always the last event of a failed run.
     Failure {
         /// [`Failure::kind`](crate::Failure::kind).
@@ -157,10 +192,56 @@ impl EventKind {
             | EventKind::Yield
             | EventKind::Wake { .. }
             | EventKind::TimerSet { .. }
-            | EventKind::TimerFire { .. } => Verbosity::Full,
+            | EventKind::TimerFire { .. }
+            | EventKind::NetSend(_)
+            | EventKind::NetDeliver(_)
+            | EventKind::NetDrop(_)
+            | EventKind::NetDuplicate(_) => Verbosity::Full,
             _ => Verbosity::Summary,
         }
     }
+}
+
+/// A network message, as [`EventKind::NetSend`] and its siblings record
+/// it. Boxed in the event, so that every other event stays small.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct NetMessage {
+    /// `udp` or `tcp`.
+    pub proto: String,
+    /// The sending socket, `host:port`.
+    pub from: String,
+    /// The destination socket, `host:port`.
+    pub to: String,
+    /// Payload size (0 for a SYN).
+    pub bytes: u64,
+}
+
+/// A lost message and why it was lost.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct NetDrop {
+    /// The message.
+    #[serde(flatten)]
+    pub message: NetMessage,
+    /// Why it was lost (`loss`, `partition`, `host down`, `no socket`, …).
+    pub reason: String,
+}
+
+/// A change of a stream connection's state.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ConnEvent {
+    /// What happened: `connect`, `accept`, `close`, `refused`, `reset`,
+    /// `timeout`, `stall`, `resume`.
+    pub what: String,
+    /// The end it happened to (the connecting end for `connect`).
+    pub from: String,
+    /// The other end.
+    pub to: String,
+    /// Why, when there is more to say (`peer crashed`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// The recorded events of one run.

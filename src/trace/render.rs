@@ -4,7 +4,7 @@ use std::fmt::{self, Write as _};
 
 use serde::Serialize;
 
-use super::{Event, EventKind, Trace};
+use super::{Event, EventKind, NetMessage, Trace};
 
 /// How [`Trace::render_with`] prints events.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,10 +133,40 @@ fn describe(
             Some(t) => write!(out, "timer fired for {}", trace.task_label(*t)),
             None => out.write_str("timer fired"),
         },
+        EventKind::NetSend(m) => write!(out, "send {}", Msg(m)),
+        EventKind::NetDeliver(m) => write!(out, "deliver {}", Msg(m)),
+        EventKind::NetDuplicate(m) => write!(out, "duplicate {}", Msg(m)),
+        EventKind::NetDrop(d) => write!(out, "drop {}: {}", Msg(&d.message), d.reason),
+        EventKind::Conn(c) => {
+            write!(out, "tcp {} {} -> {}", c.what, c.from, c.to)?;
+            match &c.detail {
+                Some(d) => write!(out, ": {d}"),
+                None => Ok(()),
+            }
+        }
+        EventKind::Host { host, what } => write!(out, "host {host}: {what}"),
+        EventKind::Fault { action } => write!(out, "fault: {action}"),
+        EventKind::Buggify { site } if opts.line_numbers => write!(out, "buggify fired at {site}"),
+        EventKind::Buggify { site } => write!(out, "buggify fired at {}", site.file),
         EventKind::User { message } => write!(out, "log: {}", message.replace('\n', " / ")),
         EventKind::Failure { kind, message } => {
             write!(out, "FAILED ({kind}): {}", strip_rs_lines(message, opts))
         }
+    }
+}
+
+/// `udp client:49152 -> server:7 (5 bytes)`; a message without payload
+/// (a SYN) omits the size.
+struct Msg<'a>(&'a NetMessage);
+
+impl fmt::Display for Msg<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let m = self.0;
+        write!(f, "{} {} -> {}", m.proto, m.from, m.to)?;
+        if m.bytes > 0 {
+            write!(f, " ({} bytes)", m.bytes)?;
+        }
+        Ok(())
     }
 }
 

@@ -1,0 +1,512 @@
+//! `TcpListener` and `TcpStream`: reliable, ordered byte streams between
+//! hosts. The model (handshake, partitions, crashes, closing) is described
+//! in the [`net`](super) module docs.
+
+use std::future::poll_fn;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use futures::io::{AsyncRead, AsyncWrite};
+
+use super::addr::{self, ToAddr};
+use super::fabric::{self, Fabric};
+use super::host::{Binding, HostId, Proto};
+use super::stream::{self, Backlog, ConnKey};
+use crate::runtime::context;
+use crate::runtime::executor::Waiting;
+use crate::runtime::world::World;
+use crate::time::Duration;
+
+/// The host of the calling task; panics with a clear message if it runs on
+/// none.
+pub(crate) fn here(w: &World, api: &str) -> HostId {
+    w.exec.current_host().unwrap_or_else(|| {
+        panic!(
+            "`{api}` was called from a task that runs on no host: sockets belong to hosts, so \
+             call it from a host's task (`lockstep::net::Host::new(..)`'s factory, or \
+             `host.spawn(..)`)"
+        )
+    })
+}
+
+/// Binds `(proto, port)` on `host`, or an ephemeral port for port 0.
+pub(crate) fn bind_port(
+    f: &mut Fabric,
+    host: HostId,
+    proto: Proto,
+    port: u16,
+    binding: Binding,
+) -> io::Result<u16> {
+    let hs = f.host_mut(host);
+    let port = match port {
+        0 => hs.ephemeral(proto).ok_or_else(|| {
+            io::Error::new(
+                io::ErrorKind::AddrInUse,
+                "no ephemeral port is left on this host",
+            )
+        })?,
+        p => p,
+    };
+    if hs.ports.contains_key(&(proto, port)) {
+        let what = if proto == Proto::Tcp { "tcp" } else { "udp" };
+        return Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("{what} port {port} is already bound on host {}", hs.name),
+        ));
+    }
+    hs.ports.insert((proto, port), binding);
+    Ok(port)
+}
+
+/// A socket bound on a host, as its handle remembers it.
+#[derive(Debug)]
+pub(crate) struct Bound {
+    pub(crate) host: HostId,
+    pub(crate) incarnation: u32,
+    pub(crate) port: u16,
+    pub(crate) id: u64,
+    pub(crate) local: SocketAddr,
+    /// `accept on server:80`: what a task blocked on it waits for.
+    pub(crate) desc: Rc<str>,
+}
+
+impl Bound {
+    /// Binds a new socket for the calling task's host.
+    pub(crate) fn new(
+        api: &str,
+        addr: &(impl ToAddr + ?Sized),
+        proto: Proto,
+        make: impl FnOnce(u64) -> Binding,
+        verb: &str,
+    ) -> io::Result<Bound> {
+        let spec = addr.to_addr_spec()?;
+        context::with("lockstep::net", |w| {
+            let host = here(w, api);
+            fabric::with(w, |f| {
+                let port = addr::local_port(f, &spec, host)?;
+                let id = f.next_socket;
+                f.next_socket += 1;
+                let port = bind_port(f, host, proto, port, make(id))?;
+                let hs = f.host(host);
+                Ok(Bound {
+                    host,
+                    incarnation: hs.incarnation,
+                    port,
+                    id,
+                    local: SocketAddr::new(hs.ip.into(), port),
+                    desc: Rc::from(format!("{verb} {}:{port}", hs.name)),
+                })
+            })
+        })
+    }
+
+    /// Whether the socket still exists (its host did not crash since).
+    pub(crate) fn live(&self, f: &Fabric) -> bool {
+        let hs = f.host(self.host);
+        hs.up && hs.incarnation == self.incarnation
+    }
+
+    pub(crate) fn closed_error(&self) -> io::Error {
+        io::Error::new(
+            io::ErrorKind::NotConnected,
+            "the socket was closed: its host crashed",
+        )
+    }
+
+    /// Unbinds the port if this socket still holds it.
+    pub(crate) fn unbind(&self, f: &mut Fabric, proto: Proto) -> Option<Binding> {
+        if !self.live(f) {
+            return None;
+        }
+        let ports = &mut f.host_mut(self.host).ports;
+        let same = match ports.get(&(proto, self.port)) {
+            Some(Binding::Listener(b)) => b.id == self.id,
+            Some(Binding::Udp(i)) => i.id == self.id,
+            None => false,
+        };
+        if same {
+            ports.remove(&(proto, self.port))
+        } else {
+            None
+        }
+    }
+}
+
+/// A socket that accepts stream connections, like `tokio::net::TcpListener`.
+///
+/// ```
+/// use lockstep::prelude::*;
+/// use lockstep::net::{Host, TcpListener, TcpStream};
+/// use futures::{AsyncReadExt, AsyncWriteExt};
+///
+/// let outcome = Sim::new(3).run(async {
+///     Host::new("server", || async {
+///         let listener = TcpListener::bind("0.0.0.0:7").await?;
+///         loop {
+///             let (mut stream, _) = listener.accept().await?;
+///             lockstep::spawn(async move {
+///                 let mut buf = [0; 64];
+///                 let n = stream.read(&mut buf).await?;
+///                 stream.write_all(&buf[..n]).await
+///             });
+///         }
+///     });
+///     let client = Host::new("client", || async { Ok(()) });
+///     client.spawn(async {
+///         let mut stream = TcpStream::connect("server:7").await?;
+///         stream.write_all(b"hello").await?;
+///         let mut reply = [0; 5];
+///         stream.read_exact(&mut reply).await?;
+///         Ok::<_, std::io::Error>(reply)
+///     }).await.unwrap()
+/// });
+/// assert_eq!(&outcome.into_result().unwrap().unwrap(), b"hello");
+/// ```
+#[derive(Debug)]
+pub struct TcpListener {
+    bound: Bound,
+}
+
+impl TcpListener {
+    /// Listens on `addr` of the calling task's host (`"0.0.0.0:80"`; port
+    /// `0` picks a free port).
+    ///
+    /// # Errors
+    ///
+    /// `AddrInUse` if the port is taken, `AddrNotAvailable` for an address
+    /// that is not the host's, `InvalidInput` for a malformed address.
+    ///
+    /// # Panics
+    ///
+    /// Outside a host's task.
+    pub async fn bind(addr: impl ToAddr) -> io::Result<TcpListener> {
+        let bound = Bound::new(
+            "lockstep::net::TcpListener::bind",
+            &addr,
+            Proto::Tcp,
+            |id| {
+                Binding::Listener(Backlog {
+                    id,
+                    queue: Default::default(),
+                    waker: None,
+                })
+            },
+            "accept on",
+        )?;
+        Ok(TcpListener { bound })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.bound.local)
+    }
+
+    /// Waits for the next connection.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        poll_fn(|cx| self.poll_accept(cx)).await
+    }
+
+    /// Polls for the next connection.
+    pub fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(TcpStream, SocketAddr)>> {
+        context::with("lockstep::net::TcpListener::accept", |w| {
+            let got = fabric::with(w, |f| {
+                if !self.bound.live(f) {
+                    return Some(Err(self.bound.closed_error()));
+                }
+                loop {
+                    let key = match f
+                        .host_mut(self.bound.host)
+                        .ports
+                        .get_mut(&(Proto::Tcp, self.bound.port))
+                    {
+                        Some(Binding::Listener(b)) if b.id == self.bound.id => {
+                            match b.queue.pop_front() {
+                                Some(key) => key,
+                                None => {
+                                    if !b.waker.as_ref().is_some_and(|x| x.will_wake(cx.waker())) {
+                                        b.waker = Some(cx.waker().clone());
+                                    }
+                                    return None;
+                                }
+                            }
+                        }
+                        _ => return Some(Err(self.bound.closed_error())),
+                    };
+                    if let Some(stream) = TcpStream::from_key(f, key, 1) {
+                        stream::trace_accept(f, w, key);
+                        let peer = stream.peer;
+                        return Some(Ok((stream, peer)));
+                    }
+                }
+            });
+            match got {
+                Some(result) => Poll::Ready(result),
+                None => {
+                    w.exec.note_waiting(Waiting::Net(self.bound.desc.clone()));
+                    Poll::Pending
+                }
+            }
+        })
+    }
+}
+
+impl Drop for TcpListener {
+    fn drop(&mut self) {
+        context::try_with(|w| {
+            fabric::with(w, |f| {
+                if let Some(Binding::Listener(b)) = self.bound.unbind(f, Proto::Tcp) {
+                    stream::reset_backlog(f, w, b.queue);
+                }
+            })
+        });
+    }
+}
+
+/// One end of a stream connection: implements
+/// [`futures::io::AsyncRead`] and [`AsyncWrite`] (use
+/// `futures::{AsyncReadExt, AsyncWriteExt}` for `read`, `write_all`, …).
+///
+/// Reads and writes also work through `&TcpStream`, so one task may read
+/// while another writes. Writes never block (there is no flow control).
+/// `close()` (or [`shutdown`](TcpStream::shutdown) with
+/// `Shutdown::Write`) sends a FIN: the peer reads what was written, then
+/// `0`. Dropping the stream closes it the same way.
+#[derive(Debug)]
+pub struct TcpStream {
+    key: ConnKey,
+    side: u8,
+    local: SocketAddr,
+    peer: SocketAddr,
+    desc: Rc<str>,
+}
+
+impl TcpStream {
+    fn from_key(f: &Fabric, key: ConnKey, side: usize) -> Option<TcpStream> {
+        let (local, peer) = stream::endpoints(f, key, side)?;
+        let desc = format!(
+            "read from {} on {}",
+            f.label(peer.0, peer.1),
+            f.label(local.0, local.1)
+        );
+        Some(TcpStream {
+            key,
+            side: side as u8,
+            local: fabric::socket_addr(f, local),
+            peer: fabric::socket_addr(f, peer),
+            desc: Rc::from(desc),
+        })
+    }
+
+    /// Connects to `addr` (`"server:80"`) from the calling task's host.
+    ///
+    /// # Errors
+    ///
+    /// `ConnectionRefused` when nothing listens on the port;
+    /// `TimedOut` when no answer came within
+    /// [`TcpConfig::connect_timeout`] (the host is down or partitioned
+    /// away); `NotFound` for an unknown host name; `InvalidInput` for a
+    /// malformed address.
+    ///
+    /// # Panics
+    ///
+    /// Outside a host's task.
+    pub async fn connect(addr: impl ToAddr) -> io::Result<TcpStream> {
+        let spec = addr.to_addr_spec()?;
+        let key = context::with("lockstep::net::TcpStream::connect", |w| {
+            let host = here(w, "lockstep::net::TcpStream::connect");
+            fabric::with(w, |f| {
+                let (dst, port) = addr::resolve(f, &spec, Some(host))?;
+                stream::open(f, w, host, dst, port)
+            })
+        })?;
+        let mut pending = PendingConnect(Some(key));
+        let desc: Rc<str> = context::with("lockstep::net::TcpStream::connect", |w| {
+            fabric::with(w, |f| {
+                let (_, peer) = stream::endpoints(f, key, 0).expect("a new connection exists");
+                Rc::from(format!("connect to {}", f.label(peer.0, peer.1)))
+            })
+        });
+        poll_fn(|cx| {
+            context::with("lockstep::net::TcpStream::connect", |w| {
+                let poll = fabric::with(w, |f| {
+                    stream::poll_connect(f, key, cx).map(|r| {
+                        r.and_then(|()| {
+                            TcpStream::from_key(f, key, 0)
+                                .ok_or_else(|| io::ErrorKind::NotConnected.into())
+                        })
+                    })
+                });
+                if poll.is_pending() {
+                    w.exec.note_waiting(Waiting::Net(desc.clone()));
+                }
+                poll
+            })
+        })
+        .await
+        .inspect(|_| pending.0 = None)
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.local)
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        Ok(self.peer)
+    }
+
+    /// Shuts down the read half (buffered and later data is discarded, reads
+    /// return `0`), the write half (a FIN is sent), or both.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        context::with("lockstep::net::TcpStream::shutdown", |w| {
+            let (result, waker) = fabric::with(w, |f| {
+                let side = self.side as usize;
+                let waker = match how {
+                    Shutdown::Read | Shutdown::Both => stream::shutdown_read(f, self.key, side),
+                    Shutdown::Write => None,
+                };
+                let result = match how {
+                    Shutdown::Write | Shutdown::Both => stream::close_write(f, w, self.key, side),
+                    Shutdown::Read => Ok(()),
+                };
+                (result, waker)
+            });
+            if let Some(waker) = waker {
+                waker.wake();
+            }
+            result
+        })
+    }
+
+    fn read_poll(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        context::with("lockstep::net::TcpStream::read", |w| {
+            let poll = fabric::with(w, |f| {
+                stream::poll_read(f, self.key, self.side as usize, buf, cx)
+            });
+            if poll.is_pending() {
+                w.exec.note_waiting(Waiting::Net(self.desc.clone()));
+            }
+            poll
+        })
+    }
+
+    fn write_now(&self, buf: &[u8]) -> Poll<io::Result<usize>> {
+        Poll::Ready(context::with("lockstep::net::TcpStream::write", |w| {
+            fabric::with(w, |f| {
+                stream::write(f, w, self.key, self.side as usize, buf)
+            })
+        }))
+    }
+
+    fn close_now(&self) -> Poll<io::Result<()>> {
+        Poll::Ready(context::with("lockstep::net::TcpStream::close", |w| {
+            fabric::with(w, |f| {
+                stream::close_write(f, w, self.key, self.side as usize)
+            })
+        }))
+    }
+}
+
+/// Abandons a connect whose future was dropped before it finished.
+struct PendingConnect(Option<ConnKey>);
+
+impl Drop for PendingConnect {
+    fn drop(&mut self) {
+        if let Some(key) = self.0 {
+            context::try_with(|w| fabric::with(w, |f| stream::drop_end(f, w, key, 0)));
+        }
+    }
+}
+
+impl Drop for TcpStream {
+    fn drop(&mut self) {
+        context::try_with(|w| {
+            fabric::with(w, |f| stream::drop_end(f, w, self.key, self.side as usize))
+        });
+    }
+}
+
+/// `AsyncRead` and `AsyncWrite` for a stream and for a shared reference to
+/// it (the state lives in the simulation, so both work the same).
+macro_rules! stream_io {
+    ($($t:ty),*) => {$(
+        impl AsyncRead for $t {
+            fn poll_read(
+                self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+                buf: &mut [u8],
+            ) -> Poll<io::Result<usize>> {
+                self.read_poll(cx, buf)
+            }
+        }
+
+        impl AsyncWrite for $t {
+            fn poll_write(
+                self: Pin<&mut Self>,
+                _: &mut Context<'_>,
+                buf: &[u8],
+            ) -> Poll<io::Result<usize>> {
+                self.write_now(buf)
+            }
+
+            fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+                Poll::Ready(Ok(()))
+            }
+
+            fn poll_close(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+                self.close_now()
+            }
+        }
+    )*};
+}
+
+stream_io!(TcpStream, &TcpStream);
+
+/// The TCP settings of a simulation ([`set_tcp_config`](super::set_tcp_config)).
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TcpConfig {
+    /// How long `connect` keeps retransmitting its SYN before `TimedOut`
+    /// (default 127 s: Linux's six retries, 1 + 2 + … + 64 s).
+    pub connect_timeout: Duration,
+    /// How long a direction may stay stalled by a partition before the
+    /// connection fails (default 30 s; `TCP_USER_TIMEOUT`).
+    pub user_timeout: Duration,
+    /// The first retransmission timeout after a segment loss (default
+    /// 200 ms, Linux's minimum RTO); it doubles on every further loss.
+    pub rto: Duration,
+}
+
+impl Default for TcpConfig {
+    fn default() -> Self {
+        TcpConfig {
+            connect_timeout: Duration::from_secs(127),
+            user_timeout: Duration::from_secs(30),
+            rto: Duration::from_millis(200),
+        }
+    }
+}
+
+impl TcpConfig {
+    /// Sets the connect timeout.
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+
+    /// Sets the user timeout.
+    pub fn user_timeout(mut self, d: Duration) -> Self {
+        self.user_timeout = d;
+        self
+    }
+
+    /// Sets the first retransmission timeout.
+    pub fn rto(mut self, d: Duration) -> Self {
+        self.rto = d;
+        self
+    }
+}
