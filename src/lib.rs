@@ -127,6 +127,7 @@ pub use trace::Verbosity;
 /// | `max_time = "30s"` | virtual time limit (`ns`, `us`, `ms`, `s`, `m`, `h`) | 1 hour |
 /// | `max_steps = N` | step limit | 1,000,000 |
 /// | `policy = "fifo"` | scheduling policy (or a `Policy` expression) | `"random"` |
+/// | `faults = 0.2` | a random [`FaultPlan`](fault::FaultPlan) of that intensity, drawn from each seed; or any `FaultPlan` expression | none |
 /// | `check_determinism` | run each seed twice and compare | off |
 ///
 /// At the first failing seed the test panics with a report: the failure,

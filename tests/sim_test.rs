@@ -96,3 +96,81 @@ async fn returning_err_fails() -> Result<(), String> {
 async fn a_failure_names_its_replay_command() {
     panic!("always");
 }
+
+#[sim_test(seeds = 20, faults = 0.5)]
+async fn faults_from_a_random_plan_reach_the_network() {
+    use lockstep::net::{Host, UdpSocket};
+    Host::new("a", || async {
+        let s = UdpSocket::bind("0.0.0.0:9").await?;
+        let mut buf = [0; 16];
+        loop {
+            let (n, from) = s.recv_from(&mut buf).await?;
+            s.send_to(&buf[..n], from).await?;
+        }
+    });
+    let b = Host::new("b", || async { Ok(()) });
+    // A client that retries until answered survives any plan of the run.
+    let answered = b
+        .spawn(async {
+            let s = UdpSocket::bind("0.0.0.0:0").await.unwrap();
+            for attempt in 0.. {
+                s.send_to(b"ping", "a:9").await.unwrap();
+                let mut buf = [0; 16];
+                if timeout(Duration::from_millis(500), s.recv_from(&mut buf))
+                    .await
+                    .is_ok()
+                {
+                    return attempt;
+                }
+            }
+            unreachable!()
+        })
+        .await
+        .unwrap();
+    let _ = answered;
+}
+
+#[sim_test(seed = 3, faults = "at 0s partition a b\nat 1s heal a b".parse().unwrap())]
+async fn a_hand_written_plan_applies_from_the_start() {
+    use lockstep::net::{Host, UdpSocket};
+    Host::new("a", || async {
+        let s = UdpSocket::bind("0.0.0.0:9").await?;
+        let mut buf = [0; 16];
+        loop {
+            let (n, from) = s.recv_from(&mut buf).await?;
+            s.send_to(&buf[..n], from).await?;
+        }
+    });
+    let b = Host::new("b", || async { Ok(()) });
+    let echoed = b
+        .spawn(async {
+            let s = UdpSocket::bind("0.0.0.0:0").await.unwrap();
+            let mut results = Vec::new();
+            for _ in 0..2 {
+                s.send_to(b"ping", "a:9").await.unwrap();
+                let mut buf = [0; 16];
+                results.push(
+                    timeout(Duration::from_millis(700), s.recv_from(&mut buf))
+                        .await
+                        .is_ok(),
+                );
+            }
+            results
+        })
+        .await
+        .unwrap();
+    // Both pings (sent at 0 s and 0.7 s) cross the partition and are lost.
+    assert_eq!(echoed, [false, false]);
+    let s = b.spawn(async {
+        let s = UdpSocket::bind("0.0.0.0:0").await.unwrap();
+        s.send_to(b"ping", "a:9").await.unwrap();
+        let mut buf = [0; 16];
+        timeout(Duration::from_millis(700), s.recv_from(&mut buf))
+            .await
+            .is_ok()
+    });
+    assert!(
+        s.await.unwrap(),
+        "after the heal at 1 s, pings are answered"
+    );
+}

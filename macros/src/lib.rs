@@ -39,7 +39,7 @@ struct Options {
     max_time: Option<u64>,
     max_steps: Option<u64>,
     policy: Option<TokenStream2>,
-    faults: Option<Expr>,
+    faults: Option<TokenStream2>,
     check_determinism: Option<bool>,
 }
 
@@ -202,7 +202,32 @@ impl Options {
             }
             "faults" => {
                 once(&self.faults, &meta)?;
-                self.faults = Some(meta.value()?.parse()?);
+                let expr: Expr = meta.value()?.parse()?;
+                self.faults = Some(match &expr {
+                    // `faults = 0.2`: a random plan of that intensity.
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Float(f), ..
+                    }) => {
+                        let intensity: f64 = f.base10_parse()?;
+                        if !(0.0..=1.0).contains(&intensity) {
+                            return Err(syn::Error::new(
+                                f.span(),
+                                "a fault intensity is between 0.0 (no faults) and 1.0",
+                            ));
+                        }
+                        quote_spanned!(f.span()=> ::lockstep::fault::FaultPlan::random(#f))
+                    }
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Int(i), ..
+                    }) => {
+                        return Err(syn::Error::new(
+                            i.span(),
+                            "faults takes a FaultPlan expression, or a random intensity written as a \
+                             float between 0.0 and 1.0 (e.g. `faults = 0.2`)",
+                        ));
+                    }
+                    other => quote!(#other),
+                });
             }
             "check_determinism" => {
                 once(&self.check_determinism, &meta)?;
@@ -307,7 +332,7 @@ fn expand(options: Options, func: ItemFn) -> syn::Result<TokenStream2> {
         calls.push(quote!(.policy(#p)));
     }
     if let Some(f) = options.faults {
-        calls.push(quote_spanned!(f.span()=> .faults(#f)));
+        calls.push(quote!(.faults(#f)));
     }
     if let Some(on) = options.check_determinism {
         calls.push(quote!(.check_determinism(#on)));

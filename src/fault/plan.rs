@@ -202,7 +202,7 @@ pub struct Timed {
 /// assert_eq!(plan.to_string(), "at 2.000s partition client server\nat 7.000s heal client server\n");
 /// assert_eq!(plan.to_string().parse::<FaultPlan>().unwrap(), plan);
 /// ```
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct FaultPlan {
     /// The actions, in time order (equal times keep their order).
     pub actions: Vec<Timed>,
@@ -380,6 +380,21 @@ impl fmt::Display for FaultPlan {
             writeln!(f, "at {} {}", format_duration(t.at), t.action)?;
         }
         Ok(())
+    }
+}
+
+impl fmt::Debug for FaultPlan {
+    /// The text form, so that a failing plan printed by an assertion or by
+    /// proptest's "minimal failing input" reads as a schedule.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.actions.is_empty() {
+            return f.write_str("FaultPlan (no faults)");
+        }
+        f.write_str("FaultPlan {\n")?;
+        for t in &self.actions {
+            writeln!(f, "    at {} {}", format_duration(t.at), t.action)?;
+        }
+        f.write_str("}")
     }
 }
 

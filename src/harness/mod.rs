@@ -122,6 +122,14 @@ impl SimTest {
         self
     }
 
+    /// See [`SimBuilder::faults`]: the plan is applied in every seed's run
+    /// (a [`FaultPlan::random`](crate::fault::FaultPlan::random) plan is
+    /// drawn from each seed).
+    pub fn faults(mut self, plan: crate::fault::FaultPlan) -> Self {
+        self.builder = self.builder.faults(plan);
+        self
+    }
+
     /// Runs every seed twice and fails on any difference.
     pub fn check_determinism(mut self, on: bool) -> Self {
         self.check_determinism = on;
