@@ -84,6 +84,8 @@ pub mod check;
 pub mod fault;
 mod harness;
 pub mod net;
+#[cfg(feature = "proptest")]
+pub mod proptest;
 pub mod random;
 mod runtime;
 pub mod task;
