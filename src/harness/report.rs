@@ -103,6 +103,10 @@ pub(crate) fn trace_dir() -> PathBuf {
 }
 
 /// Writes a trace as text, or as JSON lines if `path` ends in `.jsonl`.
+///
+/// The file is written beside its destination and renamed into place, so a
+/// reader never sees half a trace, even when several test processes (say,
+/// under `cargo nextest`) write the trace of the same seed at once.
 pub(crate) fn write_trace(path: &Path, trace: &Trace) -> std::io::Result<()> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)?;
@@ -112,7 +116,12 @@ pub(crate) fn write_trace(path: &Path, trace: &Trace) -> std::io::Result<()> {
     } else {
         trace.render()
     };
-    std::fs::write(path, text)
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".{}.tmp", std::process::id()));
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })
 }
 
 /// Writes both forms of the failing seed's trace; returns the text path, or
