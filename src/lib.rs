@@ -51,7 +51,7 @@
 //!   [`task::yield_now`], [`task::JoinSet`].
 //! - [`time`]: the virtual clock: [`time::Instant`], [`time::sleep`],
 //!   [`time::timeout`], [`time::interval`].
-//! - [`trace`]: the event log every run records, and the [`trace!`] macro.
+//! - [`trace`](mod@trace): the event log every run records, and the [`trace!`] macro.
 //! - [`Failure`]: what can go wrong in a run, each kind with a message a user
 //!   can act on (it always names the seed).
 //! - [`random`]: seeded random numbers for the program under test.

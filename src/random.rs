@@ -3,7 +3,7 @@
 //! Code inside a simulation must not use `rand::rng()` / `thread_rng`: their
 //! values differ on every run, so a failing seed would not replay. Draw from
 //! the simulation instead: [`rng`] returns a handle that implements
-//! [`rand::Rng`](::rand::Rng) (use [`RngExt`] for `random_range` and
+//! [`rand::Rng`] (use [`RngExt`] for `random_range` and
 //! friends), and the free functions cover the common cases. Every draw comes
 //! from a stream derived from the seed and is folded into the run's
 //! determinism hash.
