@@ -51,6 +51,9 @@
 //!   [`task::yield_now`], [`task::JoinSet`].
 //! - [`time`]: the virtual clock: [`time::Instant`], [`time::sleep`],
 //!   [`time::timeout`], [`time::interval`].
+//! - [`sync`]: locks, semaphores, events and channels that traces and
+//!   deadlock reports can see ([`sync::Mutex`], [`sync::Semaphore`],
+//!   [`sync::Event`], [`sync::mpsc`], ...).
 //! - [`trace`]: the event log every run records, and the [`trace!`] macro.
 //! - [`Failure`]: what can go wrong in a run, each kind with a message a user
 //!   can act on (it always names the seed).
@@ -78,6 +81,7 @@ compile_error!(
 pub mod check;
 pub mod random;
 mod runtime;
+pub mod sync;
 pub mod task;
 pub mod time;
 pub mod trace;

@@ -15,6 +15,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::JoinError;
 use super::join_set::SetLink;
+use crate::runtime::waker;
 
 /// Where a task is in its life.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -57,10 +58,12 @@ impl Header {
         self.handle_alive.set(false);
     }
 
-    fn register_joiner(&self, waker: &Waker) {
+    /// Keeps the joiner's waker: a tracked copy, since the joiner notes
+    /// `Waiting::Join` for the deadlock check.
+    pub(crate) fn register_joiner(&self, waker: &Waker) {
         let new = match self.join_waker.take() {
-            Some(old) if old.will_wake(waker) => old,
-            _ => waker.clone(),
+            Some(old) if waker::same_task(&old, waker) => old,
+            _ => waker::tracked_clone(waker),
         };
         self.join_waker.set(Some(new));
     }

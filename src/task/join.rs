@@ -116,7 +116,7 @@ impl<T> Future for JoinHandle<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let poll = self.raw.poll_join(cx);
         if poll.is_pending() {
-            context::try_with(|w| w.exec.note_waiting(Waiting::Join(self.key.id)));
+            context::try_with(|w| w.exec.note_waiting(Waiting::Join(self.key)));
         }
         poll
     }
