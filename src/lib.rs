@@ -54,6 +54,8 @@
 //! - [`sync`]: locks, semaphores, events and channels that traces and
 //!   deadlock reports can see ([`sync::Mutex`], [`sync::Semaphore`],
 //!   [`sync::Event`], [`sync::mpsc`], ...).
+//! - [`future`]: asyncio's combinators: [`future::gather`],
+//!   [`future::as_completed`], [`future::wait`], [`future::select`].
 //! - [`trace`]: the event log every run records, and the [`trace!`] macro.
 //! - [`Failure`]: what can go wrong in a run, each kind with a message a user
 //!   can act on (it always names the seed).
@@ -79,6 +81,7 @@ compile_error!(
 );
 
 pub mod check;
+pub mod future;
 pub mod random;
 mod runtime;
 pub mod sync;
@@ -101,6 +104,7 @@ pub fn in_simulation() -> bool {
 /// The names most tests need, in one `use lockstep::prelude::*;`.
 pub mod prelude {
     pub use crate::check::Failure;
+    pub use crate::future::{WaitFor, as_completed, gather, gather_settled, select, wait};
     pub use crate::runtime::{Outcome, Policy, Seed, Severity, Sim};
     pub use crate::task::{JoinError, JoinHandle, JoinSet, spawn, yield_now};
     pub use crate::time::{Duration, Instant, interval, sleep, sleep_until, timeout};

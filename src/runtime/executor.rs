@@ -557,6 +557,15 @@ impl Executor {
         }
     }
 
+    /// The label of a task for reports (`#2 worker-b`), by id.
+    pub(crate) fn label(&self, id: TaskId) -> String {
+        let t = self.table.borrow();
+        match t.slots.iter().flatten().find(|e| e.id == id) {
+            Some(e) => e.info().label(),
+            None => id.to_string(),
+        }
+    }
+
     /// The label of a task for reports, by key (O(1)).
     pub(crate) fn label_of(&self, key: TaskKey) -> String {
         match self.table.borrow().get(key) {

@@ -114,6 +114,8 @@ pub(crate) trait JoinTarget<T> {
     fn header(&self) -> &Header;
     /// `Ready` once the task ended; takes the output.
     fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>>;
+    /// Applies `f` to the output of an ended task without taking it.
+    fn peek(&self, f: &mut dyn FnMut(&Result<T, JoinError>) -> bool) -> Option<bool>;
 }
 
 pub(crate) struct TaskCell<F: Future> {
@@ -202,5 +204,12 @@ impl<F: Future> JoinTarget<F::Output> for TaskCell<F> {
                 }
             }
         }
+    }
+
+    fn peek(&self, f: &mut dyn FnMut(&Result<F::Output, JoinError>) -> bool) -> Option<bool> {
+        let out = self.output.take()?;
+        let r = f(&out);
+        self.output.set(Some(out));
+        Some(r)
     }
 }
