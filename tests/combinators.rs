@@ -558,3 +558,41 @@ fn as_completed_trace_snapshot() {
     });
     assert_eq!(outcome.into_result().unwrap(), [1.0, 2.0, 2.5]);
 }
+
+#[test]
+fn programs_using_sync_and_combinators_replay_exactly() {
+    // Runs each seed twice and compares every decision (the executor's
+    // determinism check): hand-offs, names and select's choice included.
+    let program = || async {
+        let m = Rc::new(Mutex::new(0u32));
+        let (tx, mut rx) = lockstep::sync::mpsc::channel(4);
+        let work: Vec<Task<Result<u32, ()>>> = (0..4)
+            .map(|i: u32| {
+                let (m, tx) = (m.clone(), tx.clone());
+                Box::pin(async move {
+                    sleep(lockstep::random::duration(
+                        Duration::ZERO..Duration::from_millis(10),
+                    ))
+                    .await;
+                    *m.lock().await += i;
+                    tx.send(i).await.unwrap();
+                    Ok(i)
+                }) as Task<_>
+            })
+            .collect();
+        drop(tx);
+        let all = gather(work).await.unwrap();
+        let mut got = Vec::new();
+        while let Some(v) = rx.recv().await {
+            got.push(v);
+        }
+        let raced = select(async { 1 }, async { 2 }).await;
+        (all, got, raced == Either::Left(1), *m.lock().await)
+    };
+    for seed in 0..20u64 {
+        let outcome = Sim::check_determinism(seed, program);
+        let (all, mut got, _, sum) = outcome.into_result().unwrap();
+        got.sort();
+        assert_eq!((all, got, sum), (vec![0, 1, 2, 3], vec![0, 1, 2, 3], 6));
+    }
+}
