@@ -161,6 +161,23 @@ fn a_closed_or_dropped_receiver_fails_sends_and_wakes_waiting_senders() {
 }
 
 #[test]
+fn a_dropped_receiver_drops_what_was_buffered_even_after_a_close() {
+    // Each message carries a oneshot sender: dropping the message tells
+    // whoever waits on the other end.
+    let outcome = Sim::new(1).run(async {
+        let (tx, mut rx) = mpsc::channel(2);
+        let (reply_tx, reply_rx) = oneshot::channel::<()>();
+        tx.send(reply_tx).await.unwrap();
+        rx.close();
+        drop(rx);
+        // `tx` is still alive, but the message is gone with the receiver.
+        let told = reply_rx.await.is_err();
+        (told, tx.is_closed())
+    });
+    assert_eq!(outcome.into_result().unwrap(), (true, true));
+}
+
+#[test]
 fn a_dropped_recv_loses_no_message() {
     let outcome = Sim::new(3).run(async {
         let (tx, mut rx) = mpsc::channel(4);

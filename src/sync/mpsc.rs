@@ -311,33 +311,27 @@ impl<T> Chan<T> {
         }
     }
 
-    /// The receiver closed or went away: fail every waiting sender.
+    /// The receiver closed or went away: fail every waiting sender. A
+    /// dropped receiver also drops what was buffered.
     fn close_rx(&self, dropped: bool) {
         let core = &self.core;
         waiters::wake_after(&core.state, |st, wake| {
-            if st.closed() {
-                if dropped {
-                    st.rx_alive = false;
-                }
-                return;
-            }
+            let was_closed = st.closed();
             if dropped {
                 st.rx_alive = false;
             } else {
                 st.rx_closed = true;
             }
+            if was_closed {
+                return;
+            }
             st.send_waiters.settle_all(State::Woken, wake);
-            core.meta.trace(Ev::Close, || {
-                Some(if dropped {
-                    "receiver dropped".to_string()
-                } else {
-                    "receiver closed".to_string()
-                })
-            });
+            let how = if dropped { "dropped" } else { "closed" };
+            core.meta
+                .trace(Ev::Close, || Some(format!("receiver {how}")));
         });
         if dropped {
-            // Drop what was buffered (outside any borrow: a message's Drop
-            // may use the channel).
+            // Outside any borrow: a message's Drop may use the channel.
             let rest = std::mem::take(&mut *self.buf.borrow_mut());
             self.core.state.borrow_mut().len = 0;
             drop(rest);
