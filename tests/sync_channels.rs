@@ -353,3 +353,31 @@ fn a_watch_send_without_receivers_fails_and_keeps_the_old_value() {
     assert!(tx.send(3).is_ok());
     assert_eq!(*tx.borrow(), 3);
 }
+
+#[test]
+fn a_dropped_watch_wait_leaves_nothing_behind_and_misses_no_change() {
+    let outcome = Sim::new(1).run(async {
+        let (tx, mut rx) = watch::channel_named("w", 0);
+        for _ in 0..3 {
+            assert!(
+                timeout(Duration::from_millis(1), rx.changed())
+                    .await
+                    .is_err()
+            );
+        }
+        let setter = spawn(async move {
+            sleep(Duration::from_millis(5)).await;
+            tx.send(1).unwrap();
+            tx
+        });
+        // Given up before the change: the change is still seen afterwards.
+        let early = timeout(Duration::from_millis(1), rx.changed())
+            .await
+            .is_err();
+        sleep(Duration::from_millis(10)).await;
+        let later = rx.changed().await;
+        let tx = setter.await.unwrap();
+        (early, later, *rx.borrow(), tx.receiver_count())
+    });
+    assert_eq!(outcome.into_result().unwrap(), (true, Ok(()), 1, 1));
+}
