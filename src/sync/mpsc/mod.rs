@@ -34,6 +34,12 @@ use crate::runtime::context;
 use crate::runtime::executor::Executor;
 use crate::runtime::waker::{self, TaskKey};
 
+mod error;
+mod unbounded;
+
+pub use error::{SendError, TryRecvError, TrySendError};
+pub use unbounded::{UnboundedReceiver, UnboundedSender};
+
 /// How many recent senders a channel remembers for reports.
 const RECENT: usize = 4;
 
@@ -164,74 +170,6 @@ impl ChanState {
         }
     }
 }
-
-/// The error of a send on a closed channel; holds the value back.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SendError<T>(pub T);
-
-impl<T> fmt::Debug for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("SendError(..)")
-    }
-}
-
-impl<T> fmt::Display for SendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("channel closed")
-    }
-}
-
-impl<T> std::error::Error for SendError<T> {}
-
-/// The error of [`Sender::try_send`]; holds the value back.
-#[derive(Clone, PartialEq, Eq)]
-pub enum TrySendError<T> {
-    /// The channel is full.
-    Full(T),
-    /// The receiver is gone or closed.
-    Closed(T),
-}
-
-impl<T> fmt::Debug for TrySendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TrySendError::Full(_) => "Full(..)",
-            TrySendError::Closed(_) => "Closed(..)",
-        })
-    }
-}
-
-impl<T> fmt::Display for TrySendError<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TrySendError::Full(_) => "channel full",
-            TrySendError::Closed(_) => "channel closed",
-        })
-    }
-}
-
-impl<T> std::error::Error for TrySendError<T> {}
-
-/// The error of `try_recv`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TryRecvError {
-    /// Nothing is buffered, but senders are alive.
-    Empty,
-    /// Nothing is buffered and every sender is gone (or the receiver
-    /// closed).
-    Disconnected,
-}
-
-impl fmt::Display for TryRecvError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            TryRecvError::Empty => "channel empty",
-            TryRecvError::Disconnected => "channel disconnected",
-        })
-    }
-}
-
-impl std::error::Error for TryRecvError {}
 
 fn current_task() -> Option<TaskKey> {
     context::try_with(|w| w.exec.current_key()).flatten()
@@ -600,96 +538,6 @@ impl<T> fmt::Debug for Receiver<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Receiver")
             .field("channel", &self.chan.core.meta)
-            .finish()
-    }
-}
-
-/// The sending half of an unbounded channel.
-pub struct UnboundedSender<T>(Sender<T>);
-
-impl<T> UnboundedSender<T> {
-    /// Sends a message at once; fails, giving it back, if the receiver is
-    /// gone or closed.
-    pub fn send(&self, value: T) -> Result<(), SendError<T>> {
-        if self.0.is_closed() {
-            return Err(SendError(value));
-        }
-        self.0.chan.push(value, false);
-        Ok(())
-    }
-
-    /// Whether the receiver is gone or closed.
-    pub fn is_closed(&self) -> bool {
-        self.0.is_closed()
-    }
-}
-
-impl<T> Clone for UnboundedSender<T> {
-    fn clone(&self) -> Self {
-        UnboundedSender(self.0.clone())
-    }
-}
-
-impl<T> fmt::Debug for UnboundedSender<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UnboundedSender")
-            .field("channel", &self.0.chan.core.meta)
-            .finish()
-    }
-}
-
-/// The receiving half of an unbounded channel.
-pub struct UnboundedReceiver<T>(Receiver<T>);
-
-impl<T> UnboundedReceiver<T> {
-    /// The next message; `None` once every sender is gone (or the receiver
-    /// closed) and the buffer is empty. Cancel-safe.
-    ///
-    /// # Panics
-    ///
-    /// When polled outside a simulation.
-    pub async fn recv(&mut self) -> Option<T> {
-        self.0.recv().await
-    }
-
-    /// Polls for the next message.
-    pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        self.0.poll_recv(cx)
-    }
-
-    /// The next message if one is buffered.
-    pub fn try_recv(&mut self) -> Result<T, TryRecvError> {
-        self.0.try_recv()
-    }
-
-    /// Stops the channel: sends fail from now on; what is buffered can
-    /// still be received.
-    pub fn close(&mut self) {
-        self.0.close();
-    }
-
-    /// Messages buffered.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// Whether nothing is buffered.
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl<T> futures::Stream for UnboundedReceiver<T> {
-    type Item = T;
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<T>> {
-        self.get_mut().poll_recv(cx)
-    }
-}
-
-impl<T> fmt::Debug for UnboundedReceiver<T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("UnboundedReceiver")
-            .field("channel", &self.0.chan.core.meta)
             .finish()
     }
 }
