@@ -51,6 +51,13 @@
 //!   [`task::yield_now`], [`task::JoinSet`].
 //! - [`time`]: the virtual clock: [`time::Instant`], [`time::sleep`],
 //!   [`time::timeout`], [`time::interval`].
+//! - [`sync`]: locks, semaphores, events and channels that traces and
+//!   deadlock reports can see ([`sync::Mutex`], [`sync::Semaphore`],
+//!   [`sync::Event`], [`sync::mpsc`], ...).
+//! - [`future`]: asyncio's combinators: [`future::gather`],
+//!   [`future::as_completed`], [`future::wait`], [`future::select`].
+//! - [`net`]: simulated hosts, datagrams and streams, links and partitions;
+//!   [`fault`]: fault plans and `buggify!`.
 //! - [`trace`](mod@trace): the event log every run records, and the [`trace!`] macro.
 //! - [`Failure`]: what can go wrong in a run, each kind with a message a user
 //!   can act on (it always names the seed).
@@ -82,12 +89,14 @@ compile_error!(
 
 pub mod check;
 pub mod fault;
+pub mod future;
 mod harness;
 pub mod net;
 #[cfg(feature = "proptest")]
 pub mod proptest;
 pub mod random;
 mod runtime;
+pub mod sync;
 pub mod task;
 pub mod time;
 pub mod trace;
@@ -156,6 +165,7 @@ pub fn in_simulation() -> bool {
 /// The names most tests need, in one `use lockstep::prelude::*;`.
 pub mod prelude {
     pub use crate::check::Failure;
+    pub use crate::future::{WaitFor, as_completed, gather, gather_settled, select, wait};
     pub use crate::runtime::{Outcome, Policy, Seed, Severity, Sim};
     pub use crate::task::{JoinError, JoinHandle, JoinSet, spawn, yield_now};
     pub use crate::time::{Duration, Instant, interval, sleep, sleep_until, timeout};

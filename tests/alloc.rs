@@ -205,3 +205,44 @@ fn a_delivered_message_allocates_only_its_payload() {
         2 * WINDOW
     );
 }
+
+#[test]
+fn uncontended_sync_operations_allocate_nothing() {
+    use lockstep::sync::{Mutex, RwLock, Semaphore, mpsc};
+    let outcome = Sim::builder()
+        .seed(7)
+        .verbosity(Verbosity::Off)
+        .build()
+        .run(async {
+            let m = Mutex::named("m", 0u64);
+            let rw = RwLock::new(0u64);
+            let sem = Semaphore::new(2);
+            let (tx, mut rx) = mpsc::channel_named("c", 4);
+            let (utx, mut urx) = mpsc::unbounded_channel();
+            let round = |i: u64| {
+                let (m, rw, sem, tx, utx) = (&m, &rw, &sem, &tx, &utx);
+                async move {
+                    *m.lock().await += i;
+                    let r = *rw.read().await;
+                    *rw.write().await += r;
+                    let _p = sem.acquire().await.unwrap();
+                    tx.send(i).await.unwrap();
+                    utx.send(i).unwrap();
+                }
+            };
+            // Warm up: buffers reach their working sizes.
+            for i in 0..8 {
+                round(i).await;
+                rx.recv().await.unwrap();
+                urx.recv().await.unwrap();
+            }
+            let before = allocs();
+            for i in 0..1000 {
+                round(i).await;
+                rx.recv().await.unwrap();
+                urx.recv().await.unwrap();
+            }
+            allocs() - before
+        });
+    assert_eq!(outcome.into_result().unwrap(), 0);
+}

@@ -10,6 +10,7 @@
 
 use lockstep::{Outcome, Seed, Sim, Verbosity};
 
+pub mod lock_ordering;
 pub mod lost_update;
 
 /// What a variant is expected to do across seeds.
@@ -56,7 +57,7 @@ impl Variant {
 
 /// Every scenario, in catalogue order.
 pub fn all() -> &'static [Scenario] {
-    &[lost_update::SCENARIO]
+    &[lost_update::SCENARIO, lock_ordering::SCENARIO]
 }
 
 /// Finds a scenario by name.

@@ -1,19 +1,24 @@
 //! `lost-update` (seed section: asyncio.Lock).
 //!
-//! Ten workers each increment a shared counter. The buggy variant reads the
-//! counter, suspends (an `await` in the middle of the read-modify-write, the
-//! tutorial's `await asyncio.sleep(0.001)`), then writes back what it read
-//! plus one: when another worker runs in between, its increment is lost.
-//! The explorer finds seeds where the final count is below ten.
+//! Workers each increment a shared counter: read it, suspend (the
+//! tutorial's `await asyncio.sleep(0.01)` in the middle of the
+//! read-modify-write), write back what they read plus one.
 //!
-//! The fixed variant does the read-modify-write without a suspension point
-//! in the middle, which on a single-threaded executor makes it atomic, and
-//! passes for every seed.
+//! The buggy variant is the tutorial's `unsafe_increment`: when another
+//! worker runs between a read and its write, that worker's increment is
+//! lost. The explorer finds seeds where the final count is below the number
+//! of workers.
+//!
+//! The fixed variant is its `safe_increment`: the same read, suspend, write,
+//! inside `async with self.lock`, here a [`lockstep::sync::Mutex`]. Workers
+//! queue on the lock in arrival order and every seed counts them all; the
+//! trace shows each hand-off of the lock.
 
 use std::cell::Cell;
 use std::rc::Rc;
 
 use lockstep::prelude::*;
+use lockstep::sync::Mutex;
 use lockstep::task::Builder;
 
 use crate::{Expect, Scenario, Variant};
@@ -26,25 +31,34 @@ pub const SCENARIO: Scenario = Scenario {
         Variant {
             name: "buggy",
             expect: Expect::SomeSeedFails,
-            run: |sim| sim.run(counter(WORKERS, true)),
+            run: |sim| sim.run(counter(WORKERS, Increment::Unsafe)),
         },
         Variant {
             name: "fixed",
             expect: Expect::AllSeedsPass,
-            run: |sim| sim.run(counter(WORKERS, false)),
+            run: |sim| sim.run(counter(WORKERS, Increment::Locked)),
         },
     ],
 };
 
 const WORKERS: usize = 3;
 
-/// `workers` tasks increment one counter once each; `suspend` puts a sleep
-/// between the read and the write.
-pub async fn counter(workers: usize, suspend: bool) {
+/// How the workers increment the counter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Increment {
+    /// Read, suspend, write: the tutorial's `unsafe_increment`.
+    Unsafe,
+    /// The same, holding a mutex throughout: its `safe_increment`.
+    Locked,
+}
+
+/// `workers` tasks increment one counter once each.
+pub async fn counter(workers: usize, how: Increment) {
     let counter = Rc::new(Cell::new(0));
+    let lock = Rc::new(Mutex::named("counter", ()));
     let tasks: Vec<_> = (0..workers)
         .map(|i| {
-            let c = counter.clone();
+            let (c, lock) = (counter.clone(), lock.clone());
             Builder::new()
                 .name(format!("worker-{i}"))
                 .spawn(async move {
@@ -53,10 +67,12 @@ pub async fn counter(workers: usize, suspend: bool) {
                         Duration::ZERO..Duration::from_millis(6),
                     ))
                     .await;
+                    let _guard = match how {
+                        Increment::Locked => Some(lock.lock().await),
+                        Increment::Unsafe => None,
+                    };
                     let read = c.get();
-                    if suspend {
-                        sleep(Duration::from_millis(1)).await;
-                    }
+                    sleep(Duration::from_millis(1)).await;
                     c.set(read + 1);
                     lockstep::trace!("worker-{i} wrote {}", read + 1);
                 })

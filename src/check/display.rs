@@ -41,9 +41,29 @@ impl Display for TaskInfo {
 
 fn blocked_list(f: &mut Formatter<'_>, tasks: &[BlockedTask]) -> fmt::Result {
     for b in tasks {
-        write!(f, "\n  {} waits on {}", b.task, b.waiting_on)?;
+        write!(f, "\n  {}", b.task)?;
+        if !b.holds.is_empty() {
+            write!(f, " holds {} and", b.holds.join(", "))?;
+        }
+        write!(f, " waits on {}", b.waiting_on)?;
     }
     Ok(())
+}
+
+impl Display for CycleLink {
+    /// `#1 task-a holds mutex 'lock1' and waits for mutex 'lock2'`.
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.task.label())?;
+        if let Some(holds) = &self.holds {
+            write!(f, " holds {holds} and")?;
+        }
+        write!(f, " waits for {}", self.waits_for)
+    }
+}
+
+fn cycle_text(cycle: &[CycleLink]) -> String {
+    let links: Vec<String> = cycle.iter().map(ToString::to_string).collect();
+    links.join("; ")
 }
 
 impl Display for Failure {
@@ -71,12 +91,27 @@ impl Display for Failure {
                 Ok(())
             }
             Failure::Deadlock(r) => {
-                write!(
-                    f,
-                    "deadlock ({}): no task can make progress and no timer is pending, \
-                     but the main task has not finished",
-                    r.at
-                )?;
+                match r.kind {
+                    DeadlockKind::Cycle => write!(
+                        f,
+                        "deadlock ({}): {}\n  these tasks wait on each other in a cycle, so \
+                         none of them can ever go on (found when the cycle closed, while \
+                         other tasks could still run)",
+                        r.at,
+                        cycle_text(&r.cycle)
+                    )?,
+                    _ => {
+                        write!(
+                            f,
+                            "deadlock ({}): no task can make progress and no timer is \
+                             pending, but the main task has not finished",
+                            r.at
+                        )?;
+                        if !r.cycle.is_empty() {
+                            write!(f, "\n  cycle: {}", cycle_text(&r.cycle))?;
+                        }
+                    }
+                }
                 blocked_list(f, &r.blocked)
             }
             Failure::TimeLimit(r) => {

@@ -26,8 +26,11 @@ pub enum Failure {
     /// A task panicked: the main task, or a task whose panic nobody observed
     /// through its [`JoinHandle`](crate::task::JoinHandle).
     Panic(PanicReport),
-    /// No task can make progress: nothing is ready and no timer is pending,
-    /// but the main task has not finished.
+    /// Tasks can never make progress: either nothing at all is ready and no
+    /// timer is pending although the main task has not finished, or a cycle
+    /// of tasks waiting on each other's locks, semaphores or `JoinHandle`s
+    /// closed (found at the step that closed it, even while other tasks
+    /// still run).
     Deadlock(DeadlockReport),
     /// The virtual clock would pass the configured `max_virtual_time`.
     TimeLimit(TimeLimitReport),
@@ -148,17 +151,53 @@ pub struct BlockedTask {
     /// The task.
     pub task: TaskInfo,
     /// What it waits on, in words (`join of #2 worker-b`, `sleep until
-    /// 5.000s`, …), as recorded by the lockstep primitive it last blocked in.
+    /// 5.000s`, `mutex 'lock2', held by #1 task-a`, …), as recorded by the
+    /// lockstep primitives it last blocked in.
     pub waiting_on: String,
+    /// The sync primitives it holds that some task waits on (`mutex
+    /// 'lock1'`, `semaphore 'pool' (2 permits)`).
+    pub holds: Vec<String>,
 }
 
-/// Nothing could make progress.
+/// How a deadlock was found.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum DeadlockKind {
+    /// Nothing could run and no timer was pending.
+    Stalled,
+    /// A cycle of waits closed (at the step of the report) while other tasks
+    /// could still run.
+    Cycle,
+}
+
+/// One task of a wait-for cycle: what it holds that the previous task of
+/// the cycle waits for, and what it waits for in turn.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CycleLink {
+    /// The task.
+    pub task: TaskInfo,
+    /// The primitive it holds that the previous task waits for (`mutex
+    /// 'lock1'`); `None` when the previous task waits for this task itself
+    /// (its `JoinHandle`) or for a channel this task sent to.
+    pub holds: Option<String>,
+    /// What it waits for (`mutex 'lock2'`, `join of #2 task-b`).
+    pub waits_for: String,
+}
+
+/// Tasks that can never make progress.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct DeadlockReport {
-    /// Every task still alive, and what it waits on.
+    /// How it was found.
+    pub kind: DeadlockKind,
+    /// The cycle of waits, in order (each task waits for the next; the last
+    /// for the first), when there is one. Always present for
+    /// [`DeadlockKind::Cycle`].
+    pub cycle: Vec<CycleLink>,
+    /// Every task still alive, what it waits on and what it holds.
     pub blocked: Vec<BlockedTask>,
-    /// When the run stalled.
+    /// When the run stalled or the cycle closed.
     pub at: RunPoint,
 }
 

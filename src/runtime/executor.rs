@@ -22,6 +22,14 @@
 //! task of a paused host stays marked `queued` (so wakes do not queue it
 //! twice) and moves to the parked list until the host resumes. The clock
 //! keeps moving meanwhile, as it does for a process stopped by a long GC.
+//!
+//! What a blocked task waits on is the list of [`Waiting`] items that the
+//! lockstep futures it polled noted during its last poll (cleared before
+//! every poll). A task can wait on several things at once (`select`,
+//! `timeout`), and each is an alternative: any of them may let it go on.
+//! After a poll returns `Pending`, the sync module's deadlock hook looks at
+//! that list (see `sync::deadlock`); it walks nothing unless the task waits
+//! on a lock, a semaphore or a `JoinHandle`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -40,19 +48,21 @@ use crate::task::{JoinError, RawTask, TaskId, TaskState};
 use crate::time::Instant;
 use crate::trace::{EventKind, Verbosity};
 
-/// What a blocked task waits on, as recorded by the lockstep future it last
-/// returned `Pending` from. Used for deadlock, leak and limit reports.
-#[derive(Clone, Debug, Default)]
+/// One thing a blocked task waits on, as noted by a lockstep future that
+/// returned `Pending` during the task's last poll. Used for deadlock, leak
+/// and limit reports, and by the early deadlock check. A task that noted
+/// nothing waits on something lockstep does not know about (a foreign
+/// future, or a plain `yield`).
+#[derive(Clone, Debug)]
 pub(crate) enum Waiting {
-    /// Nothing lockstep knows about (a foreign future, or a plain `yield`).
-    #[default]
-    Unknown,
     /// The `JoinHandle` of a task.
-    Join(TaskId),
+    Join(TaskKey),
     /// The next task of a `JoinSet` of this many tasks.
     JoinSet(usize),
     /// A socket operation (`accept on server:80`), described by the network.
     Net(Rc<str>),
+    /// A lockstep sync primitive.
+    Sync(crate::sync::WaitOn),
 }
 
 pub(crate) struct Entry {
@@ -70,7 +80,8 @@ pub(crate) struct Entry {
     parked: bool,
     abort_requested: bool,
     pub(crate) polls: u64,
-    pub(crate) waiting: Waiting,
+    /// What the task waited on in its last poll (alternatives).
+    pub(crate) waiting: Vec<Waiting>,
     /// The earliest timer this task armed during its last poll.
     pub(crate) deadline: Option<Instant>,
 }
@@ -82,6 +93,11 @@ impl Entry {
             name: self.name.as_deref().map(str::to_string),
             spawned_at: Site::from_location(self.site),
         }
+    }
+
+    /// Whether the task is in the ready set.
+    pub(crate) fn queued(&self) -> bool {
+        self.queued
     }
 }
 
@@ -128,6 +144,23 @@ impl Table {
         self.slots[key.index as usize].take()
     }
 
+    /// Keys of live entries, in id order.
+    fn keys_by_id(&self) -> Vec<TaskKey> {
+        let mut keys: Vec<TaskKey> = self
+            .slots
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| {
+                e.as_ref().map(|e| TaskKey {
+                    index: i as u32,
+                    id: e.id,
+                })
+            })
+            .collect();
+        keys.sort_by_key(|k| k.id);
+        keys
+    }
+
     /// Live entries, in id order (slot order is not spawn order).
     fn sorted(&self) -> Vec<&Entry> {
         let mut v: Vec<&Entry> = self.slots.iter().flatten().collect();
@@ -151,6 +184,11 @@ pub(crate) struct Executor {
     /// handle takes the result, reported if the handle is dropped first or
     /// the run ends.
     panicked: RefCell<Vec<(Rc<dyn RawTask>, PanicReport)>>,
+    /// Per task slot: the low 16 bits of the occupant's id, and how many
+    /// counted copies of its waker are alive (see `waker.rs`). Apart from
+    /// the table so that a waker dropped while the table is borrowed can
+    /// still be counted.
+    wakers_out: RefCell<Vec<(u16, u32)>>,
 }
 
 pub(crate) const MAIN_KEY: TaskKey = TaskKey {
@@ -179,6 +217,7 @@ impl Executor {
             parked: RefCell::new(Vec::new()),
             policy,
             panicked: RefCell::new(Vec::new()),
+            wakers_out: RefCell::new(Vec::new()),
         }
     }
 
@@ -201,7 +240,7 @@ impl Executor {
             parked: false,
             abort_requested: false,
             polls: 0,
-            waiting: Waiting::Unknown,
+            waiting: Vec::new(),
             deadline: None,
         }
     }
@@ -259,6 +298,7 @@ impl Executor {
             host,
         ));
         drop(t);
+        self.reset_waker_count(key);
         self.ready.borrow_mut().push_back(key);
         w.stats.spawned.set(w.stats.spawned.get() + 1);
         if w.tracing(Verbosity::Summary) {
@@ -401,7 +441,7 @@ impl Executor {
             let mut t = self.table.borrow_mut();
             let e = t.get_mut(key).expect("a picked task is live");
             e.polls += 1;
-            e.waiting = Waiting::Unknown;
+            e.waiting.clear();
             e.deadline = None;
             (e.cell.clone(), e.site, e.host)
         };
@@ -431,6 +471,8 @@ impl Executor {
                     .is_some_and(|e| e.abort_requested);
                 if abort {
                     self.abort_entry(w, key);
+                } else {
+                    crate::sync::deadlock::after_pending(w, key);
                 }
             }
             Ok(Poll::Ready(())) => {
@@ -557,12 +599,60 @@ impl Executor {
         self.current.get().map(|k| k.id)
     }
 
-    /// Records what the current task now waits on.
+    /// The key of the task being polled.
+    pub(crate) fn current_key(&self) -> Option<TaskKey> {
+        self.current.get()
+    }
+
+    /// Records one more thing the current task now waits on.
     pub(crate) fn note_waiting(&self, waiting: Waiting) {
         if let Some(key) = self.current.get() {
             if let Some(e) = self.table.borrow_mut().get_mut(key) {
-                e.waiting = waiting;
+                e.waiting.push(waiting);
             }
+        }
+    }
+
+    /// Looks at a live task's entry (the table borrowed shared for `f`).
+    pub(crate) fn inspect<R>(&self, key: TaskKey, f: impl FnOnce(&Entry) -> R) -> Option<R> {
+        self.table.borrow().get(key).map(f)
+    }
+
+    /// The keys of every live task, in id order.
+    pub(crate) fn live_keys(&self) -> Vec<TaskKey> {
+        self.table.borrow().keys_by_id()
+    }
+
+    fn reset_waker_count(&self, key: TaskKey) {
+        let mut counts = self.wakers_out.borrow_mut();
+        let i = key.index as usize;
+        if counts.len() <= i {
+            counts.resize(i + 1, (0, 0));
+        }
+        counts[i] = (key.id.0 as u16, 0);
+    }
+
+    /// A counted copy of task `index`'s waker was made (`up`) or dropped.
+    pub(crate) fn count_waker(&self, index: u32, id_low: u16, up: bool) {
+        let mut counts = self.wakers_out.borrow_mut();
+        if let Some((id, n)) = counts.get_mut(index as usize) {
+            if *id == id_low {
+                *n = if up {
+                    n.saturating_add(1)
+                } else {
+                    n.saturating_sub(1)
+                };
+            }
+        }
+    }
+
+    /// How many counted copies of a task's waker are alive: things outside
+    /// lockstep's tracked primitives that may wake it (timers, foreign
+    /// futures, a `JoinSet`).
+    pub(crate) fn untracked_wakers(&self, key: TaskKey) -> u32 {
+        match self.wakers_out.borrow().get(key.index as usize) {
+            Some(&(id, n)) if id == key.id.0 as u16 => n,
+            _ => 0,
         }
     }
 
@@ -584,6 +674,14 @@ impl Executor {
         }
     }
 
+    /// The label of a task for reports, by key (O(1)).
+    pub(crate) fn label_of(&self, key: TaskKey) -> String {
+        match self.table.borrow().get(key) {
+            Some(e) => e.info().label(),
+            None => key.id.to_string(),
+        }
+    }
+
     /// Info about a live task, by slot (for foreign-wake reports).
     pub(crate) fn info_at(&self, index: u32, id_low: u16) -> Option<TaskInfo> {
         let t = self.table.borrow();
@@ -592,12 +690,19 @@ impl Executor {
     }
 
     fn describe(&self, e: &Entry) -> String {
-        let what = match &e.waiting {
-            Waiting::Unknown => None,
-            Waiting::Join(id) => Some(format!("join of {}", self.label(*id))),
-            Waiting::JoinSet(n) => Some(format!("the next of {n} tasks in a JoinSet")),
-            Waiting::Net(what) => Some(what.to_string()),
-        };
+        let what = (!e.waiting.is_empty()).then(|| {
+            let each: Vec<String> = e
+                .waiting
+                .iter()
+                .map(|waiting| match waiting {
+                    Waiting::Join(key) => format!("join of {}", self.label_of(*key)),
+                    Waiting::JoinSet(n) => format!("the next of {n} tasks in a JoinSet"),
+                    Waiting::Sync(on) => on.describe(self),
+                    Waiting::Net(what) => what.to_string(),
+                })
+                .collect();
+            each.join(", or ")
+        });
         match (what, e.deadline) {
             (Some(what), Some(d)) => format!("{what}, or its timeout at {d}"),
             (Some(what), None) => what,
@@ -612,29 +717,29 @@ impl Executor {
         }
     }
 
-    /// Every live task and what it waits on, in id order.
+    /// Every live task, what it waits on and what it holds, in id order.
     pub(crate) fn blocked(&self) -> Vec<BlockedTask> {
-        let t = self.table.borrow();
-        t.sorted()
-            .into_iter()
-            .map(|e| BlockedTask {
-                task: e.info(),
-                waiting_on: self.describe(e),
-            })
-            .collect()
+        self.tasks_where(|_| true)
     }
 
     /// Live tasks that count as leaks when the main task returns. Host
     /// tasks do not: they end with the simulation, like the servers they
     /// model.
     pub(crate) fn leaked(&self) -> Vec<BlockedTask> {
+        self.tasks_where(|e| e.id != TaskId::MAIN && !e.daemon && e.host.is_none())
+    }
+
+    fn tasks_where(&self, keep: impl Fn(&Entry) -> bool) -> Vec<BlockedTask> {
         let t = self.table.borrow();
-        t.sorted()
+        let entries = t.sorted();
+        let mut holds = crate::sync::deadlock::holdings(entries.iter().map(|e| &e.waiting[..]));
+        entries
             .into_iter()
-            .filter(|e| e.id != TaskId::MAIN && !e.daemon && e.host.is_none())
+            .filter(|e| keep(e))
             .map(|e| BlockedTask {
                 task: e.info(),
                 waiting_on: self.describe(e),
+                holds: holds.remove(&e.id).unwrap_or_default(),
             })
             .collect()
     }
@@ -664,18 +769,7 @@ impl Executor {
         for _ in 0..64 {
             let entries: Vec<Entry> = {
                 let mut t = self.table.borrow_mut();
-                let mut keys: Vec<TaskKey> = t
-                    .slots
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, e)| {
-                        e.as_ref().map(|e| TaskKey {
-                            index: i as u32,
-                            id: e.id,
-                        })
-                    })
-                    .collect();
-                keys.sort_by_key(|k| k.id);
+                let keys = t.keys_by_id();
                 keys.into_iter().filter_map(|k| t.remove(k)).collect()
             };
             self.ready.borrow_mut().clear();

@@ -70,6 +70,7 @@ pub(crate) struct Config {
     pub(crate) verbosity: Verbosity,
     pub(crate) leaks: Severity,
     pub(crate) unobserved_panics: Severity,
+    pub(crate) deadlock_cycles: Severity,
     pub(crate) watchdog: Option<Duration>,
     pub(crate) faults: Option<crate::fault::FaultPlan>,
     pub(crate) buggify: bool,
@@ -85,6 +86,7 @@ impl Default for Config {
             verbosity: Verbosity::Full,
             leaks: Severity::Fail,
             unobserved_panics: Severity::Fail,
+            deadlock_cycles: Severity::Fail,
             watchdog: Some(SimBuilder::DEFAULT_WATCHDOG),
             faults: None,
             buggify: true,
@@ -103,6 +105,7 @@ impl Default for Config {
 /// | [`verbosity`](Self::verbosity) | `Full` | what the trace records |
 /// | [`leaks`](Self::leaks) | `Fail` | tasks alive when main returns |
 /// | [`unobserved_panics`](Self::unobserved_panics) | `Fail` | task panics nobody awaited |
+/// | [`deadlock_cycles`](Self::deadlock_cycles) | `Fail` | a wait-for cycle that closes while other tasks still run |
 /// | [`watchdog`](Self::watchdog) | 5 s wall time | one poll that never returns |
 /// | [`faults`](Self::faults) | none | a [`FaultPlan`](crate::fault::FaultPlan) applied from the start |
 /// | [`buggify`](Self::buggify) | on | whether [`buggify!`](crate::buggify!) points may fire |
@@ -175,6 +178,20 @@ impl SimBuilder {
     /// `JoinHandle`.
     pub fn unobserved_panics(mut self, severity: Severity) -> Self {
         self.config.unobserved_panics = severity;
+        self
+    }
+
+    /// What to do when tasks close a cycle of waits on locks, semaphores or
+    /// each other's `JoinHandle`s while other tasks can still run (a
+    /// heartbeat, a monitor). By default the run fails at the step that
+    /// closed the cycle. With [`Severity::Warn`] the report goes to
+    /// [`Outcome::warnings`](crate::Outcome::warnings) and the run goes on,
+    /// for programs that recover by cancelling the deadlocked tasks (as the
+    /// asyncio idiom `wait_for(gather(..), timeout)` does); `Ignore` skips
+    /// the check. A run where nothing at all can progress is always a
+    /// [`Failure::Deadlock`](crate::Failure::Deadlock).
+    pub fn deadlock_cycles(mut self, severity: Severity) -> Self {
+        self.config.deadlock_cycles = severity;
         self
     }
 

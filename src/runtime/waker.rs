@@ -7,6 +7,25 @@
 //! current simulation through the thread-local context and pushes the task
 //! into its ready set. Nothing is allocated or reference-counted.
 //!
+//! ## Who can wake a task
+//!
+//! The early deadlock check (see `sync::deadlock`) may only call a task stuck
+//! when nothing outside the wait-for graph can wake it. So the executor
+//! counts the copies of each task's waker held *outside* lockstep's tracked
+//! primitives: a timer, a `JoinSet`, a channel from another crate, a
+//! hand-written future. There are two vtables with the same data word:
+//!
+//! - *uncounted*: the waker a poll hands to the task, and the copies that
+//!   lockstep's sync primitives and `JoinHandle`s keep ([`tracked_clone`]):
+//!   what they wait on is recorded in the task's `Waiting` list instead;
+//! - *counted*: every `clone()`. Cloning adds one to the task's count, and
+//!   dropping (or waking by value) takes one off.
+//!
+//! A task whose count is above zero may be woken by something lockstep does
+//! not see, so it is never reported early. The count lives in its own
+//! `RefCell`, apart from the task table, so a waker dropped anywhere (even
+//! while the table is borrowed) can update it.
+//!
 //! A wake that arrives on a thread where that simulation is not running (a
 //! real OS thread, a thread pool, a tokio runtime) cannot be applied without
 //! a data race, and would make the run depend on the OS scheduler. It is
@@ -64,9 +83,14 @@ pub(crate) fn next_tag() -> u16 {
     NEXT_TAG.fetch_add(1, Ordering::Relaxed)
 }
 
-static VTABLE: RawWakerVTable = RawWakerVTable::new(clone, wake, wake_by_ref, drop_waker);
+/// Copies held outside lockstep's tracked primitives: counted.
+static COUNTED: RawWakerVTable =
+    RawWakerVTable::new(clone, wake_counted, wake_by_ref, drop_counted);
+/// The poll's own waker and the copies tracked primitives keep: not counted.
+static UNCOUNTED: RawWakerVTable =
+    RawWakerVTable::new(clone, wake_by_ref, wake_by_ref, drop_uncounted);
 
-/// The waker of task `key` in the simulation tagged `tag`.
+/// The (uncounted) waker of task `key` in the simulation tagged `tag`.
 #[inline]
 pub(crate) fn waker(key: TaskKey, tag: u16) -> Waker {
     let data = std::ptr::without_provenance::<()>(key.pack(tag));
@@ -75,17 +99,62 @@ pub(crate) fn waker(key: TaskKey, tag: u16) -> Waker {
     // touch no memory shared between threads except through the thread-local
     // context (only read on the calling thread) and the `FOREIGN` mutex, so
     // calling them from any thread, any number of times, is sound, as the
-    // `RawWaker` contract requires. Clone returns the same word with the same
-    // vtable, and drop has nothing to release.
-    unsafe { Waker::from_raw(RawWaker::new(data, &VTABLE)) }
+    // `RawWaker` contract requires. Clone returns the same word (with the
+    // counted vtable, whose functions share these properties), and drop has
+    // nothing to release.
+    unsafe { Waker::from_raw(RawWaker::new(data, &UNCOUNTED)) }
+}
+
+/// Whether `waker` is a lockstep task waker (counted or not).
+fn is_lockstep(waker: &Waker) -> bool {
+    std::ptr::eq(waker.vtable(), &COUNTED) || std::ptr::eq(waker.vtable(), &UNCOUNTED)
+}
+
+/// The copy of a waker that a tracked lockstep primitive keeps while a task
+/// waits on it: uncounted for lockstep wakers (the wait is recorded in the
+/// task's `Waiting` list instead), an ordinary clone for any other waker.
+pub(crate) fn tracked_clone(waker: &Waker) -> Waker {
+    if !is_lockstep(waker) {
+        return waker.clone();
+    }
+    let t = unpack(waker.data().addr());
+    let key = TaskKey {
+        index: t.index,
+        // Only the low 16 bits of the id reach the data word.
+        id: TaskId(u32::from(t.id_low)),
+    };
+    self::waker(key, t.tag)
+}
+
+/// Whether two wakers wake the same lockstep task (counted or not).
+pub(crate) fn same_task(a: &Waker, b: &Waker) -> bool {
+    a.will_wake(b) || (is_lockstep(a) && is_lockstep(b) && a.data() == b.data())
 }
 
 fn clone(data: *const ()) -> RawWaker {
-    RawWaker::new(data, &VTABLE)
+    count(data, true);
+    RawWaker::new(data, &COUNTED)
 }
 
-fn wake(data: *const ()) {
-    wake_by_ref(data)
+fn wake_counted(data: *const ()) {
+    wake_by_ref(data);
+    count(data, false);
+}
+
+fn drop_counted(data: *const ()) {
+    count(data, false);
+}
+
+fn drop_uncounted(_: *const ()) {}
+
+/// Adds or removes one counted copy of a task's waker.
+fn count(data: *const (), up: bool) {
+    let t = unpack(data.addr());
+    context::try_with(|w| {
+        if w.tag == t.tag {
+            w.exec.count_waker(t.index, t.id_low, up);
+        }
+    });
 }
 
 fn wake_by_ref(data: *const ()) {
@@ -102,8 +171,6 @@ fn wake_by_ref(data: *const ()) {
         record_foreign(target);
     }
 }
-
-fn drop_waker(_: *const ()) {}
 
 /// A wake that did not happen on its simulation's thread.
 #[derive(Clone, Debug)]

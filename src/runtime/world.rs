@@ -29,8 +29,8 @@ use super::waker;
 use super::watchdog::{self, Slot};
 use super::{Seed, Severity};
 use crate::check::{
-    DeadlockReport, Divergence, Failure, LeakReport, NonDeterminismReport, PanicReport, RunPoint,
-    StepLimitReport, TimeLimitReport,
+    Divergence, Failure, LeakReport, NonDeterminismReport, PanicReport, RunPoint, StepLimitReport,
+    TimeLimitReport,
 };
 use crate::task::TaskId;
 use crate::time::timers::{TimerAction, TimerKey, Timers};
@@ -89,6 +89,8 @@ pub(crate) struct World {
     pub(crate) watchdog: Option<Arc<Slot>>,
     /// Hosts, sockets, links and faults; empty until a host is created.
     pub(crate) net: crate::net::NetSlot,
+    /// Sync primitives' per-run state: auto-names, the deadlock walk.
+    pub(crate) sync: crate::sync::Registry,
 }
 
 /// Expands a `u64` seed into a ChaCha key with SplitMix64, so that seeds do
@@ -134,6 +136,7 @@ impl World {
             stats: Counters::default(),
             watchdog: config.watchdog.map(|limit| watchdog::register(seed, limit)),
             net: crate::net::NetSlot::default(),
+            sync: crate::sync::Registry::default(),
         }
     }
 
@@ -231,10 +234,7 @@ impl World {
         }
         let next = self.timers.borrow().next_deadline();
         let Some(deadline) = next else {
-            self.fail(Failure::Deadlock(DeadlockReport {
-                blocked: self.exec.blocked(),
-                at: self.point(),
-            }));
+            self.fail(Failure::Deadlock(crate::sync::deadlock::stalled(self)));
             return false;
         };
         if let Some(limit) = self.config.max_virtual_time {
@@ -326,7 +326,9 @@ impl World {
     }
 
     pub(crate) fn record_as(&self, task: Option<TaskId>, kind: EventKind) {
-        if kind.verbosity() > self.tracer.level {
+        // The failure is the last event of a failed run: what the teardown
+        // drops after it (guards released, channels closed) is not traced.
+        if kind.verbosity() > self.tracer.level || self.failed() {
             return;
         }
         self.tracer.trace.borrow_mut().push(Event {
@@ -405,7 +407,10 @@ impl World {
                         wd.exit();
                     }
                     match res {
-                        Ok(Poll::Pending) => self.exec.end_main_step(),
+                        Ok(Poll::Pending) => {
+                            crate::sync::deadlock::after_pending(self, super::executor::MAIN_KEY);
+                            self.exec.end_main_step();
+                        }
                         Ok(Poll::Ready(value)) => {
                             self.record(EventKind::Finish);
                             self.exec.end_main_step();

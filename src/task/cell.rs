@@ -15,6 +15,7 @@ use std::task::{Context, Poll, Waker};
 
 use super::JoinError;
 use super::join_set::SetLink;
+use crate::runtime::waker;
 
 /// Where a task is in its life.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -57,10 +58,12 @@ impl Header {
         self.handle_alive.set(false);
     }
 
-    fn register_joiner(&self, waker: &Waker) {
+    /// Keeps the joiner's waker: a tracked copy, since the joiner notes
+    /// `Waiting::Join` for the deadlock check.
+    pub(crate) fn register_joiner(&self, waker: &Waker) {
         let new = match self.join_waker.take() {
-            Some(old) if old.will_wake(waker) => old,
-            _ => waker.clone(),
+            Some(old) if waker::same_task(&old, waker) => old,
+            _ => waker::tracked_clone(waker),
         };
         self.join_waker.set(Some(new));
     }
@@ -111,6 +114,8 @@ pub(crate) trait JoinTarget<T> {
     fn header(&self) -> &Header;
     /// `Ready` once the task ended; takes the output.
     fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>>;
+    /// Applies `f` to the output of an ended task without taking it.
+    fn peek(&self, f: &mut dyn FnMut(&Result<T, JoinError>) -> bool) -> Option<bool>;
 }
 
 pub(crate) struct TaskCell<F: Future> {
@@ -199,5 +204,12 @@ impl<F: Future> JoinTarget<F::Output> for TaskCell<F> {
                 }
             }
         }
+    }
+
+    fn peek(&self, f: &mut dyn FnMut(&Result<F::Output, JoinError>) -> bool) -> Option<bool> {
+        let out = self.output.take()?;
+        let r = f(&out);
+        self.output.set(Some(out));
+        Some(r)
     }
 }

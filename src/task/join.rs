@@ -116,9 +116,31 @@ impl<T> Future for JoinHandle<T> {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let poll = self.raw.poll_join(cx);
         if poll.is_pending() {
-            context::try_with(|w| w.exec.note_waiting(Waiting::Join(self.key.id)));
+            context::try_with(|w| w.exec.note_waiting(Waiting::Join(self.key)));
         }
         poll
+    }
+}
+
+impl<T> JoinHandle<T> {
+    /// `Ready` once the task has ended, without taking its output; else
+    /// registers `cx` to be woken when it ends (for `future::wait`).
+    pub(crate) fn poll_finished(&self, cx: &mut Context<'_>) -> Poll<()> {
+        if self.is_finished() {
+            return Poll::Ready(());
+        }
+        self.raw.header().register_joiner(cx.waker());
+        context::try_with(|w| w.exec.note_waiting(Waiting::Join(self.key)));
+        Poll::Pending
+    }
+
+    /// Whether the task ended with an error: a panic, a cancellation, or an
+    /// output `failed` calls one. `None` while it runs (or once consumed).
+    pub(crate) fn ended_in_failure(&self, failed: impl Fn(&T) -> bool) -> Option<bool> {
+        self.raw.peek(&mut |out| match out {
+            Ok(v) => failed(v),
+            Err(_) => true,
+        })
     }
 }
 

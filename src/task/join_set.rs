@@ -125,15 +125,34 @@ impl<T: 'static> JoinSet<T> {
         std::future::poll_fn(|cx| self.poll_join_next(cx)).await
     }
 
+    /// Like [`join_next`](Self::join_next), with the id of the task that
+    /// finished.
+    pub async fn join_next_with_id(&mut self) -> Option<(TaskId, Result<T, JoinError>)> {
+        std::future::poll_fn(|cx| self.poll_join_next_with_id(cx)).await
+    }
+
     /// The next result if a task has already finished, without waiting.
     pub fn try_join_next(&mut self) -> Option<Result<T, JoinError>> {
+        Some(self.try_join_next_with_id()?.1)
+    }
+
+    fn try_join_next_with_id(&mut self) -> Option<(TaskId, Result<T, JoinError>)> {
         let index = self.shared.done.borrow_mut().pop_front()?;
         Some(self.take(index))
     }
 
     /// Polls for the next finished task.
     pub fn poll_join_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T, JoinError>>> {
-        if let Some(res) = self.try_join_next() {
+        self.poll_join_next_with_id(cx)
+            .map(|next| next.map(|(_, res)| res))
+    }
+
+    /// Polls for the next finished task, with its id.
+    pub fn poll_join_next_with_id(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<(TaskId, Result<T, JoinError>)>> {
+        if let Some(res) = self.try_join_next_with_id() {
             return Poll::Ready(Some(res));
         }
         if self.len == 0 {
@@ -144,7 +163,7 @@ impl<T: 'static> JoinSet<T> {
         Poll::Pending
     }
 
-    fn take(&mut self, index: usize) -> Result<T, JoinError> {
+    fn take(&mut self, index: usize) -> (TaskId, Result<T, JoinError>) {
         let handle = self.handles[index]
             .take()
             .expect("a finished task of a JoinSet is still in it");
@@ -152,9 +171,21 @@ impl<T: 'static> JoinSet<T> {
         self.len -= 1;
         let mut cx = Context::from_waker(Waker::noop());
         match handle.raw().poll_join(&mut cx) {
-            Poll::Ready(res) => res,
+            Poll::Ready(res) => (handle.id(), res),
             Poll::Pending => unreachable!("a task reported finished by its JoinSet link"),
         }
+    }
+
+    /// Removes every task from the set without aborting it: they keep
+    /// running, detached (as if their `JoinHandle`s were dropped).
+    pub fn detach_all(&mut self) {
+        for h in self.handles.iter_mut().filter_map(Option::take) {
+            h.raw().header().unlink_from_set();
+        }
+        self.free.clear();
+        self.handles.clear();
+        self.len = 0;
+        self.shared.done.borrow_mut().clear();
     }
 
     /// Waits for every task and returns their results in completion order.

@@ -1,10 +1,12 @@
 //! The event trace: what happened in a run, in order.
 //!
 //! Every observable step appends an [`Event`]: a task spawned, polled, woken,
-//! finished or aborted; a timer set or fired; a message sent, delivered,
-//! dropped or duplicated by the simulated network; a connection opened or
-//! reset; a fault applied; a `buggify!` point that fired; a line the program
-//! logged with [`trace!`](crate::trace!); the failure that ended the run. Each event
+//! finished or aborted; a timer set or fired; a sync primitive acquired,
+//! released, waited on, notified, sent to, received from or closed (named by
+//! the primitive's name); a message sent, delivered, dropped or duplicated by
+//! the simulated network; a connection opened or reset; a fault applied; a
+//! `buggify!` point that fired; a line the program logged with
+//! [`trace!`](crate::trace!); the failure that ended the run. Each event
 //! carries the step (how many polls came before it), the virtual time and the
 //! task that caused it, and nothing else: no wall time, no addresses, no
 //! thread ids, no hash-map order. Two runs of one seed therefore render to
@@ -139,6 +141,68 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         target: Option<TaskId>,
     },
+    /// The task acquired a sync primitive: a lock, a read or write lock,
+    /// semaphore permits (full).
+    Acquire {
+        /// The primitive: `mutex 'accounts'`, `semaphore#0`.
+        resource: String,
+        /// More about it (`2 permits`, `read`), if anything.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    /// The task released a sync primitive (full).
+    Release {
+        /// The primitive.
+        resource: String,
+        /// More about it, if anything.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+        /// The waiter it was handed to, first in line (FIFO), if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to: Option<TaskId>,
+    },
+    /// The task started to wait on a sync primitive (summary).
+    Wait {
+        /// The primitive.
+        resource: String,
+        /// What it waits for and who holds it (`held by #2 worker-b`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    /// The task notified a primitive's waiters: set an event, `notify_one`,
+    /// the last arrival at a barrier (full).
+    Notify {
+        /// The primitive.
+        resource: String,
+        /// What was done and how many waiters it woke.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    /// The task sent a message on a channel (full).
+    Send {
+        /// The channel.
+        resource: String,
+        /// More about it, if anything.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    /// The task received a message from a channel (full).
+    Recv {
+        /// The channel.
+        resource: String,
+        /// More about it, if anything.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    /// The task closed a channel or semaphore, or dropped the last handle
+    /// of one side of a channel (summary).
+    Close {
+        /// The primitive.
+        resource: String,
+        /// More about it, if anything.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
     /// A line logged with [`trace!`](crate::trace!) (summary).
     User {
         /// The text.
@@ -196,7 +260,12 @@ impl EventKind {
             | EventKind::NetSend(_)
             | EventKind::NetDeliver(_)
             | EventKind::NetDrop(_)
-            | EventKind::NetDuplicate(_) => Verbosity::Full,
+            | EventKind::NetDuplicate(_)
+            | EventKind::Acquire { .. }
+            | EventKind::Release { .. }
+            | EventKind::Notify { .. }
+            | EventKind::Send { .. }
+            | EventKind::Recv { .. } => Verbosity::Full,
             _ => Verbosity::Summary,
         }
     }

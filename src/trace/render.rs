@@ -148,6 +148,23 @@ fn describe(
         EventKind::Fault { action } => write!(out, "fault: {action}"),
         EventKind::Buggify { site } if opts.line_numbers => write!(out, "buggify fired at {site}"),
         EventKind::Buggify { site } => write!(out, "buggify fired at {}", site.file),
+        EventKind::Acquire { resource, detail } => sync_line(out, "acquire", resource, detail),
+        EventKind::Release {
+            resource,
+            detail,
+            to,
+        } => {
+            sync_line(out, "release", resource, detail)?;
+            match to {
+                Some(t) => write!(out, ", handed to {}", trace.task_label(*t)),
+                None => Ok(()),
+            }
+        }
+        EventKind::Wait { resource, detail } => sync_line(out, "wait for", resource, detail),
+        EventKind::Notify { resource, detail } => sync_line(out, "notify", resource, detail),
+        EventKind::Send { resource, detail } => sync_line(out, "send on", resource, detail),
+        EventKind::Recv { resource, detail } => sync_line(out, "recv on", resource, detail),
+        EventKind::Close { resource, detail } => sync_line(out, "close", resource, detail),
         EventKind::User { message } => write!(out, "log: {}", message.replace('\n', " / ")),
         EventKind::Failure { kind, message } => {
             write!(out, "FAILED ({kind}): {}", strip_rs_lines(message, opts))
@@ -167,6 +184,15 @@ impl fmt::Display for Msg<'_> {
             write!(f, " ({} bytes)", m.bytes)?;
         }
         Ok(())
+    }
+}
+
+/// `verb resource (detail)`.
+fn sync_line(out: &mut String, verb: &str, resource: &str, detail: &Option<String>) -> fmt::Result {
+    write!(out, "{verb} {resource}")?;
+    match detail {
+        Some(d) => write!(out, " ({d})"),
+        None => Ok(()),
     }
 }
 

@@ -1,0 +1,291 @@
+//! What every primitive shares: its name, and what it tells the deadlock
+//! analysis and the reports.
+//!
+//! A primitive is split in two: its value or buffer (generic over `T`) and
+//! a small non-generic *core* behind an `Rc` that holds its state (locked
+//! or not, holders, the waiter list) and implements [`Tracked`]. When a task
+//! blocks on a primitive it notes a [`WaitOn`] (an `Rc` of the core plus
+//! what kind of wait it is) in its executor entry; reports and the early
+//! deadlock check read the core through it. So nothing is registered
+//! anywhere on the fast path, and a primitive nobody waits on costs the
+//! analysis nothing.
+
+use std::cell::Cell;
+use std::fmt;
+use std::rc::Rc;
+use std::task::Poll;
+
+use crate::runtime::context;
+use crate::runtime::executor::{Executor, Waiting};
+use crate::runtime::waker::TaskKey;
+use crate::runtime::world::World;
+use crate::trace::{EventKind, Verbosity};
+
+/// The kinds of primitive, as labels name them.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Mutex,
+    RwLock,
+    Semaphore,
+    Event,
+    Notify,
+    Barrier,
+    Channel,
+    Oneshot,
+    Broadcast,
+    Watch,
+}
+
+impl Kind {
+    const COUNT: usize = 10;
+
+    fn word(self) -> &'static str {
+        match self {
+            Kind::Mutex => "mutex",
+            Kind::RwLock => "rwlock",
+            Kind::Semaphore => "semaphore",
+            Kind::Event => "event",
+            Kind::Notify => "notify",
+            Kind::Barrier => "barrier",
+            Kind::Channel => "channel",
+            Kind::Oneshot => "oneshot",
+            Kind::Broadcast => "broadcast",
+            Kind::Watch => "watch",
+        }
+    }
+}
+
+/// A primitive's kind and name.
+///
+/// A primitive made with a name is labelled `mutex 'accounts'`. One made
+/// without is numbered per kind, in creation order within the run
+/// (`mutex#0`, `mutex#1`), so labels are the same in every run of a seed;
+/// one made outside a simulation gets its number when first used in one.
+pub(crate) struct Meta {
+    kind: Kind,
+    name: Option<Box<str>>,
+    /// The auto-name number and the tag of the run it belongs to.
+    number: Cell<Option<(u16, u32)>>,
+}
+
+impl Meta {
+    pub(crate) fn new(kind: Kind, name: Option<String>) -> Meta {
+        let meta = Meta {
+            kind,
+            name: name.map(String::into_boxed_str),
+            number: Cell::new(None),
+        };
+        if meta.name.is_none() {
+            context::try_with(|w| meta.number_in(w));
+        }
+        meta
+    }
+
+    pub(crate) fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
+    fn number_in(&self, w: &World) -> u32 {
+        match self.number.get() {
+            Some((tag, n)) if tag == w.tag => n,
+            _ => {
+                let n = w.sync.next_number(self.kind);
+                self.number.set(Some((w.tag, n)));
+                n
+            }
+        }
+    }
+
+    /// `mutex 'accounts'`, or `mutex#3` for an unnamed one.
+    pub(crate) fn label(&self) -> String {
+        match &self.name {
+            Some(name) => format!("{} '{name}'", self.kind.word()),
+            None => match context::try_with(|w| self.number_in(w)) {
+                Some(n) => format!("{}#{n}", self.kind.word()),
+                None => format!("an unnamed {}", self.kind.word()),
+            },
+        }
+    }
+
+    /// Traces `ev` on this primitive, if its level is traced; `detail` is
+    /// only formatted then. A no-op outside a simulation (a `Drop`).
+    pub(crate) fn trace(&self, ev: Ev, detail: impl FnOnce() -> Option<String>) {
+        context::try_with(|w| {
+            if !w.tracing(ev.level()) {
+                return;
+            }
+            let (resource, detail) = (self.label(), detail());
+            w.record(match ev {
+                Ev::Acquire => EventKind::Acquire { resource, detail },
+                Ev::Release(to) => EventKind::Release {
+                    resource,
+                    detail,
+                    to: to.map(|k| k.id),
+                },
+                Ev::Wait => EventKind::Wait { resource, detail },
+                Ev::Notify => EventKind::Notify { resource, detail },
+                Ev::Send => EventKind::Send { resource, detail },
+                Ev::Recv => EventKind::Recv { resource, detail },
+                Ev::Close => EventKind::Close { resource, detail },
+            });
+        });
+    }
+}
+
+/// A sync event to trace (see [`EventKind`] for what each records).
+#[derive(Copy, Clone, Debug)]
+pub(crate) enum Ev {
+    Acquire,
+    /// Released, handed to this waiter if any.
+    Release(Option<TaskKey>),
+    Wait,
+    Notify,
+    Send,
+    Recv,
+    Close,
+}
+
+impl Ev {
+    /// Waits and closes shape a run; the rest is detail.
+    fn level(self) -> Verbosity {
+        match self {
+            Ev::Wait | Ev::Close => Verbosity::Summary,
+            _ => Verbosity::Full,
+        }
+    }
+}
+
+impl fmt::Debug for Meta {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.label())
+    }
+}
+
+/// Per-run state of the sync module, kept in the `World`.
+#[derive(Default)]
+pub(crate) struct Registry {
+    numbers: [Cell<u32>; Kind::COUNT],
+    pub(crate) deadlock: super::deadlock::State,
+}
+
+impl Registry {
+    fn next_number(&self, kind: Kind) -> u32 {
+        let c = &self.numbers[kind as usize];
+        let n = c.get();
+        c.set(n + 1);
+        n
+    }
+}
+
+/// What kind of wait a task is in.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum WaitOp {
+    Lock,
+    Read,
+    Write,
+    Acquire(u32),
+    /// An event, a notify or a barrier.
+    Signal,
+    Recv,
+    Send,
+    Changed,
+}
+
+/// Who can end a wait on a primitive.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Release {
+    /// Only the holders (listed), by releasing: locks and semaphores whose
+    /// every holder is a known task.
+    Holders,
+    /// Anyone, or someone lockstep cannot name: a signal, a channel, a
+    /// permit held outside a task.
+    Anyone,
+}
+
+/// A primitive's core, as the deadlock analysis and the reports see it.
+pub(crate) trait Tracked {
+    fn meta(&self) -> &Meta;
+
+    /// Who can end a wait of kind `op`. For [`Release::Holders`], pushes
+    /// the holders (in the order they acquired) onto `out`. By default
+    /// anyone: signals and channels.
+    fn release(&self, op: WaitOp, out: &mut Vec<TaskKey>) -> Release {
+        let _ = (op, out);
+        Release::Anyone
+    }
+
+    /// For reports only: tasks that are likely to end the wait, when no
+    /// holder can be named for sure (a channel's recent senders). Defaults
+    /// to the holders.
+    fn likely(&self, op: WaitOp, out: &mut Vec<TaskKey>) {
+        self.release(op, out);
+    }
+
+    /// How a wait of kind `op` reads in a report: `mutex 'lock2', held by
+    /// #2 task-b`.
+    fn describe(&self, op: WaitOp, exec: &Executor) -> String;
+
+    /// How holder `task`'s hold reads in a report (`semaphore 'pool' (2
+    /// permits)`).
+    fn held_as(&self, task: TaskKey) -> String {
+        let _ = task;
+        self.meta().label()
+    }
+}
+
+/// One wait of a task on a primitive, noted in its executor entry.
+#[derive(Clone)]
+pub(crate) struct WaitOn {
+    pub(crate) res: Rc<dyn Tracked>,
+    pub(crate) op: WaitOp,
+}
+
+impl WaitOn {
+    pub(crate) fn describe(&self, exec: &Executor) -> String {
+        self.res.describe(self.op, exec)
+    }
+
+    /// The primitive's address: an identity for de-duplication only, never
+    /// for ordering, so it cannot reach a trace or a report.
+    pub(crate) fn address(&self) -> usize {
+        Rc::as_ptr(&self.res).cast::<()>().addr()
+    }
+}
+
+impl fmt::Debug for WaitOn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?} on {:?}", self.op, self.res.meta())
+    }
+}
+
+/// How every waiting future's poll ends when it must wait: traces the wait
+/// the first time (`first`), and notes it in the task's entry for reports
+/// and the deadlock check (on every `Pending`).
+pub(crate) fn block<T>(
+    w: &World,
+    res: Rc<dyn Tracked>,
+    op: WaitOp,
+    first: bool,
+    detail: impl FnOnce() -> Option<String>,
+) -> Poll<T> {
+    if first {
+        res.meta().trace(Ev::Wait, detail);
+    }
+    w.exec.note_waiting(Waiting::Sync(WaitOn { res, op }));
+    Poll::Pending
+}
+
+/// `#1 a, #2 b` for a list of tasks.
+pub(crate) fn task_list(exec: &Executor, tasks: &[TaskKey]) -> String {
+    let labels: Vec<String> = tasks.iter().map(|k| exec.label_of(*k)).collect();
+    labels.join(", ")
+}
+
+/// `, held by #1 a` (or nothing when nobody is named).
+pub(crate) fn held_by(exec: &Executor, holders: &[TaskKey]) -> String {
+    if holders.is_empty() {
+        String::new()
+    } else {
+        format!(", held by {}", task_list(exec, holders))
+    }
+}
