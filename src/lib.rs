@@ -165,6 +165,7 @@ pub fn in_simulation() -> bool {
 /// The names most tests need, in one `use lockstep::prelude::*;`.
 pub mod prelude {
     pub use crate::check::Failure;
+    pub use crate::fault::FaultPlan;
     pub use crate::future::{WaitFor, as_completed, gather, gather_settled, select, wait};
     pub use crate::runtime::{Outcome, Policy, Seed, Severity, Sim};
     pub use crate::task::{JoinError, JoinHandle, JoinSet, spawn, yield_now};
