@@ -10,7 +10,6 @@ use lockstep::future::{Either, wait_for};
 use lockstep::prelude::*;
 use lockstep::sync::Mutex;
 use lockstep::task::Builder;
-use lockstep::trace::RenderOptions;
 
 type Task<T> = Pin<Box<dyn Future<Output = T>>>;
 
@@ -547,15 +546,7 @@ fn as_completed_trace_snapshot() {
         }
         log.take()
     });
-    let mut settings = insta::Settings::clone_current();
-    settings.set_snapshot_path("../snapshots");
-    settings.set_omit_expression(true);
-    settings.bind(|| {
-        insta::assert_snapshot!(
-            "as_completed_timeout_seed_0x1",
-            outcome.trace().render_with(&RenderOptions::stable())
-        )
-    });
+    lockstep::assert_trace_snapshot!("as_completed_timeout_seed_0x1", outcome);
     assert_eq!(outcome.into_result().unwrap(), [1.0, 2.0, 2.5]);
 }
 
