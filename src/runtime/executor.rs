@@ -464,14 +464,16 @@ impl Executor {
         }
         match res {
             Ok(Poll::Pending) => {
-                let abort = self
-                    .table
-                    .borrow()
-                    .get(key)
-                    .is_some_and(|e| e.abort_requested);
+                // One look at the entry decides both follow-ups.
+                let (abort, follow) = self.table.borrow().get(key).map_or((false, false), |e| {
+                    (
+                        e.abort_requested,
+                        e.waiting.iter().any(crate::sync::deadlock::followed),
+                    )
+                });
                 if abort {
                     self.abort_entry(w, key);
-                } else {
+                } else if follow {
                     crate::sync::deadlock::after_pending(w, key);
                 }
             }
@@ -665,7 +667,8 @@ impl Executor {
         }
     }
 
-    /// The label of a task for reports (`#2 worker-b`), by id.
+    /// The label of a task for reports (`#2 worker-b`), by id (a scan: for
+    /// reports only).
     pub(crate) fn label(&self, id: TaskId) -> String {
         let t = self.table.borrow();
         match t.slots.iter().flatten().find(|e| e.id == id) {

@@ -424,7 +424,10 @@ impl World {
                                 location: p.location.as_ref().map(|l| format!("{l}:{}", l.column)),
                             });
                             self.exec.end_main_step();
-                            let task = self.exec.main_info();
+                            let task = self
+                                .exec
+                                .info_at(0, 0)
+                                .expect("the main task is live while it runs");
                             self.fail(Failure::Panic(PanicReport {
                                 task,
                                 message: p.message,
@@ -516,12 +519,5 @@ impl World {
             self.warnings.take(),
             self.step_hashes.map(RefCell::into_inner),
         )
-    }
-}
-
-impl super::executor::Executor {
-    fn main_info(&self) -> crate::check::TaskInfo {
-        self.info_at(0, 0)
-            .expect("the main task is live while it runs")
     }
 }

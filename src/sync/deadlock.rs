@@ -98,7 +98,7 @@ struct Group {
 }
 
 /// Whether a wait is one the early check can follow.
-fn followed(waiting: &Waiting) -> bool {
+pub(crate) fn followed(waiting: &Waiting) -> bool {
     match waiting {
         Waiting::Join(_) => true,
         // A socket can be woken by traffic from any host: never certain.
@@ -110,16 +110,11 @@ fn followed(waiting: &Waiting) -> bool {
     }
 }
 
-/// The early check: called after task `key` returned `Pending`.
+/// The early check: called after task `key` returned `Pending` while
+/// waiting on something [`followed`] (the executor checks that in the same
+/// look at the entry that checks for a pending abort).
 pub(crate) fn after_pending(w: &World, key: TaskKey) {
     if w.config.deadlock_cycles == Severity::Ignore {
-        return;
-    }
-    let relevant = w
-        .exec
-        .inspect(key, |e| e.waiting.iter().any(followed))
-        .unwrap_or(false);
-    if !relevant {
         return;
     }
     let cycle = {
