@@ -214,13 +214,18 @@ fn a_plan_naming_a_host_that_does_not_exist_fails_the_run_clearly() {
         Host::new("server", || async { Ok(()) });
         sleep(Duration::from_secs(2)).await;
     });
-    let text = outcome.failure().unwrap().to_string();
+    let failure = outcome.failure().unwrap();
+    let text = failure.to_string();
     assert!(
         text.contains(
             "fault plan action `crash serverr` at 1.000s: no host named `serverr` (hosts: server)"
         ),
         "{text}"
     );
+    // Bad input in the plan, not a task panic.
+    assert_eq!(failure.kind(), "invalid-fault", "{text}");
+    assert!(text.contains("seed 0x1, virtual time 1.000s"), "{text}");
+    assert!(!text.contains("main task"), "{text}");
 }
 
 #[test]

@@ -149,6 +149,12 @@ impl Display for Failure {
                 )?;
                 blocked_list(f, &r.tasks)
             }
+            Failure::InvalidFault(r) => write!(
+                f,
+                "invalid fault: fault plan action `{}` at {}: {} ({}); the actions of a \
+                 hand-written plan must name hosts that exist when they apply",
+                r.action, r.at.time, r.message, r.at
+            ),
             Failure::NonDeterminism(r) => match &r.cause {
                 Divergence::Diverged {
                     event,

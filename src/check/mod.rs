@@ -43,6 +43,9 @@ pub enum Failure {
     /// The run could not be reproduced: two runs of one seed diverged, or a
     /// task was woken from outside the simulation's thread.
     NonDeterminism(NonDeterminismReport),
+    /// A fault plan's action could not apply when its time came (it names a
+    /// host that does not exist then, or the same host twice).
+    InvalidFault(InvalidFaultReport),
 }
 
 impl Failure {
@@ -55,6 +58,7 @@ impl Failure {
             Failure::StepLimit(r) => &r.at,
             Failure::Leak(r) => &r.at,
             Failure::NonDeterminism(r) => &r.at,
+            Failure::InvalidFault(r) => &r.at,
         }
     }
 
@@ -64,7 +68,8 @@ impl Failure {
     }
 
     /// A short, stable name for the kind of failure: `panic`, `deadlock`,
-    /// `time-limit`, `step-limit`, `leak`, `non-determinism`.
+    /// `time-limit`, `step-limit`, `leak`, `non-determinism`,
+    /// `invalid-fault`.
     pub fn kind(&self) -> &'static str {
         match self {
             Failure::Panic(_) => "panic",
@@ -73,6 +78,7 @@ impl Failure {
             Failure::StepLimit(_) => "step-limit",
             Failure::Leak(_) => "leak",
             Failure::NonDeterminism(_) => "non-determinism",
+            Failure::InvalidFault(_) => "invalid-fault",
         }
     }
 }
@@ -243,6 +249,18 @@ pub struct NonDeterminismReport {
     /// What was seen.
     pub cause: Divergence,
     /// Where it was seen.
+    pub at: RunPoint,
+}
+
+/// A fault plan action that could not apply.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct InvalidFaultReport {
+    /// The action, in the plan's text form (`crash serverr`).
+    pub action: String,
+    /// Why it could not apply, and what could.
+    pub message: String,
+    /// When it was due.
     pub at: RunPoint,
 }
 

@@ -16,8 +16,8 @@
 //! Host names in a plan resolve when the action applies, not when the plan
 //! is installed, so a plan may name hosts that the main task creates later.
 //! An action naming a host that does not exist *at its time* fails the run
-//! (a panic in the runtime, naming the action, its time and the hosts that
-//! exist), since a hand-written plan with a typo would otherwise test
+//! with [`Failure::InvalidFault`], naming the
+//! action, its time and the hosts that exist, since a hand-written plan with a typo would otherwise test
 //! nothing. Host slots (`@N`, used by random plans) always resolve once a
 //! host exists; an action whose two slots land on the same host is skipped
 //! (and traced as such). Before any host exists, slot actions are skipped.
@@ -26,6 +26,7 @@
 //! seed's `FAULT` stream, apart from the network's and the scheduler's:
 //! adding a `buggify!` point does not change which latencies are drawn.
 
+use crate::check::{Failure, InvalidFaultReport};
 use crate::net::{self, HostId, LinkFault};
 use crate::runtime::context;
 use crate::runtime::world::World;
@@ -71,8 +72,12 @@ pub(crate) fn install(w: &World, plan: &FaultPlan) {
         let action = timed.action.clone();
         let at = now.saturating_add(timed.at);
         w.call_at(at, move |w| {
-            if let Err(e) = act(w, &action) {
-                panic!("fault plan action `{action}` at {at}: {e}");
+            if let Err(message) = act(w, &action) {
+                w.fail(Failure::InvalidFault(InvalidFaultReport {
+                    action: action.to_string(),
+                    message,
+                    at: w.point(),
+                }));
             }
         });
     }
