@@ -88,6 +88,8 @@ compile_error!(
 );
 
 pub mod check;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod fault;
 pub mod future;
 mod harness;

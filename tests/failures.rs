@@ -305,7 +305,10 @@ fn every_failure_message_names_the_seed() {
             spawn(futures::future::pending::<()>());
         }),
     ];
-    let kinds: Vec<&str> = outcomes.iter().map(|o| failure_of(o).kind()).collect();
+    let kinds: Vec<&str> = outcomes
+        .iter()
+        .map(|o| failure_of(o).kind().name())
+        .collect();
     assert_eq!(
         kinds,
         ["panic", "deadlock", "step-limit", "time-limit", "leak"]

@@ -223,7 +223,7 @@ fn a_plan_naming_a_host_that_does_not_exist_fails_the_run_clearly() {
         "{text}"
     );
     // Bad input in the plan, not a task panic.
-    assert_eq!(failure.kind(), "invalid-fault", "{text}");
+    assert_eq!(failure.kind().name(), "invalid-fault", "{text}");
     assert!(text.contains("seed 0x1, virtual time 1.000s"), "{text}");
     assert!(!text.contains("main task"), "{text}");
 }

@@ -19,25 +19,21 @@ use lockstep::future::wait_for;
 use lockstep::prelude::*;
 use lockstep::sync::Mutex;
 
+use lockstep::check::FailureKind;
+
 use crate::{Expect, Scenario, Variant};
 
 /// The scenario.
-pub const SCENARIO: Scenario = Scenario {
-    name: "lock-ordering-deadlock",
-    description: "two locks taken in opposite orders deadlock; one order never does",
-    variants: &[
-        Variant {
-            name: "buggy",
-            expect: Expect::SomeSeedFails,
-            run: |sim| sim.run(deadlock_example()),
-        },
-        Variant {
-            name: "fixed",
-            expect: Expect::AllSeedsPass,
-            run: |sim| sim.run(deadlock_solution()),
-        },
+pub const SCENARIO: Scenario = Scenario::new(
+    "lock-ordering-deadlock",
+    "two locks taken in opposite orders deadlock; one order never does",
+    &[
+        Variant::new("buggy", Expect::Fails(FailureKind::Deadlock), |sim| {
+            sim.run(deadlock_example())
+        }),
+        Variant::new("fixed", Expect::Pass, |sim| sim.run(deadlock_solution())),
     ],
-};
+);
 
 type Locks = (Rc<Mutex<()>>, Rc<Mutex<()>>);
 

@@ -21,25 +21,23 @@ use lockstep::prelude::*;
 use lockstep::sync::Mutex;
 use lockstep::task::Builder;
 
+use lockstep::check::FailureKind;
+
 use crate::{Expect, Scenario, Variant};
 
 /// The scenario.
-pub const SCENARIO: Scenario = Scenario {
-    name: "lost-update",
-    description: "read, suspend, write: concurrent increments are lost for some schedules",
-    variants: &[
-        Variant {
-            name: "buggy",
-            expect: Expect::SomeSeedFails,
-            run: |sim| sim.run(counter(WORKERS, Increment::Unsafe)),
-        },
-        Variant {
-            name: "fixed",
-            expect: Expect::AllSeedsPass,
-            run: |sim| sim.run(counter(WORKERS, Increment::Locked)),
-        },
+pub const SCENARIO: Scenario = Scenario::new(
+    "lost-update",
+    "read, suspend, write: concurrent increments are lost for some schedules",
+    &[
+        Variant::new("buggy", Expect::Fails(FailureKind::Panic), |sim| {
+            sim.run(counter(WORKERS, Increment::Unsafe))
+        }),
+        Variant::new("fixed", Expect::Pass, |sim| {
+            sim.run(counter(WORKERS, Increment::Locked))
+        }),
     ],
-};
+);
 
 const WORKERS: usize = 3;
 

@@ -67,19 +67,90 @@ impl Failure {
         self.at().seed
     }
 
-    /// A short, stable name for the kind of failure: `panic`, `deadlock`,
-    /// `time-limit`, `step-limit`, `leak`, `non-determinism`,
-    /// `invalid-fault`.
-    pub fn kind(&self) -> &'static str {
+    /// The kind of failure, as a value to match or compare; its `Display`
+    /// is a short, stable name (`panic`, `deadlock`, `time-limit`, …).
+    pub fn kind(&self) -> FailureKind {
         match self {
-            Failure::Panic(_) => "panic",
-            Failure::Deadlock(_) => "deadlock",
-            Failure::TimeLimit(_) => "time-limit",
-            Failure::StepLimit(_) => "step-limit",
-            Failure::Leak(_) => "leak",
-            Failure::NonDeterminism(_) => "non-determinism",
-            Failure::InvalidFault(_) => "invalid-fault",
+            Failure::Panic(_) => FailureKind::Panic,
+            Failure::Deadlock(_) => FailureKind::Deadlock,
+            Failure::TimeLimit(_) => FailureKind::TimeLimit,
+            Failure::StepLimit(_) => FailureKind::StepLimit,
+            Failure::Leak(_) => FailureKind::Leak,
+            Failure::NonDeterminism(_) => FailureKind::NonDeterminism,
+            Failure::InvalidFault(_) => FailureKind::InvalidFault,
         }
+    }
+}
+
+/// The kinds of [`Failure`], without their reports: what a scenario
+/// declares it must fail with, what a sweep counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// [`Failure::Panic`].
+    Panic,
+    /// [`Failure::Deadlock`].
+    Deadlock,
+    /// [`Failure::TimeLimit`].
+    TimeLimit,
+    /// [`Failure::StepLimit`].
+    StepLimit,
+    /// [`Failure::Leak`].
+    Leak,
+    /// [`Failure::NonDeterminism`].
+    NonDeterminism,
+    /// [`Failure::InvalidFault`].
+    InvalidFault,
+}
+
+impl FailureKind {
+    /// Every kind, in declaration order.
+    pub const ALL: &'static [FailureKind] = &[
+        FailureKind::Panic,
+        FailureKind::Deadlock,
+        FailureKind::TimeLimit,
+        FailureKind::StepLimit,
+        FailureKind::Leak,
+        FailureKind::NonDeterminism,
+        FailureKind::InvalidFault,
+    ];
+
+    /// The short, stable name: `panic`, `deadlock`, `time-limit`,
+    /// `step-limit`, `leak`, `non-determinism`, `invalid-fault`.
+    pub fn name(self) -> &'static str {
+        match self {
+            FailureKind::Panic => "panic",
+            FailureKind::Deadlock => "deadlock",
+            FailureKind::TimeLimit => "time-limit",
+            FailureKind::StepLimit => "step-limit",
+            FailureKind::Leak => "leak",
+            FailureKind::NonDeterminism => "non-determinism",
+            FailureKind::InvalidFault => "invalid-fault",
+        }
+    }
+}
+
+impl std::fmt::Display for FailureKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for FailureKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<FailureKind, String> {
+        FailureKind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.name() == s.trim())
+            .ok_or_else(|| {
+                let names: Vec<&str> = FailureKind::ALL.iter().map(|k| k.name()).collect();
+                format!(
+                    "unknown failure kind `{}`: expected one of {}",
+                    s.trim(),
+                    names.join(", ")
+                )
+            })
     }
 }
 
