@@ -22,8 +22,16 @@
 //!   Otherwise the connection joins the listener's backlog (`accept`
 //!   returns it) and a SYN-ACK travels back; `connect` returns when it
 //!   arrives, one round trip after it started.
-//! - **data**: a write is queued on the wire at once (no flow control: a
-//!   write never blocks) and crosses the link with a fresh latency sample.
+//! - **data**: a write is queued on the wire at once and crosses the link
+//!   with a fresh latency sample. Each end has a *window*
+//!   (`TcpConfig::send_window`, 64 KiB by default; per stream with
+//!   `TcpStream::set_send_window`): the bytes it wrote that the peer has not
+//!   read yet, in flight or in the peer's receive buffer. A write takes
+//!   what fits and returns that count; with the window full it waits
+//!   (`poll_write` is `Pending`) until the peer reads. The window opens the
+//!   moment the peer reads (the ACK's latency is not modelled), and data a
+//!   peer discards (it dropped its stream, or shut its read half) opens it
+//!   too, so a writer never waits on a reader that is gone.
 //!   Link loss makes a segment wait a retransmission timeout (200 ms, then
 //!   doubling) per loss draw; duplication and reordering do not apply.
 //! - **partition**: a segment that finds its direction cut when due
@@ -55,7 +63,9 @@ use connect::{fail_connect, on_syn, send_syn};
 use wire::on_wire;
 
 pub(crate) use connect::{drop_end, open, poll_connect, reset_backlog};
-pub(crate) use wire::{close_write, crash_host, flush_stalls, poll_read, shutdown_read, write};
+pub(crate) use wire::{
+    close_write, crash_host, flush_stalls, poll_read, poll_write, set_window, shutdown_read,
+};
 
 /// A connection's slot and generation.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -119,6 +129,13 @@ pub(crate) struct End {
     reader: Option<Waker>,
     error: Option<io::ErrorKind>,
     wr_closed: bool,
+    /// Bytes this end wrote that the peer has not read yet (on the wire
+    /// or in the peer's receive buffer): the window in use.
+    unacked: usize,
+    /// How many bytes may be unread before writes wait.
+    window: usize,
+    /// A task waiting for room in the window.
+    writer: Option<Waker>,
     wire: VecDeque<(u64, Seg)>,
     wire_armed: bool,
     stalled_since: Option<u64>,
@@ -126,7 +143,7 @@ pub(crate) struct End {
 }
 
 impl End {
-    fn new(host: HostId, port: u16, incarnation: u32, open: bool) -> End {
+    fn new(host: HostId, port: u16, incarnation: u32, open: bool, window: usize) -> End {
         End {
             host,
             port,
@@ -141,6 +158,9 @@ impl End {
             reader: None,
             error: None,
             wr_closed: false,
+            unacked: 0,
+            window,
+            writer: None,
             wire: VecDeque::new(),
             wire_armed: false,
             stalled_since: None,
@@ -316,9 +336,16 @@ pub(crate) fn handle(f: &mut Fabric, w: &World, due: Due) -> Wakes {
                 format_duration(f.tcp.user_timeout)
             );
             trace_conn(f, w, key, side, "timeout", Some(detail));
-            let a = reset_end(f, w, key, side, io::ErrorKind::TimedOut, "");
-            let b = reset_end(f, w, key, 1 - side, io::ErrorKind::ConnectionReset, "");
-            Wakes(a.0.or(a.1), b.0.or(b.1))
+            let mut wakes = reset_end(f, w, key, side, io::ErrorKind::TimedOut, "");
+            wakes.merge(reset_end(
+                f,
+                w,
+                key,
+                1 - side,
+                io::ErrorKind::ConnectionReset,
+                "",
+            ));
+            wakes
         }
     }
 }
@@ -342,13 +369,16 @@ fn reset_end(
     end.error = Some(kind);
     end.wire.clear();
     end.stalled_since = None;
-    let reader = end.reader.take();
-    let connect = if to == 0 { fail_connect(c, kind) } else { None };
+    let mut wakes = Wakes::one(end.reader.take());
+    wakes.push(end.writer.take());
+    if to == 0 {
+        wakes.push(fail_connect(c, kind));
+    }
     if !why.is_empty() {
         trace_conn(f, w, key, to, "reset", Some(why.to_string()));
     }
     f.conns.maybe_free(key);
-    Wakes(reader, connect)
+    wakes
 }
 
 /// The two ends' `(host, port)`, seen from `side`: (local, peer).
