@@ -14,6 +14,8 @@ use futures::io::{AsyncRead, AsyncWrite};
 use super::addr::{self, ToAddr};
 use super::fabric::{self, Fabric};
 use super::host::{Binding, HostId, Proto};
+use super::leaks::Owner;
+use super::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 use super::stream::{self, Backlog, ConnKey};
 use crate::runtime::context;
 use crate::runtime::executor::Waiting;
@@ -79,7 +81,7 @@ impl Bound {
         api: &str,
         addr: &(impl ToAddr + ?Sized),
         proto: Proto,
-        make: impl FnOnce(u64) -> Binding,
+        make: impl FnOnce(u64, Option<Owner>) -> Binding,
         verb: &str,
     ) -> io::Result<Bound> {
         let spec = addr.to_addr_spec()?;
@@ -89,7 +91,7 @@ impl Bound {
                 let port = addr::local_port(f, &spec, host)?;
                 let id = f.next_socket;
                 f.next_socket += 1;
-                let port = bind_port(f, host, proto, port, make(id))?;
+                let port = bind_port(f, host, proto, port, make(id, Owner::here(w)))?;
                 let hs = f.host(host);
                 Ok(Bound {
                     host,
@@ -187,9 +189,10 @@ impl TcpListener {
             "lockstep::net::TcpListener::bind",
             &addr,
             Proto::Tcp,
-            |id| {
+            |id, owner| {
                 Binding::Listener(Backlog {
                     id,
+                    owner,
                     queue: Default::default(),
                     waker: None,
                 })
@@ -223,6 +226,7 @@ impl TcpListener {
                         .get_mut(&(Proto::Tcp, self.bound.port))
                     {
                         Some(Binding::Listener(b)) if b.id == self.bound.id => {
+                            Owner::touch_opt(&mut b.owner, w);
                             match b.queue.pop_front() {
                                 Some(key) => key,
                                 None => {
@@ -236,6 +240,7 @@ impl TcpListener {
                         _ => return Some(Err(self.bound.closed_error())),
                     };
                     if let Some(stream) = TcpStream::from_key(f, key, 1) {
+                        stream::set_owner(f, w, key, 1);
                         stream::trace_accept(f, w, key);
                         let peer = stream.peer;
                         return Some(Ok((stream, peer)));
@@ -360,6 +365,44 @@ impl TcpStream {
         Ok(self.local)
     }
 
+    /// Splits the stream into a read half and a write half that borrow it,
+    /// for reading and writing from two futures at once (a `select`, a
+    /// `join`).
+    ///
+    /// ```
+    /// use lockstep::prelude::*;
+    /// use lockstep::net::{Host, TcpListener, TcpStream};
+    ///
+    /// Sim::new(1).run(async {
+    ///     Host::new("server", || async {
+    ///         let (mut s, _) = TcpListener::bind("0.0.0.0:7").await?.accept().await?;
+    ///         let (mut rd, mut wr) = s.split();
+    ///         futures::io::copy(&mut rd, &mut wr).await?;
+    ///         Ok(())
+    ///     });
+    ///     let reply = Host::client("client").spawn(async {
+    ///         let mut s = TcpStream::connect("server:7").await?;
+    ///         s.write_all(b"ping").await?;
+    ///         s.close().await?;
+    ///         let mut reply = String::new();
+    ///         s.read_to_string(&mut reply).await?;
+    ///         Ok::<_, std::io::Error>(reply)
+    ///     });
+    ///     assert_eq!(reply.await.unwrap().unwrap(), "ping");
+    /// }).into_result().unwrap();
+    /// ```
+    pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
+        (ReadHalf(self), WriteHalf(self))
+    }
+
+    /// Splits the stream into owned halves that can move to two tasks.
+    /// Dropping the write half closes the write side (the peer reads `0`
+    /// after the data); the stream closes when both halves are gone.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        let shared = Rc::new(self);
+        (OwnedReadHalf(shared.clone()), OwnedWriteHalf(shared))
+    }
+
     /// The peer's address.
     pub fn peer_addr(&self) -> io::Result<SocketAddr> {
         Ok(self.peer)
@@ -415,6 +458,7 @@ impl TcpStream {
         context::with("lockstep::net::TcpStream::read", |w| {
             let mut wake = None;
             let poll = fabric::with(w, |f| {
+                stream::touch(f, w, self.key, self.side as usize);
                 stream::poll_read(f, self.key, self.side as usize, buf, cx, &mut wake)
             });
             if let Some(waker) = wake {
@@ -430,6 +474,7 @@ impl TcpStream {
     fn write_poll(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         context::with("lockstep::net::TcpStream::write", |w| {
             let poll = fabric::with(w, |f| {
+                stream::touch(f, w, self.key, self.side as usize);
                 stream::poll_write(f, w, self.key, self.side as usize, buf, cx)
             });
             if poll.is_pending() {

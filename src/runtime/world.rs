@@ -453,9 +453,11 @@ impl World {
             return;
         }
         let leaked = self.exec.leaked();
-        if !leaked.is_empty() {
+        let sockets = crate::net::leaked_sockets(self);
+        if !leaked.is_empty() || !sockets.is_empty() {
             let report = Failure::Leak(LeakReport {
                 tasks: leaked,
+                sockets,
                 at: self.point(),
             });
             match self.config.leaks {

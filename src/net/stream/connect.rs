@@ -39,6 +39,7 @@ pub(crate) fn open(
             waker: None,
         },
     );
+    super::set_owner(f, w, key, 0);
     trace_conn(f, w, key, 0, "connect", None);
     send_syn(f, w, key);
     Ok(key)

@@ -52,6 +52,8 @@ use std::task::Waker;
 
 use super::fabric::{Due as FabricDue, Fabric, Wakes};
 use super::host::HostId;
+use super::leaks::{Owner, end_leak};
+use crate::check::SocketLeak;
 use crate::runtime::world::World;
 use crate::time::{Duration, format_duration};
 use crate::trace::{ConnEvent, EventKind, Verbosity};
@@ -77,6 +79,8 @@ pub(crate) struct ConnKey {
 /// A listener's queue of connections waiting for `accept`.
 pub(crate) struct Backlog {
     pub(crate) id: u64,
+    /// The task that bound the listener, and its last user.
+    pub(crate) owner: Option<Owner>,
     pub(crate) queue: VecDeque<ConnKey>,
     pub(crate) waker: Option<Waker>,
 }
@@ -136,6 +140,8 @@ pub(crate) struct End {
     window: usize,
     /// A task waiting for room in the window.
     writer: Option<Waker>,
+    /// The task that opened this end (connect, accept), and its last user.
+    owner: Option<Owner>,
     wire: VecDeque<(u64, Seg)>,
     wire_armed: bool,
     stalled_since: Option<u64>,
@@ -161,6 +167,7 @@ impl End {
             unacked: 0,
             window,
             writer: None,
+            owner: None,
             wire: VecDeque::new(),
             wire_armed: false,
             stalled_since: None,
@@ -390,6 +397,42 @@ pub(crate) fn endpoints(
     let c = f.conns.get(key)?;
     let (a, b) = (&c.ends[side], &c.ends[1 - side]);
     Some(((a.host, a.port), (b.host, b.port)))
+}
+
+/// The task running now opened end `side` (its handle was just made).
+pub(crate) fn set_owner(f: &mut Fabric, w: &World, key: ConnKey, side: usize) {
+    if let Some(c) = f.conns.get_mut(key) {
+        c.ends[side].owner = Owner::here(w);
+    }
+}
+
+/// The task running now used end `side`.
+pub(crate) fn touch(f: &mut Fabric, w: &World, key: ConnKey, side: usize) {
+    if let Some(c) = f.conns.get_mut(key) {
+        Owner::touch_opt(&mut c.ends[side].owner, w);
+    }
+}
+
+/// Stream ends still open whose owner makes them leaks (see `leaks.rs`).
+pub(crate) fn leaked(f: &Fabric, w: &World, out: &mut Vec<SocketLeak>) {
+    for c in f.conns.slots.iter().flatten() {
+        if !matches!(c.state, State::Open) {
+            continue;
+        }
+        for side in 0..2 {
+            let e = &c.ends[side];
+            if !e.alive || !e.open || e.gone || e.error.is_some() || e.wr_closed {
+                continue;
+            }
+            let Some(owner) = &e.owner else { continue };
+            if let Some(leak) = end_leak(owner, w, || {
+                let (a, b) = ends_label(f, c, side);
+                format!("tcp stream {a} -> {b}")
+            }) {
+                out.push(leak);
+            }
+        }
+    }
 }
 
 /// Records an accept.
