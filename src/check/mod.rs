@@ -28,8 +28,8 @@ pub enum Failure {
     Panic(PanicReport),
     /// Tasks can never make progress: either nothing at all is ready and no
     /// timer is pending although the main task has not finished, or a cycle
-    /// of tasks waiting on each other's locks, semaphores or `JoinHandle`s
-    /// closed (found at the step that closed it, even while other tasks
+    /// of tasks waiting on each other's locks, semaphores, channels or
+    /// `JoinHandle`s closed (found at the step that closed it, even while other tasks
     /// still run).
     Deadlock(DeadlockReport),
     /// The virtual clock would pass the configured `max_virtual_time`.
