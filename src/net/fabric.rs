@@ -47,6 +47,8 @@ pub(crate) struct NetSlot {
     pub(crate) skewed: Cell<bool>,
     pub(crate) clocks: RefCell<Vec<HostClock>>,
     state: RefCell<Option<Box<Fabric>>>,
+    /// Fault plan actions scheduled and not yet applied.
+    pub(crate) faults: crate::fault::Pending,
 }
 
 impl NetSlot {

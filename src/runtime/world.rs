@@ -452,6 +452,10 @@ impl World {
         if self.foreign_wakes() {
             return;
         }
+        crate::fault::check_unapplied(self);
+        if self.failed() {
+            return;
+        }
         let leaked = self.exec.leaked();
         let sockets = crate::net::leaked_sockets(self);
         if !leaked.is_empty() || !sockets.is_empty() {
