@@ -15,7 +15,9 @@ use crate::time::format_duration;
 /// One fault, as data. Hosts are named (`"server"`), or given as a slot
 /// `"@N"`: the N-th host created (from 0), modulo the number of hosts when
 /// the action applies (random plans name hosts this way, since they are
-/// drawn before the hosts exist).
+/// drawn before the hosts exist). When both hosts of a two-host action are
+/// slots that land on the same host, the second moves on to another host,
+/// so the action always names two distinct hosts once two exist.
 ///
 /// The text form of each action is what [`FaultPlan`]'s text form and the
 /// trace print (`partition client server`).
@@ -233,10 +235,17 @@ impl FaultPlan {
         self.actions.is_empty()
     }
 
-    /// A plan drawn from the run's seed when it is applied: faults of every
-    /// kind over the first 30 s, about `intensity × 15` of them (each
-    /// repaired within 10 s), every partition healed at 30 s. `0.0` means
-    /// no fault.
+    /// A plan drawn from the run's seed when it is applied: about
+    /// `intensity × 15` faults of every kind over the first 30 s, every
+    /// partition healed at 30 s. `0.0` means no fault.
+    ///
+    /// Fault times are spread on a log scale from 1 ms to 30 s, and each
+    /// fault lasts about as long as the run before it (at most 10 s), so a
+    /// run of any length sees its share: a program that ends in 200 ms is
+    /// hit about half as often as one that runs the full 30 s, not 150
+    /// times less. Two-host faults always name two distinct hosts that
+    /// exist (see [`FaultAction`]). [`random_over`](FaultPlan::random_over)
+    /// sets another span.
     ///
     /// # Panics
     ///
@@ -245,7 +254,8 @@ impl FaultPlan {
         FaultPlan::random_over(intensity, Duration::from_secs(30))
     }
 
-    /// Like [`FaultPlan::random`], over `horizon` of virtual time.
+    /// Like [`FaultPlan::random`], over `horizon` of virtual time (faults
+    /// from 1 ms to `horizon`, every partition healed at `horizon`).
     ///
     /// # Panics
     ///
@@ -261,7 +271,11 @@ impl FaultPlan {
     ///
     /// Each fault comes with its repair: a partition heals, a crashed host
     /// restarts, a pause ends, a skewed clock steps back, a lossy or slow
-    /// link is restored, within 10 s; at `horizon` every partition heals.
+    /// link is restored. Start times are log-uniform between 1 ms and
+    /// `horizon` (whole milliseconds), and a fault starting at `t` lasts
+    /// between `t / 2` and `1.5 t` (at least 1 ms, at most 10 s), so the
+    /// plan suits runs of any length up to `horizon`; at `horizon` every
+    /// partition heals.
     ///
     /// ```
     /// use lockstep::fault::FaultPlan;
@@ -283,18 +297,23 @@ impl FaultPlan {
         let secs = horizon.as_secs_f64();
         let episodes = (intensity * secs / 2.0 + unit()).floor() as usize;
         let mut plan = FaultPlan::new();
-        let slot = |x: f64| format!("@{}", (x * 8.0) as u32);
+        // Slots spread over 0..64: resolved modulo the number of hosts, they
+        // reach every host of a run of up to 64, about equally.
+        let slot = |x: f64| format!("@{}", (x * 64.0) as u32);
+        let horizon_ms = (secs * 1000.0).max(1.0);
         for _ in 0..episodes {
-            // Whole milliseconds: plans and traces stay readable.
-            let start = Duration::from_millis((unit() * secs * 800.0) as u64);
-            let room = (secs - start.as_secs_f64()).clamp(0.5, 10.0);
-            let length = Duration::from_millis((500.0 + unit() * (room - 0.5) * 1000.0) as u64);
-            let end = start + length;
+            // Log-uniform in [1 ms, horizon], whole milliseconds: plans and
+            // traces stay readable.
+            let start_ms = horizon_ms.powf(unit()).floor();
+            let start = Duration::from_millis(start_ms as u64);
+            // Repaired by the horizon: start < horizon, so there is room.
+            let length_ms = (start_ms * (0.5 + unit()))
+                .clamp(1.0, 10_000.0)
+                .min((horizon_ms - start_ms).max(1.0));
+            let end = start + Duration::from_millis(length_ms as u64);
+            let length = end - start;
             let a = slot(unit());
-            let b = format!(
-                "@{}",
-                (a[1..].parse::<u32>().unwrap_or(0) + 1 + (unit() * 7.0) as u32) % 8
-            );
+            let b = slot(unit());
             let kind = unit();
             let (fault, repair) = if kind < 0.30 {
                 (
