@@ -608,3 +608,18 @@ fn random_plans_hit_short_runs_and_always_name_two_distinct_hosts() {
     }
     assert!(hit >= 30, "only {hit} of 40 runs of 300 ms saw a fault");
 }
+
+#[test]
+fn compound_durations_parse_in_plans() {
+    let plan: FaultPlan = "at 1m30s crash server\nat 1h2m3.5s restart server"
+        .parse()
+        .unwrap();
+    assert_eq!(plan.actions[0].at, Duration::from_secs(90));
+    assert_eq!(plan.actions[1].at, Duration::from_millis(3_723_500));
+    let err = "at 30m1h crash server".parse::<FaultPlan>().unwrap_err();
+    assert!(err.to_string().contains("largest unit first"), "{err}");
+    assert_eq!(
+        lockstep::time::parse_duration("2h"),
+        Ok(Duration::from_secs(7200))
+    );
+}

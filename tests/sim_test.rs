@@ -169,3 +169,9 @@ async fn a_hand_written_plan_applies_from_the_start() {
         "after the heal at 1 s, pings are answered"
     );
 }
+
+#[sim_test(seed = 1, max_time = "1h30m")]
+async fn a_compound_max_time_is_accepted() {
+    // 1h30m of virtual time: a sleep of 1h20m ends before the limit.
+    sleep(Duration::from_secs(80 * 60)).await;
+}

@@ -44,6 +44,8 @@ mod buggify;
 mod plan;
 
 pub use buggify::__buggify;
+#[doc(hidden)]
+pub use plan::parse_duration;
 pub use plan::{FaultAction, FaultPlan, FaultPlanParseError, Timed};
 
 /// Applies `plan` to the running simulation: each action runs `at` after
