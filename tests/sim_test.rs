@@ -175,3 +175,10 @@ async fn a_compound_max_time_is_accepted() {
     // 1h30m of virtual time: a sleep of 1h20m ends before the limit.
     sleep(Duration::from_secs(80 * 60)).await;
 }
+
+#[sim_test(seed = 2)]
+async fn random_fill_draws_from_the_seed() {
+    let mut a = [0u8; 16];
+    lockstep::random::fill(&mut a);
+    assert_ne!(a, [0u8; 16]);
+}
