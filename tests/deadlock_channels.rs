@@ -241,3 +241,27 @@ fn broadcast_and_watch_cycles_are_deadlocks() {
     assert!(text.contains("broadcast 'news-a'"), "{text}");
     assert!(text.contains("watch 'state-b'"), "{text}");
 }
+
+#[test]
+fn a_used_sender_sent_away_in_a_oneshot_is_no_longer_placed() {
+    // The task used the sender, then handed it to a worker in a oneshot;
+    // the worker sends later: no deadlock.
+    for seed in 0..20 {
+        let outcome = Sim::new(seed).run(async {
+            let (tx, mut rx) = mpsc::unbounded_channel::<u8>();
+            let (hand_tx, hand_rx) = lockstep::sync::oneshot::channel();
+            let worker = spawn(async move {
+                let tx: mpsc::UnboundedSender<u8> = hand_rx.await.unwrap();
+                sleep(Duration::from_millis(3)).await;
+                tx.send(2).unwrap();
+            });
+            // Placed here (after the spawn), then sent away.
+            tx.send(1).unwrap();
+            hand_tx.send(tx).unwrap();
+            let got = (rx.recv().await, rx.recv().await, rx.recv().await);
+            worker.await.unwrap();
+            got
+        });
+        assert_eq!(outcome.into_result().unwrap(), (Some(1), Some(2), None));
+    }
+}

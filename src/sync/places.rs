@@ -16,10 +16,12 @@
 //!   (`send`, `try_send`, `is_closed`), receives on a receiver (`recv`,
 //!   `try_recv`). A handle made or cloned is placed nowhere: it is about to
 //!   move (into a spawned task, a request, a shared map).
-//! - A placement is **void** once T spawns a task or sends any value on a
-//!   lockstep channel (a spawned future or a message may carry the handle
-//!   away; the handle used for that send is placed again right after), or
-//!   once T has finished (the handle outlived it: a static, a shared
+//! - A placement is **void** once T spawns a task or sends a value on a
+//!   lockstep channel (mpsc, oneshot, broadcast, watch) whose type has drop
+//!   glue (a spawned future or a message may carry the handle away; a type
+//!   without drop glue, a `u32` or a `&str`, holds no `Rc` and so no
+//!   handle; the handle used for that send is placed again right after),
+//!   or once T has finished (the handle outlived it: a static, a shared
 //!   struct, a task's output).
 //! - A wait is **certain** only if every handle alive on the other side is
 //!   placed: its targets are then the tasks that hold them. One unplaced
