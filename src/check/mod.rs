@@ -38,7 +38,8 @@ pub enum Failure {
     /// running but the main task never finishes (a livelock, or a busy loop
     /// of `yield_now`).
     StepLimit(StepLimitReport),
-    /// Tasks were still alive when the main task returned.
+    /// Tasks were still alive, or sockets still open, when the main task
+    /// returned.
     Leak(LeakReport),
     /// The run could not be reproduced: two runs of one seed diverged, or a
     /// task was woken from outside the simulation's thread.

@@ -168,7 +168,8 @@ impl SimBuilder {
     }
 
     /// What to do about tasks still alive when the main task returns
-    /// (daemon tasks are exempt).
+    /// (daemon and host tasks are exempt), and sockets still open then
+    /// outside a running host task (see the `net` module docs).
     pub fn leaks(mut self, severity: Severity) -> Self {
         self.config.leaks = severity;
         self
