@@ -134,9 +134,7 @@ fn a_zero_window_is_rejected() {
 /// A producer streaming 200 KiB through a 4 KiB window to a reader that
 /// reads 1 KiB every millisecond, under jitter.
 async fn slow_pipe() -> (usize, Instant) {
-    net::set_default_link(
-        lockstep::net::LinkConfig::default().jitter(Duration::from_micros(500)),
-    );
+    net::set_default_link(lockstep::net::LinkConfig::default().jitter(Duration::from_micros(500)));
     Host::new("server", || async {
         let listener = TcpListener::bind("0.0.0.0:9").await?;
         let (mut stream, _) = listener.accept().await?;

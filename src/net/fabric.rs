@@ -98,6 +98,11 @@ impl Ord for Flight {
 }
 
 pub(crate) struct Fabric {
+    /// This run's network, among every run of the process: a socket handle
+    /// kept from an earlier run (in a `static`, a `thread_local!`) must not
+    /// touch this run's connections, whose slots and ports it may share.
+    /// An identity only: it never reaches behaviour or the trace.
+    pub(crate) epoch: u64,
     pub(crate) hosts: Vec<HostState>,
     pub(crate) names: BTreeMap<std::rc::Rc<str>, HostId>,
     pub(crate) default_link: LinkConfig,
@@ -120,7 +125,9 @@ pub(crate) struct Fabric {
 
 impl Fabric {
     fn new(w: &World) -> Fabric {
+        static EPOCHS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Fabric {
+            epoch: EPOCHS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             hosts: Vec::new(),
             names: BTreeMap::new(),
             default_link: LinkConfig::default(),
