@@ -265,3 +265,32 @@ fn a_used_sender_sent_away_in_a_oneshot_is_no_longer_placed() {
         assert_eq!(outcome.into_result().unwrap(), (Some(1), Some(2), None));
     }
 }
+
+#[test]
+fn a_sender_shared_by_reference_between_tasks_is_never_placed() {
+    // An `Rc` holding the sender: the producer and the consumer both use
+    // it. Once two tasks have used one handle, lockstep never assumes
+    // where it is, so the consumer waiting on the channel is not reported.
+    for seed in 0..20 {
+        let outcome = Sim::new(seed).run(async {
+            let (tx, mut rx) = mpsc::unbounded_channel::<u8>();
+            let tx = Rc::new(tx);
+            let shared = tx.clone();
+            let producer = spawn(async move {
+                shared.send(1).unwrap();
+                sleep(Duration::from_millis(5)).await;
+                shared.send(3).unwrap();
+            });
+            sleep(Duration::from_millis(1)).await;
+            tx.send(2).unwrap();
+            let got = (rx.recv().await, rx.recv().await, rx.recv().await);
+            producer.await.unwrap();
+            got
+        });
+        assert_eq!(
+            outcome.into_result().unwrap(),
+            (Some(1), Some(2), Some(3)),
+            "seed {seed}"
+        );
+    }
+}
