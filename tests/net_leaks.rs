@@ -230,3 +230,31 @@ fn a_stream_kept_from_an_earlier_run_touches_nothing_in_a_later_one() {
     assert_eq!(connect_and(9, true).into_result().unwrap(), 0);
     assert_eq!(connect_and(9, false).into_result().unwrap(), 8);
 }
+
+#[test]
+fn a_stream_given_to_a_running_worker_that_never_used_it_is_not_a_leak() {
+    // A pool: a setup task opens connections and spawns a worker per
+    // connection, then finishes; the workers wait for jobs that never
+    // come, so they never touch their streams. Their streams end with them.
+    let outcome = Sim::new(6).run(async {
+        server();
+        let client = Host::client("client");
+        client
+            .spawn(async {
+                for _ in 0..3 {
+                    let mut stream = TcpStream::connect("server:80").await.unwrap();
+                    let (_jobs_tx, mut jobs) = lockstep::sync::mpsc::channel::<u8>(1);
+                    std::mem::forget(_jobs_tx);
+                    lockstep::spawn(async move {
+                        while let Some(b) = jobs.recv().await {
+                            stream.write_all(&[b]).await.unwrap();
+                        }
+                    });
+                }
+            })
+            .await
+            .unwrap();
+        sleep(Duration::from_millis(20)).await;
+    });
+    outcome.into_result().unwrap();
+}

@@ -84,7 +84,9 @@
 //! (`tcp stream client:49152 -> server:80, opened by #3 fetch (spawned at
 //! …), which has finished`). A socket held by a host task that is still
 //! running (a server's accept loop and its handlers, a client still at
-//! work) is not a leak: it ends with the simulation, as its task does. A
+//! work), or by a finished task that spawned a task still running (a pool
+//! worker given its connection), is not a leak: it ends with the
+//! simulation, as its task does. A
 //! stream closed with `close()` or `shutdown(Write)`, or whose connection
 //! was reset, is closed, even if its handle lives on.
 //!

@@ -178,6 +178,16 @@ pub(crate) fn moved() {
     });
 }
 
+/// The calling task spawned `child`: handles it holds may have moved into
+/// it. Also records who spawned whom.
+pub(crate) fn task_spawned(w: &World, child: TaskKey) {
+    let parent = w.exec.current_key();
+    if let Some(k) = parent {
+        w.sync.bump_moves(k);
+    }
+    w.sync.note_parent(child, parent);
+}
+
 /// The calling task sent a `T` on a channel: handles it holds may have
 /// gone with it, unless a `T` cannot hold one (a type without drop glue
 /// holds no `Rc`, so no lockstep handle: `u32`, `&str`, `(u8, bool)`).

@@ -19,6 +19,7 @@ use crate::runtime::context;
 use crate::runtime::executor::{Executor, Waiting};
 use crate::runtime::waker::TaskKey;
 use crate::runtime::world::World;
+use crate::task::TaskId;
 use crate::trace::{EventKind, Verbosity};
 
 /// The kinds of primitive, as labels name them.
@@ -169,9 +170,38 @@ pub(crate) struct Registry {
     /// Per task slot: how many times the task spawned or sent a value on a
     /// channel (see `places.rs`).
     moves: RefCell<Vec<u32>>,
+    /// Per task id: the id of the task that spawned it (`u32::MAX`: none).
+    /// Ids count up from 0 in every run, so this is a dense table.
+    parents: RefCell<Vec<u32>>,
 }
 
 impl Registry {
+    pub(crate) fn note_parent(&self, child: TaskKey, parent: Option<TaskKey>) {
+        let mut p = self.parents.borrow_mut();
+        let i = child.id.0 as usize;
+        if p.len() <= i {
+            p.resize(i + 1, u32::MAX);
+        }
+        p[i] = parent.map_or(u32::MAX, |k| k.id.0);
+    }
+
+    /// Whether `ancestor` spawned `task`, directly or through its children.
+    pub(crate) fn descends_from(&self, task: TaskId, ancestor: TaskId) -> bool {
+        let p = self.parents.borrow();
+        let mut at = task.0;
+        // Parents have smaller ids than their children: the walk ends.
+        while let Some(&up) = p.get(at as usize) {
+            if up == ancestor.0 {
+                return true;
+            }
+            if up >= at {
+                return false;
+            }
+            at = up;
+        }
+        false
+    }
+
     pub(crate) fn moves_of(&self, task: TaskKey) -> u32 {
         self.moves
             .borrow()
