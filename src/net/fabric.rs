@@ -298,10 +298,10 @@ pub(crate) fn with_existing<R>(w: &World, f: impl FnOnce(&mut Fabric) -> R) -> O
     slot.as_mut().map(|fabric| f(fabric))
 }
 
-/// Up to four wakers to wake once the fabric is released (a reset wakes
-/// a reader, a writer and a pending connect of each end).
+/// Up to six wakers to wake once the fabric is released (a reset of both
+/// ends wakes at most a reader, a writer and a pending connect of each).
 #[derive(Default)]
-pub(crate) struct Wakes([Option<Waker>; 4]);
+pub(crate) struct Wakes([Option<Waker>; 6]);
 
 impl Wakes {
     pub(crate) fn one(w: Option<Waker>) -> Wakes {
@@ -315,7 +315,7 @@ impl Wakes {
         let Some(w) = w else { return };
         match self.0.iter_mut().find(|s| s.is_none()) {
             Some(slot) => *slot = Some(w),
-            // Never more than four at once; wake at once rather than lose one.
+            // Never more than six at once; wake at once rather than lose one.
             None => w.wake(),
         }
     }
