@@ -385,3 +385,37 @@ fn common_channel_patterns_are_never_reported() {
         assert_eq!(got.unwrap(), (132, 10, 55), "seed {seed}");
     }
 }
+
+thread_local! {
+    static KEPT: RefCell<Option<(mpsc::UnboundedSender<u8>, mpsc::UnboundedReceiver<u8>)>> =
+        const { RefCell::new(None) };
+}
+
+#[test]
+fn a_channel_kept_across_runs_is_not_placed_by_an_earlier_run() {
+    // Run 1's task #1 uses the sender; the channel is kept. In run 2 task
+    // #1 (same id) receives, and task #2 sends later: the sender must not
+    // count as placed in run 2's task #1.
+    Sim::new(1)
+        .run(async {
+            spawn(async {
+                let (tx, rx) = mpsc::unbounded_channel::<u8>();
+                tx.send(0).unwrap();
+                KEPT.with(|k| *k.borrow_mut() = Some((tx, rx)));
+            })
+            .await
+            .unwrap();
+        })
+        .into_result()
+        .unwrap();
+    let outcome = Sim::new(2).run(async {
+        let (tx, mut rx) = KEPT.with(|k| k.borrow_mut().take()).unwrap();
+        let receiver = spawn(async move { (rx.recv().await, rx.recv().await) });
+        spawn(async move {
+            sleep(Duration::from_millis(1)).await;
+            tx.send(1).unwrap();
+        });
+        receiver.await.unwrap()
+    });
+    assert_eq!(outcome.into_result().unwrap(), (Some(0), Some(1)));
+}

@@ -43,6 +43,7 @@
 //! reports into warnings for such programs; cloning the sender for each
 //! task (the usual way) avoids the question.
 
+use super::resource::Epoch;
 use crate::runtime::context;
 use crate::runtime::waker::TaskKey;
 use crate::runtime::world::World;
@@ -53,6 +54,7 @@ use crate::runtime::world::World;
 pub(crate) struct Place {
     task: TaskKey,
     moves: u32,
+    epoch: Epoch,
 }
 
 impl Place {
@@ -62,11 +64,15 @@ impl Place {
         Some(Place {
             task,
             moves: w.sync.moves_of(task),
+            epoch: w.sync.epoch,
         })
     }
 
     /// The holding task, if the placement still stands.
     pub(crate) fn task(self, w: &World) -> Option<TaskKey> {
+        if self.epoch != w.sync.epoch {
+            return None;
+        }
         let live = w.exec.inspect(self.task, |_| ()).is_some();
         (live && w.sync.moves_of(self.task) == self.moves).then_some(self.task)
     }

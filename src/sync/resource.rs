@@ -173,6 +173,22 @@ pub(crate) struct Registry {
     /// Per task id: the id of the task that spawned it (`u32::MAX`: none).
     /// Ids count up from 0 in every run, so this is a dense table.
     parents: RefCell<Vec<u32>>,
+    /// This run among every run of the process: a channel kept in a
+    /// `static` across runs must not take a task of an earlier run for one
+    /// of this run (ids start at 0 in every run). An identity only.
+    pub(crate) epoch: Epoch,
+}
+
+/// A process-wide run number, for identity only (never in behaviour or the
+/// trace).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Epoch(u64);
+
+impl Default for Epoch {
+    fn default() -> Epoch {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Epoch(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 impl Registry {
