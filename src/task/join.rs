@@ -148,7 +148,13 @@ impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
         let header = self.raw.header();
         header.set_handle_dropped();
-        if header.state() == State::Panicked {
+        // A handle dropped while its holder unwinds from a panic is not
+        // "unobserved": the panic in progress is the one that explains the
+        // failure (typically `a.await.unwrap()` failing drops `b`'s handle).
+        // The stored panic stays listed, so it is still reported at the end
+        // of the run if nothing else fails it (the unwinding panic was
+        // caught inside the program, say).
+        if header.state() == State::Panicked && !std::thread::panicking() {
             // The panic was stored for this handle and is now out of reach.
             context::try_with(|w| w.exec.panic_unobserved(w, self.key.id));
         }
