@@ -139,8 +139,11 @@ pub use trace::Verbosity;
 /// | `seed = 0x1a7` | run this one seed (also `seed = "0x1a7"`) | |
 /// | `max_time = "30s"` | virtual time limit (`ns`, `us`, `ms`, `s`, `m`, `h`) | 1 hour |
 /// | `max_steps = N` | step limit | 1,000,000 |
+/// | `livelock_steps = N` | polls in a row without progress before [`Failure::Livelock`] | 1,000,000 |
+/// | `blocked_poll = "100ms"` | wall time one poll may take before [`Failure::BlockedPoll`] (`false`: off) | `"1s"` |
+/// | `watchdog = "5s"` | wall time after which a poll is taken to never return: the seed fails with [`Failure::BlockedPoll`], the other tests go on (`false`: off) | `"5s"` |
 /// | `policy = "fifo"` | scheduling policy (or a `Policy` expression) | `"random"` |
-/// | `faults = 0.2` | a random [`FaultPlan`](fault::FaultPlan) of that intensity, drawn from each seed; or any `FaultPlan` expression | none |
+/// | `faults = 0.2` | a random [`FaultPlan`](fault::FaultPlan) of that intensity, drawn from each seed; a plan in its text form (`faults = "at 1s crash server"`, parsed when the test runs); or any `FaultPlan` expression | none |
 /// | `check_determinism` | run each seed twice and compare | off |
 ///
 /// At the first failing seed the test panics with a report: the failure,

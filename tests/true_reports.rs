@@ -59,3 +59,338 @@ fn a_panic_whose_handle_was_dropped_during_a_caught_unwind_is_still_reported() {
         "{text}"
     );
 }
+
+#[test]
+fn a_blocking_call_in_a_task_is_a_blocked_poll_failure_of_that_run() {
+    let outcome = Sim::builder()
+        .seed(7)
+        .blocked_poll(Some(Duration::from_millis(100)))
+        .build()
+        .run(async {
+            sleep(Duration::from_millis(3)).await;
+            lockstep::task::Builder::new()
+                .name("blocker")
+                .spawn(async {
+                    std::thread::sleep(std::time::Duration::from_millis(500));
+                })
+                .await
+                .unwrap();
+        });
+    let failure = failure_of(&outcome);
+    let Failure::BlockedPoll(report) = failure else {
+        panic!("{failure}")
+    };
+    assert!(report.returned, "{failure}");
+    assert_eq!(report.task.name.as_deref(), Some("blocker"));
+    assert_eq!(failure.kind(), lockstep::check::FailureKind::BlockedPoll);
+    let text = failure.to_string();
+    assert!(
+        text.starts_with(
+            "blocked poll: one poll of task #1 blocker (spawned at tests/true_reports.rs:"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("100ms threshold") && text.contains("seed 0x7"),
+        "{text}"
+    );
+    assert!(text.contains("std::thread::sleep"), "{text}");
+    // The trace ends with the failure and holds no wall time.
+    let trace = outcome.trace().render();
+    assert!(trace.contains("blocked-poll"), "{trace}");
+    assert!(!trace.contains("at least"), "{trace}");
+}
+
+#[test]
+fn a_fast_poll_is_not_a_blocked_poll() {
+    let outcome = Sim::builder()
+        .blocked_poll(Some(Duration::from_millis(200)))
+        .build()
+        .run(async {
+            for _ in 0..100 {
+                yield_now().await;
+            }
+        });
+    assert!(outcome.is_ok(), "{:?}", outcome.failure());
+}
+
+/// A task that re-polls a self-waking inner future until it is ready
+/// (never), inside one poll: a shared future's bug.
+async fn reshare_loop() {
+    use std::future::{Future, poll_fn};
+    use std::pin::pin;
+    use std::task::Poll;
+
+    lockstep::trace!("before the loop");
+    lockstep::task::Builder::new()
+        .name("reshare")
+        .spawn(poll_fn(|cx| {
+            let mut inner = pin!(poll_fn(|cx| {
+                cx.waker().wake_by_ref();
+                Poll::<()>::Pending
+            }));
+            loop {
+                if inner.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+            }
+        }))
+        .await
+        .unwrap();
+}
+
+#[test]
+fn a_task_waking_itself_in_a_loop_inside_one_poll_is_a_livelock_with_a_trace() {
+    let outcome = Sim::new(11).run(reshare_loop());
+    let failure = failure_of(&outcome);
+    let Failure::Livelock(report) = failure else {
+        panic!("{failure}")
+    };
+    assert_eq!(report.kind, lockstep::check::LivelockKind::WithinPoll);
+    let text = failure.to_string();
+    assert!(
+        text.starts_with("livelock: task #1 reshare (spawned at tests/true_reports.rs:"),
+        "{text}"
+    );
+    assert!(text.contains("inside one poll"), "{text}");
+    let trace = outcome.trace().render();
+    assert!(
+        trace.contains("before the loop") && trace.contains("livelock"),
+        "{trace}"
+    );
+    // An ordinary failure: the seed replays to the same trace.
+    let again = Sim::new(11).run(reshare_loop());
+    assert_eq!(again.trace().render(), trace);
+}
+
+#[test]
+fn a_livelock_without_a_step_limit_ends_with_a_report() {
+    let outcome = Sim::builder()
+        .seed(3)
+        .no_step_limit()
+        .livelock_steps(20_000)
+        .build()
+        .run(async {
+            lockstep::task::Builder::new()
+                .name("spinner")
+                .spawn(async {
+                    loop {
+                        yield_now().await;
+                    }
+                })
+                .await
+                .unwrap();
+        });
+    let failure = failure_of(&outcome);
+    let Failure::Livelock(report) = failure else {
+        panic!("{failure}")
+    };
+    assert_eq!(report.kind, lockstep::check::LivelockKind::NoProgress);
+    assert_eq!(report.busiest[0].0.name.as_deref(), Some("spinner"));
+    let text = failure.to_string();
+    assert!(
+        text.starts_with("livelock: 20000 polls in a row without progress"),
+        "{text}"
+    );
+    assert!(
+        text.contains("#1 spinner (spawned at tests/true_reports.rs:"),
+        "{text}"
+    );
+}
+
+#[test]
+fn the_default_livelock_detector_survives_no_step_limit() {
+    // A future that wakes itself and returns `Pending`, forever, with the
+    // step limit removed: the default detector still ends the run.
+    let outcome = Sim::builder().no_step_limit().build().run(async {
+        std::future::poll_fn(|cx| {
+            cx.waker().wake_by_ref();
+            std::task::Poll::<()>::Pending
+        })
+        .await
+    });
+    let failure = failure_of(&outcome);
+    assert_eq!(
+        failure.kind(),
+        lockstep::check::FailureKind::Livelock,
+        "{failure}"
+    );
+}
+
+#[test]
+fn a_livelock_that_makes_progress_in_time_is_not_a_livelock() {
+    // A million polls, but the clock moves every hundred: not a livelock.
+    let outcome = Sim::builder()
+        .no_step_limit()
+        .livelock_steps(1_000)
+        .build()
+        .run(async {
+            for i in 0..20_000u32 {
+                if i % 100 == 0 {
+                    sleep(Duration::from_millis(1)).await;
+                }
+                yield_now().await;
+            }
+        });
+    assert!(outcome.is_ok(), "{:?}", outcome.failure());
+}
+
+#[test]
+#[should_panic(expected = "SimBuilder::max_steps(0)")]
+fn max_steps_zero_is_rejected_where_it_is_written() {
+    let _ = Sim::builder().max_steps(0);
+}
+
+/// Set when a test is done with a poll that "never returns", so that the
+/// abandoned worker thread stops spinning instead of burning a core until
+/// the test binary exits.
+static RELEASE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[test]
+fn a_poll_that_never_returns_is_handed_back_with_its_trace() {
+    let sim = Sim::builder()
+        .seed(0xbad)
+        .watchdog(Some(Duration::from_millis(300)))
+        .blocked_poll(None)
+        .build();
+    let outcome = sim.run_isolated(|| async {
+        sleep(Duration::from_secs(2)).await;
+        lockstep::trace!("about to spin");
+        lockstep::task::Builder::new()
+            .name("spinner")
+            .spawn(async {
+                // No .await: no executor can take control back.
+                while !RELEASE.load(std::sync::atomic::Ordering::Relaxed) {
+                    std::hint::spin_loop();
+                }
+            })
+            .await
+            .unwrap();
+    });
+    RELEASE.store(true, std::sync::atomic::Ordering::Relaxed);
+    let failure = failure_of(&outcome);
+    let Failure::BlockedPoll(report) = failure else {
+        panic!("{failure}")
+    };
+    assert!(!report.returned, "{failure}");
+    assert_eq!(report.task.name.as_deref(), Some("spinner"));
+    assert_eq!(report.at.time, Instant::START + Duration::from_secs(2));
+    let text = failure.to_string();
+    assert!(
+        text.starts_with(
+            "blocked poll: one poll of task #1 spinner (spawned at tests/true_reports.rs:"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("never returned") && text.contains("seed 0xbad"),
+        "{text}"
+    );
+    // The trace up to the stuck step, recorded by a second run of the seed.
+    let trace = outcome.trace().render();
+    assert!(trace.contains("about to spin"), "{trace}");
+    assert!(trace.contains("blocked-poll"), "{trace}");
+    // This thread goes on: the next run works.
+    assert!(sim.run_isolated(|| async { 1 }).is_ok());
+}
+
+thread_local! {
+    static RUNS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Sleeps 1 ms in the thread's first run, 2 ms in its second, 5 ms after:
+/// a program that is not deterministic, and whose later runs would diverge
+/// differently from its first two.
+async fn sleeps_by_run_count() {
+    let n = RUNS.with(|r| {
+        r.set(r.get() + 1);
+        r.get()
+    });
+    let ms = if n <= 2 { n } else { 5 };
+    sleep(Duration::from_millis(ms)).await;
+}
+
+#[test]
+fn a_divergence_report_describes_the_two_runs_that_diverged() {
+    RUNS.with(|r| r.set(0));
+    let outcome = Sim::check_determinism(1, sleeps_by_run_count);
+    let failure = failure_of(&outcome);
+    let Failure::NonDeterminism(report) = failure else {
+        panic!("{failure}")
+    };
+    let lockstep::check::Divergence::Diverged {
+        event,
+        first,
+        second,
+        ..
+    } = &report.cause
+    else {
+        panic!("{failure}")
+    };
+    let text = failure.to_string();
+    assert!(event.is_some(), "{text}");
+    assert_ne!(first, second, "{text}");
+    assert!(
+        first.contains("0.001s") && second.contains("0.002s"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("0.005s"),
+        "runs that were not compared: {text}"
+    );
+    assert!(!text.contains("although their traces match"), "{text}");
+}
+
+#[test]
+fn a_divergence_in_a_draw_names_two_different_hashes() {
+    RUNS.with(|r| r.set(0));
+    let outcome = Sim::check_determinism(2, || async {
+        let n = RUNS.with(|r| {
+            r.set(r.get() + 1);
+            r.get()
+        });
+        // A draw that only the second run makes: the traces match.
+        if n == 2 {
+            let _ = lockstep::random::u64();
+        }
+    });
+    let Some(Failure::NonDeterminism(report)) = outcome.failure() else {
+        panic!("{:?}", outcome.failure())
+    };
+    let lockstep::check::Divergence::Diverged {
+        event: None,
+        first,
+        second,
+        ..
+    } = &report.cause
+    else {
+        panic!("{:?}", report.cause)
+    };
+    assert_ne!(first, second);
+}
+
+#[lockstep::sim_test(seed = 1, check_determinism)]
+#[ignore = "fails on purpose: driven by the test below"]
+async fn child_sleeps_differently_each_run() {
+    sleeps_by_run_count().await;
+}
+
+#[test]
+fn a_sim_test_determinism_failure_is_reported_once_not_nested() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["child_sleeps_differently_each_run", "--exact", "--ignored"])
+        .env_remove("LOCKSTEP_SEED")
+        .env_remove("LOCKSTEP_SEEDS")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("non-determinism: two runs of seed 0x1 diverged at trace event"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("the seed failed (non-determinism"),
+        "{stdout}"
+    );
+}

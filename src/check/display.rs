@@ -61,6 +61,24 @@ impl Display for CycleLink {
     }
 }
 
+/// `1 time`, `3 times`.
+fn times(n: u64) -> String {
+    if n == 1 {
+        "1 time".to_string()
+    } else {
+        format!("{n} times")
+    }
+}
+
+/// A wall-time duration for a report: `0.52s`, `100ms`.
+fn seconds(d: std::time::Duration) -> String {
+    if d < std::time::Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.2}s", d.as_secs_f64())
+    }
+}
+
 fn cycle_text(cycle: &[CycleLink]) -> String {
     let links: Vec<String> = cycle.iter().map(ToString::to_string).collect();
     links.join("; ")
@@ -134,7 +152,7 @@ impl Display for Failure {
                     r.limit, r.at
                 )?;
                 for (task, polls) in &r.busiest {
-                    write!(f, "\n  {task} was polled {polls} times")?;
+                    write!(f, "\n  {task} was polled {}", times(*polls))?;
                 }
                 Ok(())
             }
@@ -148,6 +166,81 @@ impl Display for Failure {
                     r.at
                 )?;
                 blocked_list(f, &r.tasks)
+            }
+            Failure::Livelock(r) => {
+                match r.kind {
+                    LivelockKind::WithinPoll => {
+                        let who = r
+                            .busiest
+                            .first()
+                            .map_or("a task".to_string(), |(t, _)| format!("task {t}"));
+                        write!(
+                            f,
+                            "livelock: {who} woke itself {} times inside one poll without \
+                             returning ({}); a loop inside `poll` re-polls a future that wakes \
+                             itself and returns `Pending` (a busy retry, a shared future \
+                             re-polling its inner future), so the poll would never end; return \
+                             `Pending` to the executor instead of looping",
+                            r.window, r.at
+                        )?;
+                        return Ok(());
+                    }
+                    _ => write!(
+                        f,
+                        "livelock: {} polls in a row without progress (no virtual time passed, \
+                         no task finished) ({}); tasks keep waking each other or themselves \
+                         without getting anywhere (a `yield_now` loop waiting for a flag, a \
+                         future that wakes itself and returns `Pending`); raise \
+                         `livelock_steps` if the run really needs that many polls between two \
+                         instants",
+                        r.window, r.at
+                    )?,
+                }
+                for (task, polls) in &r.busiest {
+                    write!(f, "\n  {task} was polled {}", times(*polls))?;
+                }
+                Ok(())
+            }
+            Failure::BlockedPoll(r) => {
+                let whose = if r.task.id == TaskId::MAIN {
+                    "the main task".to_string()
+                } else {
+                    format!("task {}", r.task)
+                };
+                // The first line (which also goes into the trace) holds no
+                // wall time: only the second does.
+                if r.returned {
+                    write!(
+                        f,
+                        "blocked poll: one poll of {whose} held the executor for longer than \
+                         the {} threshold ({})",
+                        seconds(r.threshold),
+                        r.at
+                    )?;
+                    write!(
+                        f,
+                        "\n  the poll took at least {} of wall time; a blocking call in a task \
+                         (std::thread::sleep, blocking I/O, a long computation) stops every \
+                         other task; use lockstep::time::sleep and async I/O, or raise the \
+                         threshold with `blocked_poll`",
+                        seconds(r.wall_time)
+                    )
+                } else {
+                    write!(
+                        f,
+                        "blocked poll: one poll of {whose} never returned ({})",
+                        r.at
+                    )?;
+                    write!(
+                        f,
+                        "\n  it was still running after {} of wall time (watchdog limit {}): \
+                         a busy loop without an .await, or a blocking call that does not end; \
+                         the run was abandoned on its worker thread, which keeps spinning \
+                         until the process exits",
+                        seconds(r.wall_time),
+                        seconds(r.threshold)
+                    )
+                }
             }
             Failure::InvalidFault(r) => write!(
                 f,

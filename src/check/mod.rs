@@ -46,6 +46,13 @@ pub enum Failure {
     /// A fault plan's action could not apply when its time came (it names a
     /// host that does not exist then, or the same host twice).
     InvalidFault(InvalidFaultReport),
+    /// Tasks kept running without making progress: no virtual time passed
+    /// and no task finished for `livelock_steps` polls in a row, or a task
+    /// woke itself over and over inside one poll that never returned.
+    Livelock(LivelockReport),
+    /// One poll held the executor for longer than the wall-time threshold
+    /// (a blocking call inside a task), or never returned at all.
+    BlockedPoll(BlockedPollReport),
 }
 
 impl Failure {
@@ -59,6 +66,8 @@ impl Failure {
             Failure::Leak(r) => &r.at,
             Failure::NonDeterminism(r) => &r.at,
             Failure::InvalidFault(r) => &r.at,
+            Failure::Livelock(r) => &r.at,
+            Failure::BlockedPoll(r) => &r.at,
         }
     }
 
@@ -78,6 +87,8 @@ impl Failure {
             Failure::Leak(_) => FailureKind::Leak,
             Failure::NonDeterminism(_) => FailureKind::NonDeterminism,
             Failure::InvalidFault(_) => FailureKind::InvalidFault,
+            Failure::Livelock(_) => FailureKind::Livelock,
+            Failure::BlockedPoll(_) => FailureKind::BlockedPoll,
         }
     }
 }
@@ -101,6 +112,10 @@ pub enum FailureKind {
     NonDeterminism,
     /// [`Failure::InvalidFault`].
     InvalidFault,
+    /// [`Failure::Livelock`].
+    Livelock,
+    /// [`Failure::BlockedPoll`].
+    BlockedPoll,
 }
 
 impl FailureKind {
@@ -113,10 +128,13 @@ impl FailureKind {
         FailureKind::Leak,
         FailureKind::NonDeterminism,
         FailureKind::InvalidFault,
+        FailureKind::Livelock,
+        FailureKind::BlockedPoll,
     ];
 
     /// The short, stable name: `panic`, `deadlock`, `time-limit`,
-    /// `step-limit`, `leak`, `non-determinism`, `invalid-fault`.
+    /// `step-limit`, `leak`, `non-determinism`, `invalid-fault`, `livelock`,
+    /// `blocked-poll`.
     pub fn name(self) -> &'static str {
         match self {
             FailureKind::Panic => "panic",
@@ -126,6 +144,8 @@ impl FailureKind {
             FailureKind::Leak => "leak",
             FailureKind::NonDeterminism => "non-determinism",
             FailureKind::InvalidFault => "invalid-fault",
+            FailureKind::Livelock => "livelock",
+            FailureKind::BlockedPoll => "blocked-poll",
         }
     }
 }
@@ -332,6 +352,57 @@ pub struct InvalidFaultReport {
     /// Why it could not apply, and what could.
     pub message: String,
     /// When it was due.
+    pub at: RunPoint,
+}
+
+/// How a livelock was found.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LivelockKind {
+    /// `window` polls in a row passed with no virtual time passing and no
+    /// task finishing.
+    NoProgress,
+    /// The task being polled woke itself (or cloned its waker) `window`
+    /// times inside one poll: a loop inside `poll` that re-polls a
+    /// self-waking future and would never return. The poll was stopped by
+    /// a panic raised from inside the wake.
+    WithinPoll,
+}
+
+/// Tasks ran without making progress.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct LivelockReport {
+    /// How it was found.
+    pub kind: LivelockKind,
+    /// Polls without progress ([`LivelockKind::NoProgress`]), or self-wakes
+    /// inside the one poll ([`LivelockKind::WithinPoll`]).
+    pub window: u64,
+    /// The tasks polled most often, with their poll counts, busiest first
+    /// (at most five); for [`LivelockKind::WithinPoll`], the looping task
+    /// alone.
+    pub busiest: Vec<(TaskInfo, u64)>,
+    /// When it was found.
+    pub at: RunPoint,
+}
+
+/// One poll took too long in wall time.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct BlockedPollReport {
+    /// The task whose poll it was.
+    pub task: TaskInfo,
+    /// How long the poll ran, at least (wall time, measured by the
+    /// watchdog thread to within a few milliseconds). Never in a trace.
+    pub wall_time: std::time::Duration,
+    /// The threshold it passed: `blocked_poll` when the poll returned, the
+    /// `watchdog` limit when it did not.
+    pub threshold: std::time::Duration,
+    /// Whether the poll returned. `false`: it was still running when the
+    /// watchdog limit passed, and the run was abandoned on its worker
+    /// thread (see [`Sim::run_isolated`](crate::Sim::run_isolated)).
+    pub returned: bool,
+    /// The step of that poll.
     pub at: RunPoint,
 }
 

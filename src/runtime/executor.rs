@@ -189,7 +189,21 @@ pub(crate) struct Executor {
     /// the table so that a waker dropped while the table is borrowed can
     /// still be counted.
     wakers_out: RefCell<Vec<(u16, u32)>>,
+    /// Wakes and waker clones of the polled task by itself in this poll.
+    self_wakes: Cell<u64>,
+    /// Set when a poll was stopped for waking itself too often.
+    poll_livelock: Cell<Option<u64>>,
 }
+
+/// Self-wakes (and waker clones) of one task within one poll past which the
+/// poll is taken to loop forever. A correct poll wakes itself a handful of
+/// times at most (a `select` over many branches, each yielding once); a
+/// hundred thousand is a loop that re-polls a self-waking future.
+pub(crate) const SELF_WAKE_LIMIT: u64 = 100_000;
+
+/// The panic payload that stops a poll found looping (see
+/// [`Executor::after_poll`]).
+pub(crate) struct PollLivelock;
 
 pub(crate) const MAIN_KEY: TaskKey = TaskKey {
     index: 0,
@@ -218,6 +232,8 @@ impl Executor {
             policy,
             panicked: RefCell::new(Vec::new()),
             wakers_out: RefCell::new(Vec::new()),
+            self_wakes: Cell::new(0),
+            poll_livelock: Cell::new(None),
         }
     }
 
@@ -314,8 +330,39 @@ impl Executor {
         key
     }
 
+    /// Counts one wake (or waker clone) of the task being polled by itself;
+    /// past [`SELF_WAKE_LIMIT`] in one poll, stops the poll with a panic
+    /// (see `LivelockKind::WithinPoll`).
+    #[inline]
+    fn note_self_wake(&self, index: u32, id_low: u16) {
+        let Some(cur) = self.current.get() else {
+            return;
+        };
+        if cur.index != index || cur.id.0 as u16 != id_low {
+            return;
+        }
+        let n = self.self_wakes.get() + 1;
+        self.self_wakes.set(n);
+        if n >= SELF_WAKE_LIMIT {
+            self.poll_livelock.set(Some(n));
+            std::panic::panic_any(PollLivelock);
+        }
+    }
+
+    /// After a poll returned (or unwound): a livelock found inside it fails
+    /// the run before anything else is made of the poll's result.
+    pub(crate) fn after_poll(&self, w: &World, key: TaskKey) {
+        if let Some(wakes) = self.poll_livelock.take() {
+            let found = self.inspect(key, |e| (e.info(), e.polls));
+            if let Some((info, polls)) = found {
+                w.poll_livelock(info, wakes, polls);
+            }
+        }
+    }
+
     /// Makes task `index` ready if its id still matches (a waker's wake).
     pub(crate) fn wake(&self, w: &World, index: u32, id_low: u16) {
+        self.note_self_wake(index, id_low);
         let mut t = self.table.borrow_mut();
         let Some(Some(e)) = t.slots.get_mut(index as usize) else {
             return;
@@ -447,6 +494,7 @@ impl Executor {
         };
         self.current.set(Some(key));
         self.current_host.set(host);
+        self.self_wakes.set(0);
         if w.tracing(Verbosity::Full) {
             w.record(EventKind::Poll);
         }
@@ -456,12 +504,15 @@ impl Executor {
         let waker = waker::waker(key, w.tag);
         let mut cx = Context::from_waker(&waker);
         if let Some(wd) = &w.watchdog {
-            wd.enter(key.id.0, site, w.now().as_nanos());
+            wd.enter(key.id.0, site, w.now().as_nanos(), w.point().step);
         }
         let res = panics::catch(|| cell.poll(&mut cx));
-        if let Some(wd) = &w.watchdog {
-            wd.exit();
+        if let Some(wall) = w.watchdog.as_ref().and_then(|wd| wd.exit()) {
+            if let Some(info) = self.inspect(key, Entry::info) {
+                w.blocked_poll(info, wall);
+            }
         }
+        self.after_poll(w, key);
         match res {
             Ok(Poll::Pending) => {
                 // One look at the entry decides both follow-ups.
@@ -479,6 +530,7 @@ impl Executor {
             }
             Ok(Poll::Ready(())) => {
                 w.record(EventKind::Finish);
+                w.progressed();
                 self.remove(w, key);
             }
             Err(payload) => self.task_panicked(w, key, cell, payload),
@@ -636,6 +688,9 @@ impl Executor {
 
     /// A counted copy of task `index`'s waker was made (`up`) or dropped.
     pub(crate) fn count_waker(&self, index: u32, id_low: u16, up: bool) {
+        if up {
+            self.note_self_wake(index, id_low);
+        }
         let mut counts = self.wakers_out.borrow_mut();
         if let Some((id, n)) = counts.get_mut(index as usize) {
             if *id == id_low {

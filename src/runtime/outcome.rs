@@ -149,11 +149,3 @@ impl<T: fmt::Debug> fmt::Debug for Outcome<T> {
             .finish()
     }
 }
-
-impl Stats {
-    pub(crate) fn virtual_time_instant(&self) -> crate::time::Instant {
-        crate::time::Instant::from_nanos(
-            u64::try_from(self.virtual_time.as_nanos()).unwrap_or(u64::MAX),
-        )
-    }
-}

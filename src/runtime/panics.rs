@@ -67,6 +67,10 @@ fn message_of(payload: &(dyn Any + Send)) -> String {
         s.to_string()
     } else if let Some(s) = payload.downcast_ref::<String>() {
         s.clone()
+    } else if payload.is::<super::executor::PollLivelock>() {
+        "the poll was stopped by lockstep: the task woke itself too many times inside one \
+         poll (a livelock inside poll)"
+            .to_string()
     } else {
         "Box<dyn Any> (a panic payload that is not a string)".to_string()
     }

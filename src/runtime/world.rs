@@ -74,6 +74,9 @@ pub(crate) struct World {
     pub(crate) config: Config,
     now: Cell<u64>,
     step: Cell<u64>,
+    /// The last step at which the run made progress (the clock moved, a
+    /// task finished): the livelock detector's reference.
+    progress: Cell<u64>,
     hash: Cell<u64>,
     /// The decision hash after each step, kept only when diagnosing a
     /// divergence.
@@ -134,7 +137,15 @@ impl World {
             failure: RefCell::new(None),
             warnings: RefCell::new(Vec::new()),
             stats: Counters::default(),
-            watchdog: config.watchdog.map(|limit| watchdog::register(seed, limit)),
+            watchdog: (config.watchdog.is_some() || config.blocked_poll.is_some()).then(|| {
+                watchdog::register(
+                    seed,
+                    config.watchdog,
+                    config.blocked_poll,
+                    config.handoff.clone(),
+                )
+            }),
+            progress: Cell::new(0),
             net: crate::net::NetSlot::default(),
             sync: crate::sync::Registry::default(),
         }
@@ -160,11 +171,48 @@ impl World {
     /// ready ones) into the decision hash.
     #[inline]
     pub(crate) fn begin_step(&self, task: TaskId, choices: usize) {
-        self.step.set(self.step.get() + 1);
-        self.mix(((choices as u64) << 32) | task.0 as u64);
+        // Entry `j` of the step hashes is the hash at the end of step `j`
+        // (entry 0: before the first step): everything decided or drawn up
+        // to the end of that step's poll.
         if let Some(h) = &self.step_hashes {
             h.borrow_mut().push(self.hash.get());
         }
+        self.step.set(self.step.get() + 1);
+        self.mix(((choices as u64) << 32) | task.0 as u64);
+    }
+
+    /// The run made progress (the clock moved, a task finished).
+    #[inline]
+    pub(crate) fn progressed(&self) {
+        self.progress.set(self.step.get());
+    }
+
+    /// Fails the run with a blocked poll of task `task` that took at least
+    /// `wall` (the watchdog found it past the threshold).
+    #[cold]
+    pub(crate) fn blocked_poll(&self, task: crate::check::TaskInfo, wall: Duration) {
+        let threshold = self
+            .watchdog
+            .as_ref()
+            .map_or(Duration::ZERO, |wd| wd.threshold());
+        self.fail(Failure::BlockedPoll(crate::check::BlockedPollReport {
+            task,
+            wall_time: wall,
+            threshold,
+            returned: true,
+            at: self.point(),
+        }));
+    }
+
+    /// Fails the run with a livelock inside the poll of `task`.
+    #[cold]
+    pub(crate) fn poll_livelock(&self, task: crate::check::TaskInfo, wakes: u64, polls: u64) {
+        self.fail(Failure::Livelock(crate::check::LivelockReport {
+            kind: crate::check::LivelockKind::WithinPoll,
+            window: wakes,
+            busiest: vec![(task, polls)],
+            at: self.point(),
+        }));
     }
 
     /// A uniform index below `n` from the scheduler stream (Lemire's
@@ -251,6 +299,7 @@ impl World {
         }
         if deadline > self.now.get() {
             self.now.set(deadline);
+            self.progressed();
             self.mix(deadline);
             self.stats.clock_jumps.set(self.stats.clock_jumps.get() + 1);
         }
@@ -378,13 +427,29 @@ impl World {
             if self.failed() {
                 return None;
             }
-            if self.step.get() >= max_steps && self.exec.has_ready() {
+            let step = self.step.get();
+            if step >= max_steps && self.exec.has_ready() {
                 self.fail(Failure::StepLimit(StepLimitReport {
                     limit: max_steps,
                     busiest: self.exec.busiest(5),
                     at: self.point(),
                 }));
                 return None;
+            }
+            if step - self.progress.get() >= self.config.livelock_steps && self.exec.has_ready() {
+                self.fail(Failure::Livelock(crate::check::LivelockReport {
+                    kind: crate::check::LivelockKind::NoProgress,
+                    window: self.config.livelock_steps,
+                    busiest: self.exec.busiest(5),
+                    at: self.point(),
+                }));
+                return None;
+            }
+            if let Some(halt) = &self.config.halt {
+                if step + 1 >= halt.step && self.exec.has_ready() {
+                    self.fail(halt.failure.clone());
+                    return None;
+                }
             }
             match self.exec.step(self) {
                 Step::Polled => {}
@@ -400,12 +465,15 @@ impl World {
                         .expect("the main task is polled only until it finishes");
                     let mut cx = Context::from_waker(&main_waker);
                     if let Some(wd) = &self.watchdog {
-                        wd.enter(0, main_site, self.now.get());
+                        wd.enter(0, main_site, self.now.get(), self.step.get());
                     }
                     let res = panics::catch(|| fut.poll(&mut cx));
-                    if let Some(wd) = &self.watchdog {
-                        wd.exit();
+                    if let Some(wall) = self.watchdog.as_ref().and_then(|wd| wd.exit()) {
+                        if let Some(info) = self.exec.info_at(0, 0) {
+                            self.blocked_poll(info, wall);
+                        }
                     }
+                    self.exec.after_poll(self, super::executor::MAIN_KEY);
                     match res {
                         Ok(Poll::Pending) => {
                             crate::sync::deadlock::after_pending(self, super::executor::MAIN_KEY);
@@ -517,7 +585,11 @@ impl World {
             self.config.seed,
             self.hash.get(),
             self.warnings.take(),
-            self.step_hashes.map(RefCell::into_inner),
+            self.step_hashes.map(|h| {
+                let mut h = h.into_inner();
+                h.push(self.hash.get());
+                h
+            }),
         )
     }
 }
