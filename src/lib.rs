@@ -190,6 +190,6 @@ pub struct ReadmeDoctests;
 pub mod __private {
     pub use crate::harness::snapshot::{AsTrace, snapshot_dir, stable_trace};
     pub use crate::harness::{SimTest, TestMeta, TestOutput};
-    pub use crate::trace::{user_event, user_events_enabled};
+    pub use crate::trace::{user_event, user_events_enabled, user_line};
     pub use insta;
 }

@@ -394,3 +394,42 @@ fn a_sim_test_determinism_failure_is_reported_once_not_nested() {
         "{stdout}"
     );
 }
+
+#[test]
+fn trace_text_is_part_of_the_determinism_hash() {
+    for verbosity in [Verbosity::Full, Verbosity::Off] {
+        RUNS.with(|r| r.set(0));
+        let outcome = Sim::builder()
+            .seed(4)
+            .verbosity(verbosity)
+            .build()
+            .run_checking_determinism(|| async {
+                let n = RUNS.with(|r| {
+                    r.set(r.get() + 1);
+                    r.get()
+                });
+                lockstep::trace!("run number {n}");
+            });
+        let failure = failure_of(&outcome);
+        assert_eq!(
+            failure.kind(),
+            lockstep::check::FailureKind::NonDeterminism,
+            "{failure}"
+        );
+        let text = failure.to_string();
+        assert!(
+            text.contains("run number 1") && text.contains("run number 2"),
+            "{text}"
+        );
+    }
+    // The same text hashes the same whether it is traced or not.
+    let hash = |v| {
+        Sim::builder()
+            .seed(4)
+            .verbosity(v)
+            .build()
+            .run(async { lockstep::trace!("line {}", 7) })
+            .determinism_hash()
+    };
+    assert_eq!(hash(Verbosity::Full), hash(Verbosity::Off));
+}

@@ -96,6 +96,25 @@ pub(crate) struct World {
     pub(crate) sync: crate::sync::Registry,
 }
 
+/// FNV-1a over the bytes of a text, fed piece by piece as it is formatted
+/// (the result does not depend on how the text is split).
+struct TextHash(u64);
+
+impl Default for TextHash {
+    fn default() -> Self {
+        TextHash(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::fmt::Write for TextHash {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        for b in s.bytes() {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        Ok(())
+    }
+}
+
 /// Expands a `u64` seed into a ChaCha key with SplitMix64, so that seeds do
 /// not depend on how a `rand_core` release implements `seed_from_u64`.
 pub(crate) fn rng_for(seed: Seed, stream: u64) -> ChaCha8Rng {
@@ -366,6 +385,26 @@ impl World {
     #[inline]
     pub(crate) fn tracing(&self, level: Verbosity) -> bool {
         self.tracer.level >= level
+    }
+
+    /// A `trace!` line: hashed always, recorded when user lines are traced.
+    pub(crate) fn user_line(&self, args: std::fmt::Arguments<'_>) {
+        let mut hash = TextHash::default();
+        if self.tracing(Verbosity::Summary) {
+            let message = match args.as_str() {
+                Some(s) => s.to_string(),
+                None => args.to_string(),
+            };
+            std::fmt::Write::write_str(&mut hash, &message).ok();
+            self.mix(hash.0);
+            self.record(EventKind::User { message });
+        } else {
+            match args.as_str() {
+                Some(s) => std::fmt::Write::write_str(&mut hash, s).ok(),
+                None => std::fmt::write(&mut hash, args).ok(),
+            };
+            self.mix(hash.0);
+        }
     }
 
     /// Records an event by the current task, if its kind is traced.
