@@ -72,8 +72,11 @@
 //!
 //! Inside a simulation, use lockstep's clock ([`time::Instant::now`]) and
 //! randomness ([`random`]), never `std::time::Instant`, `SystemTime` or
-//! `thread_rng`. Do not wake lockstep tasks from other threads: the executor
-//! reports that as a [`Failure::NonDeterminism`]. Everything else (`Rc`,
+//! `thread_rng`. Do not wake lockstep tasks from other threads: such a wake is
+//! not applied (it would race), the run's verdict stays the simulation's own
+//! (typically a deadlock, whose report names the thread the wake came from),
+//! and the wake is listed in [`Outcome::warnings`] as a
+//! [`Failure::NonDeterminism`]. Everything else (`Rc`,
 //! `RefCell`, non-`Send` futures) is fine: a simulation is one thread.
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]

@@ -433,3 +433,35 @@ fn trace_text_is_part_of_the_determinism_hash() {
     };
     assert_eq!(hash(Verbosity::Full), hash(Verbosity::Off));
 }
+
+#[test]
+fn a_wake_from_another_thread_gives_one_failure_kind_whatever_the_timing() {
+    use std::future::poll_fn;
+    use std::task::Poll;
+
+    for delay_ms in [0, 0, 0, 20, 0, 5] {
+        let outcome = Sim::new(8).run(async move {
+            let mut asked = false;
+            poll_fn(|cx| {
+                if asked {
+                    return Poll::Ready(());
+                }
+                asked = true;
+                let waker = cx.waker().clone();
+                // Not joined: the wake lands whenever the OS runs it.
+                std::thread::spawn(move || {
+                    std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+                    waker.wake();
+                });
+                Poll::Pending
+            })
+            .await;
+        });
+        let failure = failure_of(&outcome);
+        assert_eq!(
+            failure.kind(),
+            lockstep::check::FailureKind::Deadlock,
+            "{failure}"
+        );
+    }
+}

@@ -294,9 +294,9 @@ impl Display for Failure {
                     write!(
                         f,
                         "non-determinism: {who} was woken from {thread}, outside the \
-                         simulation ({}); a simulation runs on one thread, so a wake from \
-                         a real thread, a thread pool or another runtime makes the run \
-                         depend on the OS scheduler",
+                         simulation ({}); the wake was ignored: a simulation runs on one \
+                         thread, so a wake from a real thread, a thread pool or another \
+                         runtime would make the run depend on the OS scheduler",
                         r.at
                     )
                 }

@@ -40,8 +40,10 @@ pub enum Failure {
     StepLimit(StepLimitReport),
     /// Tasks were still alive when the main task returned.
     Leak(LeakReport),
-    /// The run could not be reproduced: two runs of one seed diverged, or a
-    /// task was woken from outside the simulation's thread.
+    /// The run could not be reproduced: two runs of one seed diverged. (A
+    /// task woken from outside the simulation's thread is listed with this
+    /// kind in [`Outcome::warnings`](crate::Outcome::warnings): the wake is
+    /// not applied, so it never decides a verdict.)
     NonDeterminism(NonDeterminismReport),
     /// A fault plan's action could not apply when its time came (it names a
     /// host that does not exist then, or the same host twice).
@@ -426,7 +428,9 @@ pub enum Divergence {
         context: Vec<String>,
     },
     /// A task was woken from a thread other than the simulation's: a real
-    /// thread, a thread pool or another runtime got hold of its waker.
+    /// thread, a thread pool or another runtime got hold of its waker. The
+    /// wake was not applied; this is listed in
+    /// [`Outcome::warnings`](crate::Outcome::warnings), never the verdict.
     ForeignWake {
         /// The woken task, if it is still alive.
         task: Option<TaskInfo>,

@@ -131,6 +131,12 @@ impl Table {
                 i
             }
             None => {
+                assert!(
+                    self.slots.len() < 1 << waker::INDEX_BITS,
+                    "a lockstep run holds more than {} tasks alive at once; end or abort \
+                     some (a task that spawns in a loop without awaiting is a common cause)",
+                    1u32 << waker::INDEX_BITS
+                );
                 self.slots.push(Some(entry));
                 (self.slots.len() - 1) as u32
             }
@@ -193,6 +199,8 @@ pub(crate) struct Executor {
     self_wakes: Cell<u64>,
     /// Set when a poll was stopped for waking itself too often.
     poll_livelock: Cell<Option<u64>>,
+    /// Tasks woken from another thread, and by which.
+    foreign: RefCell<Vec<(TaskId, String)>>,
 }
 
 /// Self-wakes (and waker clones) of one task within one poll past which the
@@ -234,6 +242,7 @@ impl Executor {
             wakers_out: RefCell::new(Vec::new()),
             self_wakes: Cell::new(0),
             poll_livelock: Cell::new(None),
+            foreign: RefCell::new(Vec::new()),
         }
     }
 
@@ -501,7 +510,7 @@ impl Executor {
         let Some(cell) = cell else {
             return Step::Main;
         };
-        let waker = waker::waker(key, w.tag);
+        let waker = waker::waker(key, w.tag.0);
         let mut cx = Context::from_waker(&waker);
         if let Some(wd) = &w.watchdog {
             wd.enter(key.id.0, site, w.now().as_nanos(), w.point().step);
@@ -747,7 +756,27 @@ impl Executor {
         (e.id.0 as u16 == id_low).then(|| e.info())
     }
 
+    /// A wake of task `id` came from `thread` and was not applied.
+    pub(crate) fn note_foreign(&self, id: TaskId, thread: &str) {
+        let mut f = self.foreign.borrow_mut();
+        if !f.iter().any(|(t, _)| *t == id) {
+            f.push((id, thread.to_string()));
+        }
+    }
+
     fn describe(&self, e: &Entry) -> String {
+        let what = self.describe_wait(e);
+        match self.foreign.borrow().iter().find(|(id, _)| *id == e.id) {
+            Some((_, thread)) => format!(
+                "{what}; it was woken from {thread}, outside the simulation, and that wake was \
+                 ignored (a simulation runs on one thread: a real thread, a thread pool or \
+                 another runtime holds this task's waker)"
+            ),
+            None => what,
+        }
+    }
+
+    fn describe_wait(&self, e: &Entry) -> String {
         let what = (!e.waiting.is_empty()).then(|| {
             let each: Vec<String> = e
                 .waiting

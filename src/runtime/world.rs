@@ -70,7 +70,7 @@ impl Tracer {
 }
 
 pub(crate) struct World {
-    pub(crate) tag: u16,
+    pub(crate) tag: waker::RunTag,
     pub(crate) config: Config,
     now: Cell<u64>,
     step: Cell<u64>,
@@ -88,6 +88,8 @@ pub(crate) struct World {
     pub(crate) tracer: Tracer,
     failure: RefCell<Option<Failure>>,
     warnings: RefCell<Vec<Failure>>,
+    /// Tasks woken from other threads (not applied), and by which thread.
+    foreign: RefCell<Vec<(Option<crate::check::TaskInfo>, String)>>,
     pub(crate) stats: Counters,
     pub(crate) watchdog: Option<Arc<Slot>>,
     /// Hosts, sockets, links and faults; empty until a host is created.
@@ -136,7 +138,7 @@ impl World {
     pub(crate) fn new(config: &Config, record_step_hashes: bool) -> World {
         let seed = config.seed;
         World {
-            tag: waker::next_tag(),
+            tag: waker::RunTag::new(),
             config: config.clone(),
             now: Cell::new(0),
             step: Cell::new(0),
@@ -155,6 +157,7 @@ impl World {
             },
             failure: RefCell::new(None),
             warnings: RefCell::new(Vec::new()),
+            foreign: RefCell::new(Vec::new()),
             stats: Counters::default(),
             watchdog: (config.watchdog.is_some() || config.blocked_poll.is_some()).then(|| {
                 watchdog::register(
@@ -296,9 +299,7 @@ impl World {
     /// Jumps the clock to the earliest timer and fires every timer due then.
     /// Returns `false` (and records the failure) if the run cannot go on.
     fn advance(&self) -> bool {
-        if self.foreign_wakes() {
-            return false;
-        }
+        self.collect_foreign();
         let next = self.timers.borrow().next_deadline();
         let Some(deadline) = next else {
             self.fail(Failure::Deadlock(crate::sync::deadlock::stalled(self)));
@@ -364,20 +365,24 @@ impl World {
         }
     }
 
-    /// Foreign wakes recorded for this run: a determinism failure.
-    fn foreign_wakes(&self) -> bool {
-        let Some(f) = waker::take_foreign(self.tag).into_iter().next() else {
-            return false;
-        };
-        let task = self.exec.info_at(f.target.index, f.target.id_low);
-        self.fail(Failure::NonDeterminism(NonDeterminismReport {
-            cause: Divergence::ForeignWake {
-                task,
-                thread: f.thread,
-            },
-            at: self.point(),
-        }));
-        true
+    /// Collects the wakes of this run's tasks that came from other threads.
+    /// They were not applied, and they do not decide the run's verdict
+    /// (that would depend on when the other thread ran): each is listed in
+    /// the warnings at the end, and named in the report of a task that
+    /// stays blocked.
+    fn collect_foreign(&self) {
+        for f in waker::take_foreign(self.tag.0) {
+            let task = self.exec.info_at(f.target.index, f.target.id_low);
+            if let Some(t) = &task {
+                self.exec.note_foreign(t.id, &f.thread);
+            }
+            let seen = self.foreign.borrow().iter().any(|(t, th)| {
+                t.as_ref().map(|t| t.id) == task.as_ref().map(|t| t.id) && *th == f.thread
+            });
+            if !seen {
+                self.foreign.borrow_mut().push((task, f.thread));
+            }
+        }
     }
 
     // ----- tracing, failures --------------------------------------------
@@ -460,7 +465,7 @@ impl World {
         mut main: Pin<&mut Option<F>>,
         main_site: &'static Location<'static>,
     ) -> Option<F::Output> {
-        let main_waker = waker::waker(super::executor::MAIN_KEY, self.tag);
+        let main_waker = waker::waker(super::executor::MAIN_KEY, self.tag.0);
         let max_steps = self.config.max_steps.unwrap_or(u64::MAX);
         loop {
             if self.failed() {
@@ -556,9 +561,6 @@ impl World {
         if self.failed() {
             return;
         }
-        if self.foreign_wakes() {
-            return;
-        }
         let leaked = self.exec.leaked();
         if !leaked.is_empty() {
             let report = Failure::Leak(LeakReport {
@@ -596,9 +598,7 @@ impl World {
             // Host factories and socket buffers may hold user values whose
             // `Drop` calls lockstep: drop them while the context is entered.
             self.net.clear();
-            if !self.failed() {
-                self.foreign_wakes();
-            }
+            self.collect_foreign();
             value
         };
         if let Some(wd) = &self.watchdog {
@@ -612,6 +612,13 @@ impl World {
             virtual_time: Duration::from_nanos(self.now.get()),
         };
         let failure = self.failure.take();
+        let mut warnings = self.warnings.take();
+        for (task, thread) in self.foreign.take() {
+            warnings.push(Failure::NonDeterminism(NonDeterminismReport {
+                cause: Divergence::ForeignWake { task, thread },
+                at: self.point(),
+            }));
+        }
         let result = match (value, failure) {
             (_, Some(f)) => Err(f),
             (Some(v), None) => Ok(v),
@@ -623,7 +630,7 @@ impl World {
             stats,
             self.config.seed,
             self.hash.get(),
-            self.warnings.take(),
+            warnings,
             self.step_hashes.map(|h| {
                 let mut h = h.into_inner();
                 h.push(self.hash.get());
