@@ -465,3 +465,99 @@ fn a_wake_from_another_thread_gives_one_failure_kind_whatever_the_timing() {
         );
     }
 }
+
+#[test]
+fn a_dropped_task_err_is_an_unobserved_error() {
+    let outcome = Sim::new(6).run(async {
+        drop(
+            lockstep::task::Builder::new()
+                .name("fallible")
+                .spawn(async { Err::<(), _>("boom") }),
+        );
+        sleep(Duration::from_millis(1)).await;
+    });
+    let failure = failure_of(&outcome);
+    let Failure::UnobservedError(report) = failure else {
+        panic!("{failure}")
+    };
+    assert_eq!(report.task.name.as_deref(), Some("fallible"));
+    assert_eq!(report.output_type, "Result<(), &str>");
+    let text = failure.to_string();
+    assert!(
+        text.starts_with("unobserved error: task #1 fallible (spawned at tests/true_reports.rs:"),
+        "{text}"
+    );
+    assert!(
+        text.contains("forgotten .await") && text.contains("seed 0x6"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_task_err_whose_handle_is_dropped_later_is_an_unobserved_error() {
+    let outcome = Sim::new(6).run(async {
+        let h = spawn(async { Err::<u8, std::io::Error>(std::io::Error::other("disk full")) });
+        sleep(Duration::from_millis(1)).await;
+        assert!(h.is_finished());
+        drop(h); // the forgotten await
+        sleep(Duration::from_millis(1)).await;
+    });
+    let failure = failure_of(&outcome);
+    assert_eq!(
+        failure.kind(),
+        lockstep::check::FailureKind::UnobservedError,
+        "{failure}"
+    );
+    assert!(
+        failure
+            .to_string()
+            .contains("Result<u8, std::io::error::Error>"),
+        "{failure}"
+    );
+}
+
+#[test]
+fn task_errs_that_are_taken_or_ok_or_in_a_dropped_join_set_are_fine() {
+    let outcome = Sim::new(6).run(async {
+        let taken = spawn(async { Err::<(), _>("seen") });
+        assert!(taken.await.unwrap().is_err());
+        drop(spawn(async { Ok::<_, String>(1) }));
+        drop(spawn(async { Some(()) }));
+        let mut set = JoinSet::new();
+        set.spawn(async { Err::<(), _>("dropped with its set") });
+        sleep(Duration::from_millis(1)).await;
+        drop(set);
+        // `gather` fails fast and drops the rest.
+        let r = gather(vec![
+            Box::pin(async { Err::<(), _>("first") })
+                as std::pin::Pin<Box<dyn std::future::Future<Output = _>>>,
+            Box::pin(async { Err::<(), _>("second") }),
+        ])
+        .await;
+        assert!(r.is_err());
+        sleep(Duration::from_millis(1)).await;
+    });
+    assert!(outcome.is_ok(), "{:?}", outcome.failure());
+}
+
+#[test]
+fn unobserved_errors_can_be_downgraded() {
+    let program = || async {
+        drop(spawn(async { Err::<(), _>("ignored on purpose") }));
+        sleep(Duration::from_millis(1)).await;
+    };
+    let warn = Sim::builder()
+        .unobserved_errors(Severity::Warn)
+        .build()
+        .run(program());
+    assert!(warn.is_ok());
+    assert_eq!(
+        warn.warnings()[0].kind(),
+        lockstep::check::FailureKind::UnobservedError
+    );
+    let ignore = Sim::builder()
+        .unobserved_errors(Severity::Ignore)
+        .build()
+        .run(program());
+    assert!(ignore.is_ok() && ignore.warnings().is_empty());
+}

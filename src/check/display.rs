@@ -242,6 +242,14 @@ impl Display for Failure {
                     )
                 }
             }
+            Failure::UnobservedError(r) => write!(
+                f,
+                "unobserved error: task {} returned `Err` (its output is `{}`) and its \
+                 JoinHandle was dropped without taking it ({}); nobody will ever see this \
+                 error (a forgotten .await): await the handle and handle the `Err`, or \
+                 configure `unobserved_errors`",
+                r.task, r.output_type, r.at
+            ),
             Failure::InvalidFault(r) => write!(
                 f,
                 "invalid fault: fault plan action `{}` at {}: {} ({}); the actions of a \

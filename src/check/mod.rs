@@ -55,6 +55,10 @@ pub enum Failure {
     /// One poll held the executor for longer than the wall-time threshold
     /// (a blocking call inside a task), or never returned at all.
     BlockedPoll(BlockedPollReport),
+    /// A task returned a `Result::Err` and its `JoinHandle` was dropped
+    /// without taking it: nobody will ever see that error (a forgotten
+    /// `.await`).
+    UnobservedError(UnobservedErrorReport),
 }
 
 impl Failure {
@@ -70,6 +74,7 @@ impl Failure {
             Failure::InvalidFault(r) => &r.at,
             Failure::Livelock(r) => &r.at,
             Failure::BlockedPoll(r) => &r.at,
+            Failure::UnobservedError(r) => &r.at,
         }
     }
 
@@ -91,6 +96,7 @@ impl Failure {
             Failure::InvalidFault(_) => FailureKind::InvalidFault,
             Failure::Livelock(_) => FailureKind::Livelock,
             Failure::BlockedPoll(_) => FailureKind::BlockedPoll,
+            Failure::UnobservedError(_) => FailureKind::UnobservedError,
         }
     }
 }
@@ -118,6 +124,8 @@ pub enum FailureKind {
     Livelock,
     /// [`Failure::BlockedPoll`].
     BlockedPoll,
+    /// [`Failure::UnobservedError`].
+    UnobservedError,
 }
 
 impl FailureKind {
@@ -132,11 +140,12 @@ impl FailureKind {
         FailureKind::InvalidFault,
         FailureKind::Livelock,
         FailureKind::BlockedPoll,
+        FailureKind::UnobservedError,
     ];
 
     /// The short, stable name: `panic`, `deadlock`, `time-limit`,
     /// `step-limit`, `leak`, `non-determinism`, `invalid-fault`, `livelock`,
-    /// `blocked-poll`.
+    /// `blocked-poll`, `unobserved-error`.
     pub fn name(self) -> &'static str {
         match self {
             FailureKind::Panic => "panic",
@@ -148,6 +157,7 @@ impl FailureKind {
             FailureKind::InvalidFault => "invalid-fault",
             FailureKind::Livelock => "livelock",
             FailureKind::BlockedPoll => "blocked-poll",
+            FailureKind::UnobservedError => "unobserved-error",
         }
     }
 }
@@ -405,6 +415,20 @@ pub struct BlockedPollReport {
     /// thread (see [`Sim::run_isolated`](crate::Sim::run_isolated)).
     pub returned: bool,
     /// The step of that poll.
+    pub at: RunPoint,
+}
+
+/// A task's `Err` that nobody took.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct UnobservedErrorReport {
+    /// The task that returned it.
+    pub task: TaskInfo,
+    /// The task's output type (`Result<(), String>`): the error value itself
+    /// cannot be shown, since an output need not implement `Debug`.
+    pub output_type: String,
+    /// When the error became unobservable (the handle was dropped, or the
+    /// task returned with its handle already gone).
     pub at: RunPoint,
 }
 

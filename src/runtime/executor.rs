@@ -199,6 +199,9 @@ pub(crate) struct Executor {
     self_wakes: Cell<u64>,
     /// Set when a poll was stopped for waking itself too often.
     poll_livelock: Cell<Option<u64>>,
+    /// Tasks that returned `Err` while their handle was alive: reported if
+    /// the handle is dropped without taking the output.
+    errored: RefCell<Vec<(Rc<dyn RawTask>, TaskInfo)>>,
     /// Tasks woken from another thread, and by which.
     foreign: RefCell<Vec<(TaskId, String)>>,
 }
@@ -243,6 +246,7 @@ impl Executor {
             self_wakes: Cell::new(0),
             poll_livelock: Cell::new(None),
             foreign: RefCell::new(Vec::new()),
+            errored: RefCell::new(Vec::new()),
         }
     }
 
@@ -540,7 +544,12 @@ impl Executor {
             Ok(Poll::Ready(())) => {
                 w.record(EventKind::Finish);
                 w.progressed();
-                self.remove(w, key);
+                let entry = self.remove(w, key);
+                if cell.header().unobserved_err() {
+                    if let Some(e) = entry {
+                        self.finished_with_err(w, cell, e.info());
+                    }
+                }
             }
             Err(payload) => self.task_panicked(w, key, cell, payload),
         }
@@ -598,6 +607,32 @@ impl Executor {
             // future panicked again: nobody can observe this panic.
             _ => w.unobserved_panic(report),
         }
+    }
+
+    /// A task returned `Err`: reported now if nobody holds its handle, else
+    /// kept until the handle takes it or is dropped.
+    #[cold]
+    fn finished_with_err(&self, w: &World, cell: Rc<dyn RawTask>, info: TaskInfo) {
+        if cell.header().handle_alive() {
+            let mut list = self.errored.borrow_mut();
+            list.retain(|(c, _)| c.header().unobserved_err() && c.header().handle_alive());
+            list.push((cell, info));
+        } else {
+            w.unobserved_error(info, cell.output_type());
+        }
+    }
+
+    /// A `JoinHandle` holding an `Err` output was dropped without taking it.
+    pub(crate) fn err_unobserved(&self, w: &World, id: TaskId) {
+        let found = {
+            let mut list = self.errored.borrow_mut();
+            let Some(i) = list.iter().position(|(_, info)| info.id == id) else {
+                return;
+            };
+            list.remove(i)
+        };
+        let (cell, info) = found;
+        w.unobserved_error(info, cell.output_type());
     }
 
     /// A `JoinHandle` holding a panic was dropped without taking it.
@@ -887,6 +922,20 @@ impl Executor {
 }
 
 impl World {
+    /// Applies the configured severity to a task `Err` nobody observed.
+    pub(crate) fn unobserved_error(&self, task: TaskInfo, output_type: String) {
+        let report = Failure::UnobservedError(crate::check::UnobservedErrorReport {
+            task,
+            output_type,
+            at: self.point(),
+        });
+        match self.config.unobserved_errors {
+            Severity::Fail => self.fail(report),
+            Severity::Warn => self.warn(report),
+            Severity::Ignore => {}
+        }
+    }
+
     /// Applies the configured severity to a panic nobody observed.
     pub(crate) fn unobserved_panic(&self, mut report: PanicReport) {
         report.unobserved = true;

@@ -70,6 +70,7 @@ pub(crate) struct Config {
     pub(crate) verbosity: Verbosity,
     pub(crate) leaks: Severity,
     pub(crate) unobserved_panics: Severity,
+    pub(crate) unobserved_errors: Severity,
     pub(crate) deadlock_cycles: Severity,
     pub(crate) watchdog: Option<Duration>,
     pub(crate) blocked_poll: Option<Duration>,
@@ -100,6 +101,7 @@ impl Default for Config {
             verbosity: Verbosity::Full,
             leaks: Severity::Fail,
             unobserved_panics: Severity::Fail,
+            unobserved_errors: Severity::Fail,
             deadlock_cycles: Severity::Fail,
             watchdog: Some(SimBuilder::DEFAULT_WATCHDOG),
             blocked_poll: Some(SimBuilder::DEFAULT_BLOCKED_POLL),
@@ -124,6 +126,7 @@ impl Default for Config {
 /// | [`verbosity`](Self::verbosity) | `Full` | what the trace records |
 /// | [`leaks`](Self::leaks) | `Fail` | tasks alive when main returns |
 /// | [`unobserved_panics`](Self::unobserved_panics) | `Fail` | task panics nobody awaited |
+/// | [`unobserved_errors`](Self::unobserved_errors) | `Fail` | task `Err` outputs whose handle was dropped untaken |
 /// | [`deadlock_cycles`](Self::deadlock_cycles) | `Fail` | a wait-for cycle that closes while other tasks still run |
 /// | [`blocked_poll`](Self::blocked_poll) | 1 s wall time | one poll that blocks the executor: [`Failure::BlockedPoll`](crate::Failure::BlockedPoll) once it returns |
 /// | [`watchdog`](Self::watchdog) | 5 s wall time | one poll that never returns: handed back by [`Sim::run_isolated`], a process abort under [`Sim::run`] |
@@ -262,6 +265,18 @@ impl SimBuilder {
     /// `JoinHandle`.
     pub fn unobserved_panics(mut self, severity: Severity) -> Self {
         self.config.unobserved_panics = severity;
+        self
+    }
+
+    /// What to do about a task that returned a `Result::Err` nobody took:
+    /// its `JoinHandle` was dropped (before or after it returned) without
+    /// being awaited, the "forgotten await" that asyncio reports as "Task
+    /// exception was never retrieved". Any output type that is a `Result`
+    /// counts (`io::Result`, `anyhow::Result`, ...); tasks of a dropped
+    /// `JoinSet` do not. [`Failure::UnobservedError`](crate::Failure::UnobservedError)
+    /// names the task, its spawn site and the output type.
+    pub fn unobserved_errors(mut self, severity: Severity) -> Self {
+        self.config.unobserved_errors = severity;
         self
     }
 

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 mod cell;
 mod join;
 mod join_set;
+mod output;
 
 pub(crate) use cell::{RawTask, State as TaskState};
 pub use join::{JoinError, JoinHandle};
