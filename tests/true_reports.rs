@@ -561,3 +561,98 @@ fn unobserved_errors_can_be_downgraded() {
         .run(program());
     assert!(ignore.is_ok() && ignore.warnings().is_empty());
 }
+
+/// The panic of a misused lockstep API, caught as the run's failure.
+fn misuse_report<T>(outcome: &Outcome<T>) -> (String, String) {
+    let failure = failure_of(outcome);
+    let Failure::Panic(report) = failure else {
+        panic!("{failure}")
+    };
+    let at = report
+        .location
+        .as_ref()
+        .map(|l| l.file.to_string())
+        .unwrap_or_default();
+    (at, report.message.clone())
+}
+
+#[test]
+fn misuse_of_lockstep_apis_points_at_the_callers_line() {
+    // A socket from the main task, which runs on no host.
+    let (at, message) = misuse_report(&Sim::new(1).run(async {
+        lockstep::net::UdpSocket::bind("0.0.0.0:9").await.unwrap();
+    }));
+    assert_eq!(at, "tests/true_reports.rs");
+    assert!(
+        message.contains(
+            "`lockstep::net::UdpSocket::bind` was called from a task that runs on no host"
+        ),
+        "{message}"
+    );
+    assert!(message.contains("Host::new"), "{message}");
+    let (at, message) = misuse_report(&Sim::new(1).run(async {
+        lockstep::net::TcpStream::connect("server:80")
+            .await
+            .unwrap();
+    }));
+    assert_eq!(at, "tests/true_reports.rs", "{message}");
+    // An unknown host in a partition.
+    let (at, message) = misuse_report(&Sim::new(1).run(async {
+        lockstep::net::Host::new("a", || async { Ok(()) });
+        lockstep::net::partition("a", "nope");
+    }));
+    assert_eq!(at, "tests/true_reports.rs", "{message}");
+    assert!(message.contains("`lockstep::net::partition`"), "{message}");
+    // An empty random range.
+    let (at, message) = misuse_report(&Sim::new(1).run(async {
+        lockstep::random::range(5..5u32);
+    }));
+    assert_eq!(at, "tests/true_reports.rs", "{message}");
+    assert!(message.contains("the range is empty"), "{message}");
+}
+
+#[test]
+fn apis_called_outside_a_simulation_name_themselves() {
+    let message = |f: fn()| {
+        let err = std::panic::catch_unwind(f).unwrap_err();
+        err.downcast_ref::<String>().cloned().unwrap_or_default()
+    };
+    let m = message(|| drop(timeout(Duration::from_secs(1), async {})));
+    assert!(
+        m.contains("`lockstep::time::timeout` was called outside"),
+        "{m}"
+    );
+    let m = message(|| {
+        let _ = lockstep::random::range(0..10u8);
+    });
+    assert!(
+        m.contains("`lockstep::random::range` was called outside"),
+        "{m}"
+    );
+    let m = message(|| lockstep::net::partition("a", "b"));
+    assert!(
+        m.contains("`lockstep::net::partition` was called outside"),
+        "{m}"
+    );
+}
+
+#[test]
+fn a_mutex_locked_outside_a_simulation_names_the_line_that_locked_it() {
+    let err = std::panic::catch_unwind(|| {
+        let m = lockstep::sync::Mutex::new(0);
+        let mut lock = std::pin::pin!(m.lock());
+        let waker = std::task::Waker::noop();
+        let _ =
+            std::future::Future::poll(lock.as_mut(), &mut std::task::Context::from_waker(waker));
+    })
+    .unwrap_err();
+    let m = err.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(
+        m.contains("`lockstep::sync::Mutex::lock` was called outside"),
+        "{m}"
+    );
+    assert!(
+        m.contains("the future was made at tests/true_reports.rs:"),
+        "{m}"
+    );
+}

@@ -19,7 +19,7 @@ mod determinism;
 pub(crate) mod executor;
 pub(crate) mod isolated;
 mod outcome;
-mod panics;
+pub(crate) mod panics;
 mod seed;
 mod sim;
 pub(crate) mod waker;

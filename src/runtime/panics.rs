@@ -44,6 +44,20 @@ pub(crate) fn install_hook() {
     });
 }
 
+/// Panics for a misuse of lockstep's API noticed inside a future, at the
+/// user's line `at` (captured with `#[track_caller]` when the future was
+/// made) rather than at the line inside lockstep that noticed it: the report
+/// of the task then points where the fix goes.
+#[cold]
+#[track_caller]
+pub(crate) fn misuse(at: &'static std::panic::Location<'static>, message: String) -> ! {
+    if CATCHING.with(Cell::get) > 0 {
+        CAUGHT.with(|c| *c.borrow_mut() = Some(Site::from_location(at)));
+        panic::resume_unwind(Box::new(message));
+    }
+    panic!("{message} (called at {at})")
+}
+
 /// A caught panic.
 pub(crate) struct PanicPayload {
     pub(crate) message: String,

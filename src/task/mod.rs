@@ -91,6 +91,7 @@ where
     spawn_at(future, None, false, Location::caller())
 }
 
+#[track_caller]
 pub(crate) fn spawn_at<F>(
     future: F,
     name: Option<String>,
