@@ -656,3 +656,29 @@ fn a_mutex_locked_outside_a_simulation_names_the_line_that_locked_it() {
         "{m}"
     );
 }
+
+#[test]
+fn messages_count_in_the_singular_and_plural() {
+    let outcome = Sim::builder().max_steps(1).build().run(async {
+        yield_now().await;
+    });
+    let text = failure_of(&outcome).to_string();
+    assert!(text.starts_with("step limit: 1 step without"), "{text}");
+}
+
+#[test]
+fn a_task_deadlocked_on_its_own_mutex_is_not_said_to_leave_others_running() {
+    let outcome = Sim::new(1).run(async {
+        let m = lockstep::sync::Mutex::named("m", ());
+        let _held = m.lock().await;
+        let _again = m.lock().await;
+    });
+    let failure = failure_of(&outcome);
+    assert_eq!(
+        failure.kind(),
+        lockstep::check::FailureKind::Deadlock,
+        "{failure}"
+    );
+    let text = failure.to_string();
+    assert!(!text.contains("other tasks could still run"), "{text}");
+}

@@ -63,10 +63,15 @@ impl Display for CycleLink {
 
 /// `1 time`, `3 times`.
 fn times(n: u64) -> String {
+    plural(n, "time")
+}
+
+/// `1 step`, `3 steps`: a count and its noun, singular or plural.
+pub(crate) fn plural(n: u64, noun: &str) -> String {
     if n == 1 {
-        "1 time".to_string()
+        format!("1 {noun}")
     } else {
-        format!("{n} times")
+        format!("{n} {noun}s")
     }
 }
 
@@ -110,14 +115,29 @@ impl Display for Failure {
             }
             Failure::Deadlock(r) => {
                 match r.kind {
-                    DeadlockKind::Cycle => write!(
-                        f,
-                        "deadlock ({}): {}\n  these tasks wait on each other in a cycle, so \
-                         none of them can ever go on (found when the cycle closed, while \
-                         other tasks could still run)",
-                        r.at,
-                        cycle_text(&r.cycle)
-                    )?,
+                    DeadlockKind::Cycle => {
+                        let others = r
+                            .blocked
+                            .iter()
+                            .any(|b| !r.cycle.iter().any(|c| c.task.id == b.task.id));
+                        let who = if r.cycle.len() == 1 {
+                            "this task waits on itself, so it can never go on"
+                        } else {
+                            "these tasks wait on each other in a cycle, so none of them can \
+                             ever go on"
+                        };
+                        write!(
+                            f,
+                            "deadlock ({}): {}\n  {who} (found when the cycle closed{})",
+                            r.at,
+                            cycle_text(&r.cycle),
+                            if others {
+                                ", while other tasks could still run"
+                            } else {
+                                ""
+                            }
+                        )?
+                    }
                     _ => {
                         write!(
                             f,
@@ -146,10 +166,11 @@ impl Display for Failure {
             Failure::StepLimit(r) => {
                 write!(
                     f,
-                    "step limit: {} steps without the main task finishing, a livelock or a \
+                    "step limit: {} without the main task finishing, a livelock or a \
                      busy loop ({}); raise it with `max_steps` if the run is meant to be \
                      this long",
-                    r.limit, r.at
+                    plural(r.limit, "step"),
+                    r.at
                 )?;
                 for (task, polls) in &r.busiest {
                     write!(f, "\n  {task} was polled {}", times(*polls))?;
@@ -176,24 +197,26 @@ impl Display for Failure {
                             .map_or("a task".to_string(), |(t, _)| format!("task {t}"));
                         write!(
                             f,
-                            "livelock: {who} woke itself {} times inside one poll without \
+                            "livelock: {who} woke itself {} inside one poll without \
                              returning ({}); a loop inside `poll` re-polls a future that wakes \
                              itself and returns `Pending` (a busy retry, a shared future \
                              re-polling its inner future), so the poll would never end; return \
                              `Pending` to the executor instead of looping",
-                            r.window, r.at
+                            times(r.window),
+                            r.at
                         )?;
                         return Ok(());
                     }
                     _ => write!(
                         f,
-                        "livelock: {} polls in a row without progress (no virtual time passed, \
+                        "livelock: {} in a row without progress (no virtual time passed, \
                          no task finished) ({}); tasks keep waking each other or themselves \
                          without getting anywhere (a `yield_now` loop waiting for a flag, a \
                          future that wakes itself and returns `Pending`); raise \
                          `livelock_steps` if the run really needs that many polls between two \
                          instants",
-                        r.window, r.at
+                        plural(r.window, "poll"),
+                        r.at
                     )?,
                 }
                 for (task, polls) in &r.busiest {

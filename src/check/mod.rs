@@ -19,6 +19,8 @@ use crate::time::{Duration, Instant};
 
 mod display;
 
+pub(crate) use display::plural;
+
 /// Why a simulation failed.
 #[derive(Clone, Debug)]
 #[non_exhaustive]

@@ -174,9 +174,9 @@ pub(crate) fn render<T>(
     let _ = writeln!(r, "\n  seed:          {seed}");
     let _ = writeln!(
         r,
-        "  virtual time:  {} after {} steps",
+        "  virtual time:  {} after {}",
         crate::time::format_duration(stats.virtual_time),
-        stats.steps
+        crate::check::plural(stats.steps, "step")
     );
     let _ = writeln!(r, "\n  last events:");
     for line in traced.trace().render_tail(TAIL).lines() {
