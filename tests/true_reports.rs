@@ -682,3 +682,43 @@ fn a_task_deadlocked_on_its_own_mutex_is_not_said_to_leave_others_running() {
     let text = failure.to_string();
     assert!(!text.contains("other tasks could still run"), "{text}");
 }
+
+#[test]
+#[ignore = "prints a report for the test below, under its RUST_BACKTRACE"]
+fn child_prints_a_task_panic_report() {
+    let outcome = Sim::new(1).run(async {
+        drop(spawn(async { panic!("deep down") }));
+        yield_now().await;
+    });
+    println!("REPORT<<{}>>", failure_of(&outcome));
+}
+
+#[test]
+fn a_task_panic_report_has_a_backtrace_when_asked_for() {
+    let report = |backtrace: &str| {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "child_prints_a_task_panic_report",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+            ])
+            .env("RUST_BACKTRACE", backtrace)
+            .env_remove("RUST_LIB_BACKTRACE")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{stdout}");
+        let start = stdout.find("REPORT<<").expect("a report");
+        stdout[start..].to_string()
+    };
+    let with = report("1");
+    assert!(
+        with.contains("deep down") && with.contains("backtrace:"),
+        "{with}"
+    );
+    assert!(with.contains("true_reports"), "{with}");
+    let without = report("0");
+    assert!(without.contains("deep down"), "{without}");
+    assert!(!without.contains("backtrace:"), "{without}");
+}

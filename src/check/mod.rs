@@ -251,6 +251,9 @@ pub struct PanicReport {
     /// task's `JoinHandle` was dropped, or still held but never awaited when
     /// the main task returned.
     pub unobserved: bool,
+    /// The panic's backtrace, captured when `RUST_BACKTRACE` (or
+    /// `RUST_LIB_BACKTRACE`) asks for one, as std's panic hook would print.
+    pub backtrace: Option<String>,
     /// When it happened.
     pub at: RunPoint,
 }

@@ -590,6 +590,7 @@ impl Executor {
             message: p.message.clone(),
             location: p.location.clone(),
             unobserved: false,
+            backtrace: p.backtrace,
             at: w.point(),
         };
         let err = JoinError::Panicked {
@@ -687,6 +688,7 @@ impl Executor {
                 ),
                 location: p.location,
                 unobserved: true,
+                backtrace: p.backtrace,
                 at: w.point(),
             });
         }
@@ -912,6 +914,7 @@ impl Executor {
                         ),
                         location: p.location,
                         unobserved: true,
+                        backtrace: p.backtrace,
                         at: w.point(),
                     });
                 }

@@ -7,6 +7,10 @@
 //! the location and stays silent: the panic becomes a report, not noise on
 //! stderr. Everywhere else it defers to the previous hook.
 //!
+//! When the user asks for backtraces (`RUST_BACKTRACE=1`), the hook also
+//! captures one and the report prints it: a task panic deep in library code
+//! is otherwise hard to place.
+//!
 //! A program built with `panic = "abort"` cannot catch panics at all; lockstep
 //! needs the default `panic = "unwind"`.
 
@@ -21,6 +25,7 @@ use crate::check::Site;
 thread_local! {
     static CATCHING: Cell<u32> = const { Cell::new(0) };
     static CAUGHT: RefCell<Option<Site>> = const { RefCell::new(None) };
+    static BACKTRACE: RefCell<Option<String>> = const { RefCell::new(None) };
 }
 
 static HOOK: Once = Once::new();
@@ -37,6 +42,13 @@ pub(crate) fn install_hook() {
                     column: l.column(),
                 });
                 CAUGHT.with(|c| *c.borrow_mut() = site);
+                // Captured only when the user asked for backtraces
+                // (RUST_BACKTRACE / RUST_LIB_BACKTRACE), as std's hook does;
+                // printed in the report, since the hook stays silent.
+                let bt = std::backtrace::Backtrace::capture();
+                let bt = (bt.status() == std::backtrace::BacktraceStatus::Captured)
+                    .then(|| bt.to_string());
+                BACKTRACE.with(|b| *b.borrow_mut() = bt);
             } else {
                 previous(info);
             }
@@ -53,6 +65,7 @@ pub(crate) fn install_hook() {
 pub(crate) fn misuse(at: &'static std::panic::Location<'static>, message: String) -> ! {
     if CATCHING.with(Cell::get) > 0 {
         CAUGHT.with(|c| *c.borrow_mut() = Some(Site::from_location(at)));
+        BACKTRACE.with(|b| *b.borrow_mut() = None);
         panic::resume_unwind(Box::new(message));
     }
     panic!("{message} (called at {at})")
@@ -62,6 +75,8 @@ pub(crate) fn misuse(at: &'static std::panic::Location<'static>, message: String
 pub(crate) struct PanicPayload {
     pub(crate) message: String,
     pub(crate) location: Option<Site>,
+    /// The backtrace, when `RUST_BACKTRACE` asked for one.
+    pub(crate) backtrace: Option<String>,
 }
 
 /// Runs `f`, catching a panic.
@@ -73,6 +88,7 @@ pub(crate) fn catch<R>(f: impl FnOnce() -> R) -> Result<R, PanicPayload> {
     res.map_err(|payload| PanicPayload {
         message: message_of(&*payload),
         location: CAUGHT.with(|c| c.borrow_mut().take()),
+        backtrace: BACKTRACE.with(|b| b.borrow_mut().take()),
     })
 }
 

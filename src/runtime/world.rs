@@ -347,6 +347,7 @@ impl World {
                             message: p.message,
                             location: p.location,
                             unobserved: true,
+                            backtrace: p.backtrace,
                             at: self.point(),
                         }));
                         return false;
@@ -545,6 +546,7 @@ impl World {
                                 message: p.message,
                                 location: p.location,
                                 unobserved: false,
+                                backtrace: p.backtrace,
                                 at: self.point(),
                             }));
                             return None;
