@@ -201,6 +201,13 @@ impl SimTest {
             Ok(env) => env,
             Err(e) => panic!("lockstep: {e}"),
         };
+        if let Some(path) = &env.trace {
+            // Checked before any seed runs: a path that cannot be written
+            // is an error now, not a silent nothing when the test passes.
+            if let Err(e) = report::prepare_trace_path(path) {
+                panic!("lockstep: LOCKSTEP_TRACE={}: {e}", path.display());
+            }
+        }
         let body = Arc::new(body);
         let seeds: Vec<Seed> = if let Some(seed) = env.seed.or(self.seed) {
             vec![seed]
@@ -251,12 +258,23 @@ impl SimTest {
             };
             self.report_failure(&env, seed, (i, seeds.len()), &cause, &traced);
         }
-        if let (Some(path), [seed]) = (&env.trace, seeds.as_slice()) {
-            // A replayed seed that passed: still write its trace, as asked.
-            let traced = self.run_seed(*seed, Verbosity::Full, &body);
-            if let Err(e) = report::write_trace(path, traced.trace()) {
-                panic!("lockstep: LOCKSTEP_TRACE={}: {e}", path.display());
+        match (&env.trace, seeds.as_slice()) {
+            (Some(path), [seed]) => {
+                // A replayed seed that passed: still write its trace, as asked.
+                let traced = self.run_seed(*seed, Verbosity::Full, &body);
+                if let Err(e) = report::write_trace(path, traced.trace()) {
+                    panic!("lockstep: LOCKSTEP_TRACE={}: {e}", path.display());
+                }
             }
+            (Some(path), _) => eprintln!(
+                "lockstep: LOCKSTEP_TRACE={}: no trace written: all {} seeds of `{}` passed; \
+                 a trace is written for a failing seed, or for the one seed LOCKSTEP_SEED \
+                 replays",
+                path.display(),
+                seeds.len(),
+                self.meta.test_path()
+            ),
+            (None, _) => {}
         }
     }
 
