@@ -128,13 +128,6 @@ impl Display for Failure {
                          never awaited (await the handle, or configure `unobserved_panics`)"
                     )?;
                 }
-                if let Some(bt) = &r.backtrace {
-                    write!(
-                        f,
-                        "\n  backtrace:\n    {}",
-                        bt.trim_end().replace('\n', "\n    ")
-                    )?;
-                }
                 Ok(())
             }
             Failure::Deadlock(r) => {

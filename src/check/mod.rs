@@ -64,6 +64,15 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// The backtrace of a panic, when one was captured (see
+    /// [`PanicReport::backtrace`]).
+    pub fn backtrace(&self) -> Option<&std::backtrace::Backtrace> {
+        match self {
+            Failure::Panic(r) => r.backtrace.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Where the run stood when it failed: seed, virtual time, step.
     pub fn at(&self) -> &RunPoint {
         match self {
@@ -252,8 +261,11 @@ pub struct PanicReport {
     /// the main task returned.
     pub unobserved: bool,
     /// The panic's backtrace, captured when `RUST_BACKTRACE` (or
-    /// `RUST_LIB_BACKTRACE`) asks for one, as std's panic hook would print.
-    pub backtrace: Option<String>,
+    /// `RUST_LIB_BACKTRACE`) asks for one, as std's panic hook would print
+    /// it. The `#[sim_test]` report and [`Outcome::unwrap`](crate::Outcome::unwrap)
+    /// print it; the failure's `Display` does not (it is the same in every
+    /// replay of the seed, and a backtrace is not).
+    pub backtrace: Option<std::sync::Arc<std::backtrace::Backtrace>>,
     /// When it happened.
     pub at: RunPoint,
 }

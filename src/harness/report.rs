@@ -233,6 +233,14 @@ pub(crate) fn render<T>(
     for line in failure.lines() {
         let _ = writeln!(r, "  {line}");
     }
+    if let Cause::Failure(f) = cause {
+        if let Some(bt) = f.backtrace() {
+            let _ = writeln!(r, "\n  backtrace of the panic:");
+            for line in bt.to_string().lines() {
+                let _ = writeln!(r, "    {line}");
+            }
+        }
+    }
     let stats = traced.stats();
     let _ = writeln!(r, "\n  seed:          {seed}");
     let _ = writeln!(

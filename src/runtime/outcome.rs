@@ -132,7 +132,10 @@ impl<T> Outcome<T> {
         match self.result {
             Ok(v) => v,
             Err(f) => panic!(
-                "lockstep run failed: {f}\n\nlast events:\n{}",
+                "lockstep run failed: {f}{}\n\nlast events:\n{}",
+                f.backtrace()
+                    .map(|bt| format!("\n\nbacktrace of the panic:\n{bt}"))
+                    .unwrap_or_default(),
                 self.trace.render_tail(20)
             ),
         }

@@ -8,16 +8,20 @@
 //! stderr. Everywhere else it defers to the previous hook.
 //!
 //! When the user asks for backtraces (`RUST_BACKTRACE=1`), the hook also
-//! captures one and the report prints it: a task panic deep in library code
-//! is otherwise hard to place.
+//! captures one, and the `#[sim_test]` report (and `Outcome::unwrap`)
+//! prints it: a task panic deep in library code is otherwise hard to place.
+//! It stays out of the failure's `Display`, which is the same in every
+//! replay of a seed.
 //!
 //! A program built with `panic = "abort"` cannot catch panics at all; lockstep
 //! needs the default `panic = "unwind"`.
 
 use std::any::Any;
+use std::backtrace::{Backtrace, BacktraceStatus};
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::panic::{self, AssertUnwindSafe};
+use std::sync::Arc;
 use std::sync::Once;
 
 use crate::check::Site;
@@ -25,7 +29,7 @@ use crate::check::Site;
 thread_local! {
     static CATCHING: Cell<u32> = const { Cell::new(0) };
     static CAUGHT: RefCell<Option<Site>> = const { RefCell::new(None) };
-    static BACKTRACE: RefCell<Option<String>> = const { RefCell::new(None) };
+    static BACKTRACE: RefCell<Option<Arc<Backtrace>>> = const { RefCell::new(None) };
 }
 
 static HOOK: Once = Once::new();
@@ -45,9 +49,9 @@ pub(crate) fn install_hook() {
                 // Captured only when the user asked for backtraces
                 // (RUST_BACKTRACE / RUST_LIB_BACKTRACE), as std's hook does;
                 // printed in the report, since the hook stays silent.
-                let bt = std::backtrace::Backtrace::capture();
-                let bt = (bt.status() == std::backtrace::BacktraceStatus::Captured)
-                    .then(|| bt.to_string());
+                // Resolved to symbols only if a report prints it.
+                let bt = Backtrace::capture();
+                let bt = (bt.status() == BacktraceStatus::Captured).then(|| Arc::new(bt));
                 BACKTRACE.with(|b| *b.borrow_mut() = bt);
             } else {
                 previous(info);
@@ -76,7 +80,7 @@ pub(crate) struct PanicPayload {
     pub(crate) message: String,
     pub(crate) location: Option<Site>,
     /// The backtrace, when `RUST_BACKTRACE` asked for one.
-    pub(crate) backtrace: Option<String>,
+    pub(crate) backtrace: Option<Arc<Backtrace>>,
 }
 
 /// Runs `f`, catching a panic.
