@@ -726,3 +726,25 @@ fn a_task_panic_report_has_a_backtrace_when_asked_for() {
     assert!(without.contains("deep down"), "{without}");
     assert!(!without.contains("BACKTRACE<<"), "{without}");
 }
+
+#[test]
+fn a_poll_that_arms_many_timers_at_once_is_not_a_livelock() {
+    // 150,000 sleeps polled in one poll clone the task's waker as often:
+    // many clones, no loop.
+    use std::future::Future;
+    let outcome = Sim::new(2).run(async {
+        let mut sleeps: Vec<_> = (0..150_000u64)
+            .map(|i| Box::pin(sleep(Duration::from_micros(1 + i % 7))))
+            .collect();
+        std::future::poll_fn(|cx| {
+            sleeps.retain_mut(|s| s.as_mut().poll(cx).is_pending());
+            if sleeps.is_empty() {
+                std::task::Poll::Ready(())
+            } else {
+                std::task::Poll::Pending
+            }
+        })
+        .await;
+    });
+    assert!(outcome.is_ok(), "{:?}", outcome.failure());
+}

@@ -412,8 +412,7 @@ pub enum LivelockKind {
     /// `window` polls in a row passed with no virtual time passing and no
     /// task finishing.
     NoProgress,
-    /// The task being polled woke itself (or cloned its waker) `window`
-    /// times inside one poll: a loop inside `poll` that re-polls a
+    /// The task being polled woke itself `window` times inside one poll: a loop inside `poll` that re-polls a
     /// self-waking future and would never return. The poll was stopped by
     /// a panic raised from inside the wake.
     WithinPoll,

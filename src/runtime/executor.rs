@@ -195,7 +195,7 @@ pub(crate) struct Executor {
     /// the table so that a waker dropped while the table is borrowed can
     /// still be counted.
     wakers_out: RefCell<Vec<(u16, u32)>>,
-    /// Wakes and waker clones of the polled task by itself in this poll.
+    /// Wakes of the polled task by itself in this poll.
     self_wakes: Cell<u64>,
     /// Set when a poll was stopped for waking itself too often.
     poll_livelock: Cell<Option<u64>>,
@@ -206,11 +206,13 @@ pub(crate) struct Executor {
     foreign: RefCell<Vec<(TaskId, String)>>,
 }
 
-/// Self-wakes (and waker clones) of one task within one poll past which the
-/// poll is taken to loop forever. A correct poll wakes itself a handful of
-/// times at most (a `select` over many branches, each yielding once); a
-/// hundred thousand is a loop that re-polls a self-waking future.
-pub(crate) const SELF_WAKE_LIMIT: u64 = 100_000;
+/// Self-wakes of one task within one poll past which the poll is taken to
+/// loop forever. A correct poll wakes itself a handful of times (a `select`
+/// over a few branches that each yield once); a million is a loop that
+/// re-polls a self-waking future. Waker clones do not count: a poll that
+/// arms a hundred thousand timers at once (a `join_all` of sleeps) clones
+/// its waker that often, and is fine.
+pub(crate) const SELF_WAKE_LIMIT: u64 = 1_000_000;
 
 /// The panic payload that stops a poll found looping (see
 /// [`Executor::after_poll`]).
@@ -343,7 +345,7 @@ impl Executor {
         key
     }
 
-    /// Counts one wake (or waker clone) of the task being polled by itself;
+    /// Counts one wake of the task being polled by itself;
     /// past [`SELF_WAKE_LIMIT`] in one poll, stops the poll with a panic
     /// (see `LivelockKind::WithinPoll`).
     #[inline]
@@ -734,9 +736,6 @@ impl Executor {
 
     /// A counted copy of task `index`'s waker was made (`up`) or dropped.
     pub(crate) fn count_waker(&self, index: u32, id_low: u16, up: bool) {
-        if up {
-            self.note_self_wake(index, id_low);
-        }
         let mut counts = self.wakers_out.borrow_mut();
         if let Some((id, n)) = counts.get_mut(index as usize) {
             if *id == id_low {
