@@ -1,11 +1,14 @@
 //! What a failing `#[sim_test]` prints, and the command that replays it.
 //!
-//! The report lists, in this order: the failure, the seed, the virtual time
-//! and step count, the last events of the trace, and the exact command that
-//! replays the seed; then where the full trace was written. The replay
-//! command is built from what the macro captured at the test's definition
+//! The report lists, in this order: the failure (and a panic's backtrace,
+//! when `RUST_BACKTRACE` asked for one), the seed, the virtual time and step
+//! count, the last events of the trace, and the exact command that replays
+//! the seed; then where the full trace was written. The replay command is
+//! built from what the macro captured at the test's definition
 //! (`CARGO_PKG_NAME`, `CARGO_CRATE_NAME`, `file!()`, `module_path!()`), so
-//! it selects exactly this test in exactly this target.
+//! it selects exactly this test in exactly this target, and from where the
+//! running test binary lives (`target/release/…` adds `--release`), so it
+//! rebuilds nothing the failing run did not use.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};

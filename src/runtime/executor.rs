@@ -358,7 +358,8 @@ impl Executor {
         }
         let n = self.self_wakes.get() + 1;
         self.self_wakes.set(n);
-        if n >= SELF_WAKE_LIMIT {
+        // Never while unwinding: a second panic would abort the process.
+        if n >= SELF_WAKE_LIMIT && !std::thread::panicking() {
             self.poll_livelock.set(Some(n));
             std::panic::panic_any(PollLivelock);
         }
