@@ -181,3 +181,25 @@ fn a_slow_reader_paces_the_writer_and_replays_identically() {
         );
     }
 }
+
+#[test]
+fn a_link_can_set_the_window_of_streams_over_it() {
+    let outcome = Sim::new(5).run(async {
+        slow_sink(Duration::from_secs(10));
+        let client = Host::client("client");
+        net::set_link_oneway(
+            "client",
+            "server",
+            lockstep::net::LinkConfig::default().send_window(300),
+        );
+        client
+            .spawn(async {
+                let mut stream = TcpStream::connect("server:9").await?;
+                stream.write(&[1; 1000]).await
+            })
+            .await
+            .unwrap()
+            .unwrap()
+    });
+    assert_eq!(outcome.into_result().unwrap(), 300);
+}
