@@ -748,3 +748,35 @@ fn a_poll_that_arms_many_timers_at_once_is_not_a_livelock() {
     });
     assert!(outcome.is_ok(), "{:?}", outcome.failure());
 }
+
+/// A scenario-style runner: a function from a configured simulation to its
+/// outcome, whose poll never returns (until the test releases it).
+fn stuck_variant(sim: &Sim) -> Outcome<()> {
+    sim.to_builder()
+        .watchdog(Some(Duration::from_millis(300)))
+        .build()
+        .run(async {
+            lockstep::trace!("variant starts");
+            sleep(Duration::from_millis(4)).await;
+            while !RELEASE_VARIANT.load(std::sync::atomic::Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        })
+}
+
+static RELEASE_VARIANT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[test]
+fn a_runner_function_whose_poll_never_returns_is_handed_back_by_isolate() {
+    let outcome = Sim::new(0x5eed).isolate(stuck_variant);
+    RELEASE_VARIANT.store(true, std::sync::atomic::Ordering::Relaxed);
+    let failure = failure_of(&outcome);
+    let Failure::BlockedPoll(report) = failure else {
+        panic!("{failure}")
+    };
+    assert!(!report.returned, "{failure}");
+    assert_eq!(report.task.id, lockstep::task::TaskId::MAIN);
+    assert_eq!(report.at.time, Instant::START + Duration::from_millis(4));
+    let trace = outcome.trace().render();
+    assert!(trace.contains("variant starts"), "{trace}");
+}
