@@ -324,6 +324,14 @@ impl SimBuilder {
         self
     }
 
+    /// Stops the run just before step `step`, failing it with `failure` (to
+    /// record the trace of a run that failed on wall time, which a replay
+    /// does not reproduce).
+    pub(crate) fn halt_before(mut self, step: u64, failure: crate::check::Failure) -> Self {
+        self.config.halt = Some(Halt { step, failure });
+        self
+    }
+
     /// Builds the simulation.
     pub fn build(self) -> Sim {
         Sim {
