@@ -196,3 +196,7 @@ async fn partitioned_then_healed() {
         "after the heal at 1 s, pings are answered"
     );
 }
+
+#[sim_test(seed = 1, faults = "at 1s explode server")]
+#[should_panic(expected = "#[sim_test(faults = \"...\")]: ")]
+async fn a_plan_string_that_does_not_parse_names_the_attribute() {}
