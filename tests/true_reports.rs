@@ -780,3 +780,45 @@ fn a_runner_function_whose_poll_never_returns_is_handed_back_by_isolate() {
     let trace = outcome.trace().render();
     assert!(trace.contains("variant starts"), "{trace}");
 }
+
+static RELEASE_SWEEP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// One seed of a sweep: seeds 3 and 7 spin inside one poll.
+fn sweep_seed(sim: &Sim) -> Outcome<()> {
+    let stuck = matches!(sim.seed().0, 3 | 7);
+    sim.run(async move {
+        lockstep::trace!("seed starts");
+        sleep(Duration::from_millis(lockstep::random::range(1..5))).await;
+        if stuck {
+            while !RELEASE_SWEEP.load(std::sync::atomic::Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        }
+    })
+}
+
+#[test]
+fn a_sweep_reports_each_stuck_seed_with_its_trace_and_goes_on() {
+    let mut verdicts = Vec::new();
+    for seed in 0..10u64 {
+        let sim = Sim::builder()
+            .seed(seed)
+            .watchdog(Some(Duration::from_millis(200)))
+            .build();
+        let outcome = sim.isolate(sweep_seed);
+        if let Some(Failure::BlockedPoll(r)) = outcome.failure() {
+            assert!(!r.returned);
+            let trace = outcome.trace().render();
+            assert!(trace.contains("seed starts"), "seed {seed}: {trace}");
+        }
+        verdicts.push((seed, outcome.failure().map(Failure::kind)));
+    }
+    RELEASE_SWEEP.store(true, std::sync::atomic::Ordering::Relaxed);
+    let stuck: Vec<u64> = verdicts
+        .iter()
+        .filter(|(_, k)| *k == Some(lockstep::check::FailureKind::BlockedPoll))
+        .map(|(s, _)| *s)
+        .collect();
+    assert_eq!(stuck, [3, 7], "{verdicts:?}");
+    assert_eq!(verdicts.iter().filter(|(_, k)| k.is_none()).count(), 8);
+}
