@@ -209,3 +209,7 @@ async fn random_fill_draws_from_the_seed() {
     lockstep::random::fill(&mut a);
     assert_ne!(a, [0u8; 16]);
 }
+
+#[sim_test(seed = 1, faults = "at 1s explode server")]
+#[should_panic(expected = "#[sim_test(faults = \"...\")]: ")]
+async fn a_plan_string_that_does_not_parse_names_the_attribute() {}

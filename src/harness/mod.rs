@@ -172,7 +172,22 @@ impl SimTest {
         Fut: Future + 'static,
         Fut::Output: TestOutput,
     {
-        let sim = self.builder.clone().seed(seed).verbosity(verbosity).build();
+        self.run_seed_with(self.builder.clone(), seed, verbosity, body)
+    }
+
+    fn run_seed_with<F, Fut>(
+        &self,
+        builder: SimBuilder,
+        seed: Seed,
+        verbosity: Verbosity,
+        body: &Arc<F>,
+    ) -> Outcome<Result<(), String>>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future + 'static,
+        Fut::Output: TestOutput,
+    {
+        let sim = builder.seed(seed).verbosity(verbosity).build();
         let body = body.clone();
         let make = move || {
             let fut = body();
@@ -244,6 +259,16 @@ impl SimTest {
                 );
             let (traced, cause) = if has_trace {
                 (outcome, cause)
+            } else if let Some(Failure::BlockedPoll(r)) = outcome.failure() {
+                // Wall time is not replayed: the traced run's poll may be
+                // quicker. Trace the same seed up to the end of the step
+                // that blocked, and report what the first run saw.
+                let halt = self
+                    .builder
+                    .clone()
+                    .halt_before(r.at.step + 1, Failure::BlockedPoll(r.clone()));
+                let traced = self.run_seed_with(halt, seed, Verbosity::Full, &body);
+                (traced, cause)
             } else {
                 let traced = self.run_seed(seed, Verbosity::Full, &body);
                 let same = traced.determinism_hash() == outcome.determinism_hash();
