@@ -22,7 +22,10 @@ use crate::runtime::{Outcome, Policy, Seed, Sim, SimBuilder};
 use crate::time::Duration;
 use crate::trace::Verbosity;
 
+pub(crate) mod bundle;
 pub(crate) mod env;
+pub(crate) mod jobs;
+pub(crate) mod perfetto;
 pub(crate) mod report;
 pub(crate) mod snapshot;
 
@@ -164,7 +167,7 @@ impl SimTest {
     #[track_caller]
     pub fn run<F, Fut>(self, body: F)
     where
-        F: Fn() -> Fut,
+        F: Fn() -> Fut + Sync,
         Fut: Future,
         Fut::Output: TestOutput,
     {
@@ -186,10 +189,17 @@ impl SimTest {
         } else {
             Verbosity::Off
         };
-        for (i, &seed) in seeds.iter().enumerate() {
-            let outcome = self.run_seed(seed, explore, &body);
+        let jobs = jobs::from_env().unwrap_or_else(|e| panic!("lockstep: {e}"));
+        // The first failing seed, on `jobs` threads: the same seed one
+        // thread would find (see `jobs`).
+        let first_failure = jobs::first_some(seeds.len(), jobs, |i| {
+            let outcome = self.run_seed(seeds[i], explore, &body);
+            (!matches!(outcome.result(), Ok(Ok(())))).then_some(outcome)
+        });
+        if let Some((i, outcome)) = first_failure {
+            let seed = seeds[i];
             let cause = match outcome.result() {
-                Ok(Ok(())) => continue,
+                Ok(Ok(())) => unreachable!("a passing seed is not a failure"),
                 Ok(Err(e)) => Cause::Returned(e.clone()),
                 Err(f) => Cause::Failure(f.clone()),
             };
@@ -213,10 +223,13 @@ impl SimTest {
                     eprintln!("lockstep: LOCKSTEP_TRACE={}: {e}", path.display());
                 }
             }
-            panic!(
-                "{}",
-                report::render(&self.meta, seed, (i, seeds.len()), &cause, &traced, &file)
-            );
+            let mut report =
+                report::render(&self.meta, seed, (i, seeds.len()), &cause, &traced, &file);
+            let sim = self.builder.clone().seed(seed).build();
+            let bundle =
+                bundle::write_for_test(&self.meta, &sim, &traced, &cause_kind(&cause), &report);
+            report.push_str(&bundle::report_lines(&bundle));
+            panic!("{report}");
         }
         if let (Some(path), [seed]) = (&env.trace, seeds.as_slice()) {
             // A replayed seed that passed: still write its trace, as asked.
@@ -225,6 +238,15 @@ impl SimTest {
                 panic!("lockstep: LOCKSTEP_TRACE={}: {e}", path.display());
             }
         }
+    }
+}
+
+/// The failure kind a bundle records.
+fn cause_kind(cause: &Cause) -> String {
+    match cause {
+        Cause::Failure(f) => f.kind().to_string(),
+        Cause::Returned(_) => "returned-error".to_string(),
+        Cause::ReplayDiverged { .. } => crate::check::FailureKind::NonDeterminism.to_string(),
     }
 }
 
