@@ -25,8 +25,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::{Deserialize, Serialize};
 
 use crate::fault::{FaultAction, FaultPlan};
-use crate::runtime::{Outcome, Seed, Sim};
-use crate::time::{Duration, format_duration};
+use crate::runtime::{Outcome, Sim};
+use crate::time::format_duration;
 use crate::trace::{EventKind, Trace};
 
 /// The manifest format; bumped when a field changes meaning.
@@ -99,6 +99,8 @@ pub(crate) struct TestRun {
     pub(crate) profile: String,
     /// Whether the test is `#[ignore]`d (libtest then needs `--include-ignored`).
     pub(crate) ignored: bool,
+    /// The directory the test ran in (cargo runs tests in their package's).
+    pub(crate) cwd: String,
     /// The `LOCKSTEP_SEED=… cargo test …` line.
     pub(crate) replay_command: String,
 }
@@ -133,50 +135,6 @@ impl Manifest {
             test: None,
         }
     }
-
-    /// The seed.
-    pub(crate) fn seed(&self) -> Result<Seed, String> {
-        self.seed
-            .parse()
-            .map_err(|e| format!("bundle.json: seed: {e}"))
-    }
-
-    /// The settings of the recorded run, full tracing.
-    pub(crate) fn sim(&self) -> Result<Sim, String> {
-        let mut b = Sim::builder()
-            .seed(self.seed()?)
-            .policy(
-                self.policy
-                    .parse()
-                    .map_err(|e| format!("bundle.json: policy: {e}"))?,
-            )
-            .verbosity(crate::Verbosity::Full);
-        b = match &self.max_virtual_time {
-            Some(t) => b.max_virtual_time(parse_secs(t)?),
-            None => b.no_time_limit(),
-        };
-        b = match self.max_steps {
-            Some(n) => b.max_steps(n),
-            None => b.no_step_limit(),
-        };
-        if let Some(plan) = &self.faults {
-            b = b.faults(
-                plan.parse()
-                    .map_err(|e| format!("bundle.json: faults: {e}"))?,
-            );
-        }
-        Ok(b.build())
-    }
-}
-
-/// `1.500s` → 1.5 s (what [`format_duration`] writes).
-fn parse_secs(t: &str) -> Result<Duration, String> {
-    t.trim()
-        .strip_suffix('s')
-        .and_then(|n| n.parse::<f64>().ok())
-        .filter(|n| n.is_finite() && *n >= 0.0)
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| format!("bundle.json: `{t}` is not a duration like `3600.000s`"))
 }
 
 /// The concrete plan a plan with `random` actions drew in the run that
@@ -315,6 +273,9 @@ pub(crate) fn write_for_test<T>(
         target: meta.target(),
         profile: profile(),
         ignored: meta.ignored,
+        cwd: std::env::current_dir()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
         replay_command: meta.replay_command(seed),
     });
     let name = format!(
@@ -375,7 +336,6 @@ mod tests {
         );
         let m = Manifest::new(&sim, &outcome, "panic", "boom\nmore");
         assert_eq!(m.failure, "boom");
-        assert_eq!(m.sim().unwrap().seed(), Seed(5));
         let back: Manifest = serde_json::from_str(&serde_json::to_string(&m).unwrap()).unwrap();
         assert_eq!(back, m);
     }
