@@ -17,6 +17,11 @@
 //! exactly the sweep, and `lockstep merge` of their `--json` outputs gives
 //! the table one machine would print.
 //!
+//! A shard judges only what it can see alone: a fixed variant that fails
+//! is `BROKEN`, but a buggy variant whose part of the sweep shows no
+//! failure (or first fails another way) is `undecided` and does not fail
+//! the shard; `lockstep merge` judges it over the whole sweep.
+//!
 //! Without `--keep-going`, explore stops at the first variant that does not
 //! behave as declared (a fixed variant stops at its first failing seed),
 //! as `cargo test` stops at the first failing test binary; the rest are
@@ -158,13 +163,16 @@ pub(crate) enum Verdict {
     Missed,
     /// The first failing seed failed another way.
     WrongKind,
+    /// A shard without the declared failure, or whose first failing seed
+    /// failed another way: only the merge of every shard can judge it.
+    Undecided,
     /// Not run.
     Skipped,
 }
 
 impl Verdict {
     pub(crate) fn ok(self) -> bool {
-        matches!(self, Verdict::Passed | Verdict::Caught)
+        matches!(self, Verdict::Passed | Verdict::Caught | Verdict::Undecided)
     }
 
     fn label(self) -> &'static str {
@@ -174,6 +182,7 @@ impl Verdict {
             Verdict::Broken => "BROKEN",
             Verdict::Missed => "MISSED",
             Verdict::WrongKind => "WRONG KIND",
+            Verdict::Undecided => "ok so far: merge decides",
             Verdict::Skipped => "skipped",
         }
     }
@@ -192,12 +201,18 @@ impl VariantResult {
         if self.skipped {
             return Verdict::Skipped;
         }
-        match (self.expect.strip_prefix("fails:"), self.failures.first()) {
+        let verdict = match (self.expect.strip_prefix("fails:"), self.failures.first()) {
             (None, None) => Verdict::Passed,
             (None, Some(_)) => Verdict::Broken,
             (Some(_), None) => Verdict::Missed,
             (Some(want), Some(first)) if first.kind.as_deref() == Some(want) => Verdict::Caught,
             (Some(_), Some(_)) => Verdict::WrongKind,
+        };
+        match verdict {
+            // The declared failure, or an earlier seed failing otherwise,
+            // may be in another shard.
+            Verdict::Missed | Verdict::WrongKind if self.shard.is_some() => Verdict::Undecided,
+            v => v,
         }
     }
 }
