@@ -309,4 +309,50 @@ mod tests {
         assert!(starts > 0 && ends > 0);
         assert!(events.iter().any(|e| e["ph"] == "X" && e["name"] == "poll"));
     }
+
+    #[test]
+    fn hosts_are_processes_and_messages_are_flows_between_them() {
+        use crate::net::{Host, UdpSocket};
+        let outcome = Sim::new(7).run(async {
+            Host::new("server", || async {
+                let socket = UdpSocket::bind("0.0.0.0:7").await?;
+                let mut buf = [0; 16];
+                let (n, from) = socket.recv_from(&mut buf).await?;
+                socket.send_to(&buf[..n], from).await?;
+                Ok(())
+            });
+            let client = Host::new("client", || async { Ok(()) });
+            client
+                .spawn(async {
+                    let socket = UdpSocket::bind("0.0.0.0:0").await.unwrap();
+                    socket.send_to(b"ping", "server:7").await.unwrap();
+                    let mut buf = [0; 16];
+                    socket.recv_from(&mut buf).await.unwrap();
+                })
+                .await
+                .unwrap();
+        });
+        assert!(outcome.is_ok(), "{:?}", outcome.failure());
+        let doc: Value = serde_json::from_str(&to_perfetto(outcome.trace())).unwrap();
+        let events = doc["traceEvents"].as_array().unwrap();
+        let pid = |name: &str| {
+            events
+                .iter()
+                .find(|e| e["name"] == "process_name" && e["args"]["name"] == name)
+                .map(|e| e["pid"].as_u64().unwrap())
+                .unwrap_or_else(|| panic!("no process {name}"))
+        };
+        let (server, client) = (pid("server"), pid("client"));
+        assert_ne!(server, client);
+        let net = |ph: &str| -> Vec<u64> {
+            events
+                .iter()
+                .filter(|e| e["cat"] == "net" && e["ph"] == ph)
+                .map(|e| e["pid"].as_u64().unwrap())
+                .collect()
+        };
+        // ping: client → server; pong: server → client.
+        assert_eq!(net("s"), [client, server]);
+        assert_eq!(net("f"), [server, client]);
+    }
 }
