@@ -30,8 +30,8 @@
 //!
 //! The first `--bundles` failing seeds of each variant (default 3) are run
 //! again with full tracing and written as failure bundles; the traced run
-//! must take the same decisions as the sweep's, or the seed is reported as
-//! non-deterministic.
+//! must take the same decisions as the sweep's (the decision hashes must
+//! match), or the variant's verdict is `NON-DETERMINISTIC`.
 
 use std::io::IsTerminal as _;
 use std::path::PathBuf;
@@ -148,6 +148,10 @@ pub(crate) struct VariantResult {
     /// Bundles written.
     #[serde(default)]
     pub(crate) bundles: Vec<String>,
+    /// Failing seeds whose traced rerun (for the bundle) took other
+    /// decisions than the sweep's run: non-determinism.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) nondeterministic: Vec<Seed>,
 }
 
 /// What a variant's sweep shows against what it declares.
@@ -163,6 +167,9 @@ pub(crate) enum Verdict {
     Missed,
     /// The first failing seed failed another way.
     WrongKind,
+    /// A failing seed did not replay: something outside the seed
+    /// reached the run.
+    NonDeterministic,
     /// A shard without the declared failure, or whose first failing seed
     /// failed another way: only the merge of every shard can judge it.
     Undecided,
@@ -183,6 +190,7 @@ impl Verdict {
             Verdict::Missed => "MISSED",
             Verdict::WrongKind => "WRONG KIND",
             Verdict::Undecided => "ok so far: merge decides",
+            Verdict::NonDeterministic => "NON-DETERMINISTIC",
             Verdict::Skipped => "skipped",
         }
     }
@@ -200,6 +208,9 @@ impl VariantResult {
     pub(crate) fn verdict(&self) -> Verdict {
         if self.skipped {
             return Verdict::Skipped;
+        }
+        if !self.nondeterministic.is_empty() {
+            return Verdict::NonDeterministic;
         }
         let verdict = match (self.expect.strip_prefix("fails:"), self.failures.first()) {
             (None, None) => Verdict::Passed,
@@ -314,6 +325,13 @@ pub(crate) fn print_table(results: &[VariantResult], out: &mut dyn std::io::Writ
             shown.join(" "),
             if r.failures.len() > 8 { " …" } else { "" }
         );
+        for seed in &r.nondeterministic {
+            let _ = writeln!(
+                out,
+                "  seed {seed} does not replay: its traced rerun took other decisions (see its \
+                 bundle)"
+            );
+        }
         for b in &r.bundles {
             let _ = writeln!(out, "  bundle: {b}  (lockstep replay {b})");
         }
@@ -444,6 +462,7 @@ pub(crate) fn run(args: Args, scenarios: &[Scenario]) -> Outcome {
             failures: Vec::new(),
             elapsed_secs: 0.0,
             bundles: Vec::new(),
+            nondeterministic: Vec::new(),
         };
         if stopped {
             if let Some(bar) = &bar {
@@ -499,7 +518,12 @@ pub(crate) fn run(args: Args, scenarios: &[Scenario]) -> Outcome {
                 None => write_bundle(&sweep, f, &root),
             };
             match written {
-                Ok(dir) => result.bundles.push(dir.display().to_string()),
+                Ok((dir, same)) => {
+                    if !same {
+                        result.nondeterministic.push(f.seed);
+                    }
+                    result.bundles.push(dir.display().to_string());
+                }
                 Err(e) => {
                     let _ = writeln!(log, "lockstep: {e}");
                 }
@@ -536,18 +560,19 @@ pub(crate) fn run(args: Args, scenarios: &[Scenario]) -> Outcome {
     Ok(exit(ok))
 }
 
-/// Reruns a failing seed traced and writes its bundle.
+/// Reruns a failing seed traced and writes its bundle; the flag says
+/// whether the traced run took the sweep's decisions (else the bundle
+/// records non-determinism).
 pub(crate) fn write_bundle(
     sweep: &Sweep<'_>,
     f: &SeedResult,
     root: &std::path::Path,
-) -> Result<PathBuf, String> {
+) -> Result<(PathBuf, bool), String> {
     let sim = sweep.sim.sim(f.seed, Verbosity::Full);
     let traced = sweep.variant.run(&sim);
+    let same = traced.determinism_hash() == f.hash && traced.failure().is_some();
     let (kind, text) = match traced.failure() {
-        Some(failure) if traced.determinism_hash() == f.hash => {
-            (failure.kind().to_string(), failure.to_string())
-        }
+        Some(failure) if same => (failure.kind().to_string(), failure.to_string()),
         other => (
             "non-determinism".to_string(),
             format!(
@@ -559,7 +584,7 @@ pub(crate) fn write_bundle(
             ),
         ),
     };
-    bundle_for(sweep, &sim, &traced, &kind, &text, root)
+    bundle_for(sweep, &sim, &traced, &kind, &text, root).map(|dir| (dir, same))
 }
 
 /// Writes the bundle of a traced scenario run.

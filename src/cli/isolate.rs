@@ -60,7 +60,9 @@ pub(crate) fn child(args: ChildArgs, scenarios: &[Scenario]) -> Outcome {
         let r = r.pop().expect("one seed, one result");
         if let (Some(root), Some(_)) = (&args.bundle_dir, &r.kind) {
             let line = match super::explore::write_bundle(&sweep, &r, root) {
-                Ok(dir) => serde_json::json!({"bundle": dir.display().to_string()}),
+                Ok((dir, same)) => {
+                    serde_json::json!({"bundle": dir.display().to_string(), "same": same})
+                }
                 Err(e) => serde_json::json!({"error": e}),
             };
             let _ = writeln!(out, "{line}");
@@ -218,7 +220,7 @@ pub(crate) fn write_bundle(
     sweep: &Sweep<'_>,
     f: &SeedResult,
     root: &Path,
-) -> Result<PathBuf, String> {
+) -> Result<(PathBuf, bool), String> {
     if matches!(f.kind.as_deref(), Some("hung" | "crashed")) {
         return Err(format!(
             "seed {} {}: no bundle (rerun it with `lockstep run {}/{} --seed {}`)",
@@ -237,7 +239,7 @@ pub(crate) fn write_bundle(
         .and_then(|l| serde_json::from_str(l).ok())
         .ok_or_else(|| format!("seed {}: the child wrote no bundle", f.seed))?;
     match (v["bundle"].as_str(), v["error"].as_str()) {
-        (Some(dir), _) => Ok(PathBuf::from(dir)),
+        (Some(dir), _) => Ok((PathBuf::from(dir), v["same"].as_bool().unwrap_or(false))),
         (_, Some(e)) => Err(e.to_string()),
         _ => Err(format!("seed {}: the child wrote no bundle", f.seed)),
     }

@@ -132,5 +132,9 @@ fn merge_one(mut parts: Vec<VariantResult>) -> Result<VariantResult, String> {
     out.failures
         .sort_by_key(|f| f.seed.get().wrapping_sub(out.start));
     out.bundles = parts.iter().flat_map(|p| p.bundles.clone()).collect();
+    out.nondeterministic = parts
+        .iter()
+        .flat_map(|p| p.nondeterministic.clone())
+        .collect();
     Ok(out)
 }

@@ -99,7 +99,7 @@ fn compare(recorded: &Trace, now: &Trace, now_failed: bool) -> Replayed {
     }
 }
 
-fn report(bundle: &Bundle, recorded: &Trace, now: &Trace, verdict: &Replayed) {
+fn report(bundle: &Bundle, recorded: &Trace, now: &Trace, hash: Option<u64>, verdict: &Replayed) {
     let title = bundle.title();
     match verdict {
         Replayed::Reproduced => {
@@ -116,6 +116,15 @@ fn report(bundle: &Bundle, recorded: &Trace, now: &Trace, verdict: &Replayed) {
                 }
             );
             println!("  {}", bundle.manifest.failure);
+            if let Some(h) = hash.map(|h| format!("{h:#x}")) {
+                if h != bundle.manifest.decision_hash {
+                    println!(
+                        "  note: the decision hash differs (recorded {}, now {h}): the same events \
+                         came from other random draws",
+                        bundle.manifest.decision_hash
+                    );
+                }
+            }
         }
         Replayed::Fixed => {
             println!(
@@ -148,8 +157,9 @@ pub(crate) fn run(args: Args, scenarios: &[Scenario]) -> Outcome {
     }
     let bundle = Bundle::open(path)?;
     let recorded = bundle.trace()?;
-    let (now, now_failed) = if bundle.manifest.test.is_some() {
-        rerun_test(&bundle, args.cargo)?
+    let (now, now_failed, hash) = if bundle.manifest.test.is_some() {
+        let (trace, failed) = rerun_test(&bundle, args.cargo)?;
+        (trace, failed, None)
     } else {
         rerun_scenario(&bundle, scenarios)?
     };
@@ -162,11 +172,14 @@ pub(crate) fn run(args: Args, scenarios: &[Scenario]) -> Outcome {
         super::trace::write_output(&now, format, Some(out))?;
     }
     let verdict = compare(&recorded, &now, now_failed);
-    report(&bundle, &recorded, &now, &verdict);
+    report(&bundle, &recorded, &now, hash, &verdict);
     Ok(exit(verdict == Replayed::Reproduced))
 }
 
-fn rerun_scenario(bundle: &Bundle, scenarios: &[Scenario]) -> Result<(Trace, bool), String> {
+fn rerun_scenario(
+    bundle: &Bundle,
+    scenarios: &[Scenario],
+) -> Result<(Trace, bool, Option<u64>), String> {
     let Some(s) = &bundle.manifest.scenario else {
         return Err(format!(
             "{}: bundle.json names neither a scenario nor a test",
@@ -179,7 +192,8 @@ fn rerun_scenario(bundle: &Bundle, scenarios: &[Scenario]) -> Result<(Trace, boo
     let variant = spec::variant(scenario, &s.variant)?;
     let outcome = variant.run(&bundle.manifest.sim()?);
     let failed = !outcome.is_ok();
-    Ok((outcome.into_trace(), failed))
+    let hash = outcome.determinism_hash();
+    Ok((outcome.into_trace(), failed, Some(hash)))
 }
 
 fn rerun_test(bundle: &Bundle, cargo: bool) -> Result<(Trace, bool), String> {
