@@ -33,7 +33,7 @@
 //! must take the same decisions as the sweep's (the decision hashes must
 //! match), or the variant's verdict is `NON-DETERMINISTIC`.
 
-use std::io::IsTerminal as _;
+use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::time::Instant as WallInstant;
 
@@ -468,6 +468,7 @@ pub(crate) fn run(args: Args, scenarios: &[Scenario]) -> Outcome {
             if let Some(bar) = &bar {
                 bar.inc(seeds.len() as u64);
             }
+            json_line(args.json, &result)?;
             results.push(result);
             continue;
         }
@@ -542,22 +543,26 @@ pub(crate) fn run(args: Args, scenarios: &[Scenario]) -> Outcome {
             );
         }
         stopped = !keep_going && !verdict.ok();
+        json_line(args.json, &result)?;
         results.push(result);
     }
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }
-    if args.json {
-        for r in &results {
-            println!(
-                "{}",
-                serde_json::to_string(r).map_err(|e| format!("--json: {e}"))?
-            );
-        }
-    }
     let _ = writeln!(log);
     let ok = print_table(&results, &mut *log);
     Ok(exit(ok))
+}
+
+/// With `--json`, prints a variant's result as soon as it is known.
+fn json_line(json: bool, r: &VariantResult) -> Result<(), String> {
+    if json {
+        let line = serde_json::to_string(r).map_err(|e| format!("--json: {e}"))?;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+    Ok(())
 }
 
 /// Reruns a failing seed traced and writes its bundle; the flag says
