@@ -2,9 +2,11 @@
 //!
 //! The macro expands a test into `SimTest::new(meta).<options>.run(body)`.
 //! `run` decides which seeds to try (the attribute's `seed`/`seeds`, the
-//! `LOCKSTEP_*` variables of [`env`]), runs them one after another, and
-//! stops at the first failing seed with a report that ends in the command
-//! replaying it ([`report`]).
+//! `LOCKSTEP_*` variables of [`env`]), runs them (on `LOCKSTEP_JOBS`
+//! threads, see [`jobs`]; the first failing seed does not depend on how
+//! many), and stops at the first failing seed with a report that ends in
+//! the command replaying it ([`report`]) and the failure bundle that
+//! `lockstep replay` reruns ([`bundle`]).
 //!
 //! Speed and faithfulness at once: the seeds are explored with tracing off
 //! (the determinism hash is still kept); a failing seed is then run again
