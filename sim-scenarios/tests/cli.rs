@@ -611,6 +611,36 @@ fn shrink_reduces_a_multi_fault_plan() {
     );
     let faults = std::fs::read_to_string(Path::new(again[0]).join("faults.txt")).unwrap();
     assert!(faults.contains("at 0.000s crash a"), "{faults}");
+
+    // A random plan: the bundle records what it drew, and that shrinks.
+    let random = scratch("shrink-random");
+    let swept = run(cmd(&fixture().bin).args([
+        "explore",
+        "crash-sensitive",
+        "--faults",
+        "0.9",
+        "--count",
+        "20",
+        "--bundle-dir",
+        s(&random),
+    ]))
+    .expect(0);
+    let bundle = after(&swept.stdout, "bundle: ");
+    assert!(!bundle.is_empty(), "{}", swept.stdout);
+    let faults = std::fs::read_to_string(Path::new(bundle[0]).join("faults.txt")).unwrap();
+    assert!(faults.contains("random 0.9 for 30.000s"), "{faults}");
+    assert!(faults.contains("what its random actions drew"), "{faults}");
+    let drawn = faults.lines().filter(|l| l.starts_with("at ")).count() - 1;
+    let shrunk = run(cmd(&fixture().bin).args(["shrink", bundle[0]])).expect(0);
+    assert!(
+        shrunk
+            .stdout
+            .contains(&format!("shrunk {drawn} actions to 1 in")),
+        "{}",
+        shrunk.stdout
+    );
+    let again = after(&shrunk.stdout, "replay: lockstep replay ");
+    run(cmd(&fixture().bin).args(["replay", again[0]])).expect(0);
 }
 
 #[test]
