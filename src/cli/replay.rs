@@ -24,7 +24,7 @@ use std::process::Command;
 
 use super::bundle::Bundle;
 use super::spec::{self, SimArgs};
-use super::trace::Loaded;
+use super::trace::stable_lines;
 use super::{Outcome, Scenario, exit};
 use crate::runtime::Seed;
 use crate::trace::{Trace, Verbosity};
@@ -90,8 +90,8 @@ pub(crate) fn show_divergence(a: &[String], b: &[String], i: usize, left: &str, 
 }
 
 fn compare(recorded: &Trace, now: &Trace, now_failed: bool) -> Replayed {
-    let a = Loaded::Events(recorded.clone()).stable_lines();
-    let b = Loaded::Events(now.clone()).stable_lines();
+    let a = stable_lines(recorded);
+    let b = stable_lines(now);
     match (now_failed, first_difference(&a, &b)) {
         (false, _) => Replayed::Fixed,
         (true, None) => Replayed::Reproduced,
@@ -133,8 +133,8 @@ fn report(bundle: &Bundle, recorded: &Trace, now: &Trace, hash: Option<u64>, ver
             );
         }
         Replayed::Diverged(i) => {
-            let a = Loaded::Events(recorded.clone()).stable_lines();
-            let b = Loaded::Events(now.clone()).stable_lines();
+            let a = stable_lines(recorded);
+            let b = stable_lines(now);
             println!(
                 "diverged at event {i}: {title} still fails, but not the same way: the code \
                  changed since the bundle was written ({} events recorded, {} now)",
@@ -269,8 +269,8 @@ fn replay_target(args: &Args, scenarios: &[Scenario]) -> Outcome {
     let sim = args.sim.sim(seed, Verbosity::Full);
     let first = variant.run(&sim);
     let again = variant.run(&sim);
-    let a = Loaded::Events(first.trace().clone()).stable_lines();
-    let b = Loaded::Events(again.trace().clone()).stable_lines();
+    let a = stable_lines(first.trace());
+    let b = stable_lines(again.trace());
     let name = format!("{}/{} seed {seed}", target.scenario.name(), variant.name());
     if let Some(out) = &args.output {
         super::trace::write_output(first.trace(), super::trace::Format::Jsonl, Some(out))?;

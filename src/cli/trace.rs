@@ -140,14 +140,19 @@ impl Loaded {
     /// of code is not a difference).
     pub(crate) fn stable_lines(&self) -> Vec<String> {
         match self {
-            Loaded::Events(t) => t
-                .render_with(&RenderOptions::stable())
-                .lines()
-                .map(str::to_string)
-                .collect(),
+            Loaded::Events(t) => stable_lines(t),
             Loaded::Lines(lines) => lines.iter().map(|l| strip_line_numbers(l)).collect(),
         }
     }
+}
+
+/// One line per event of `trace`, without source line numbers.
+pub(crate) fn stable_lines(trace: &Trace) -> Vec<String> {
+    trace
+        .render_with(&RenderOptions::stable())
+        .lines()
+        .map(str::to_string)
+        .collect()
 }
 
 /// Removes `:line[:column]` after each `.rs` (what stable rendering does).
