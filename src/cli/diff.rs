@@ -185,3 +185,24 @@ pub(crate) fn run(args: Args, scenarios: &[Scenario]) -> Outcome {
     more(shifts.len());
     Ok(exit(false))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_split_into_time_and_what_whatever_the_widths() {
+        let a = split("      0.120s  #3 worker-3       acquire mutex 'db'");
+        let b = split("0.120s #3 worker-3 acquire mutex 'db'");
+        assert_eq!(
+            (a.time.as_str(), a.what.as_str()),
+            ("0.120s", "#3 worker-3 acquire mutex 'db'")
+        );
+        assert_eq!((b.time, b.what), (a.time, a.what));
+        let untimed = split("  deadlock: #1 waits");
+        assert_eq!(
+            (untimed.time.as_str(), untimed.what.as_str()),
+            ("", "deadlock: #1 waits")
+        );
+    }
+}

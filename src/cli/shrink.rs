@@ -248,3 +248,42 @@ fn shortest(actions: &mut [Timed], fails: &mut impl FnMut(&[Timed]) -> bool) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crash(host: &str, at_ms: u64) -> Timed {
+        Timed {
+            at: Duration::from_millis(at_ms),
+            action: FaultAction::Crash { host: host.into() },
+        }
+    }
+
+    #[test]
+    fn ddmin_keeps_only_the_actions_the_failure_needs() {
+        let plan: Vec<Timed> = (0..13).map(|i| crash(&format!("h{i}"), i * 100)).collect();
+        let needs = |a: &[Timed]| {
+            let has = |h: &str| a.iter().any(|t| t.action == crash(h, 0).action);
+            has("h3") && has("h11")
+        };
+        let mut runs = 0;
+        let min = ddmin(plan, &mut |a: &[Timed]| {
+            runs += 1;
+            needs(a)
+        });
+        let hosts: Vec<String> = min.iter().map(|t| t.action.to_string()).collect();
+        assert_eq!(hosts, ["crash h3", "crash h11"]);
+        assert!(runs < 60, "{runs} runs");
+    }
+
+    #[test]
+    fn actions_move_as_early_as_the_failure_allows() {
+        let mut plan = vec![crash("a", 9_000), crash("b", 4_000)];
+        // Fails while `a` crashes at or after 2.5 s; `b` does not matter.
+        let mut fails = |a: &[Timed]| a[0].at >= Duration::from_millis(2_500);
+        earliest(&mut plan, &mut fails);
+        assert_eq!(plan[0].at, Duration::from_millis(2_500));
+        assert_eq!(plan[1].at, Duration::ZERO);
+    }
+}
