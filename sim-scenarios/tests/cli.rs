@@ -403,6 +403,10 @@ struct Fixture {
     bin: PathBuf,
     /// Its `#[sim_test]` binary.
     test: PathBuf,
+    /// Its package folder (where cargo runs its tests).
+    dir: PathBuf,
+    /// The shared target directory.
+    target: PathBuf,
 }
 
 fn fixture() -> &'static Fixture {
@@ -463,6 +467,8 @@ fn fixture() -> &'static Fixture {
         Fixture {
             bin: bin.expect("the fixture's runner was built"),
             test: test.expect("the fixture's test was built"),
+            dir: dir.clone(),
+            target: target.to_path_buf(),
         }
     })
 }
@@ -470,7 +476,9 @@ fn fixture() -> &'static Fixture {
 /// Runs the fixture's `#[sim_test]` with some environment.
 fn fixture_test(env: &[(&str, &str)]) -> Ran {
     let mut c = cmd(&fixture().test);
-    c.args(["lost_update", "--exact"]);
+    // As cargo runs a test: in its package's folder.
+    c.args(["lost_update", "--exact"])
+        .current_dir(&fixture().dir);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -556,6 +564,18 @@ fn a_sim_test_bundle_replays_reproduced_diverged_fixed() {
         .env("FIXTURE_FIXED", "1"))
     .expect(1);
     assert!(fixed.stdout.starts_with("fixed: "), "{}", fixed.stdout);
+
+    // --cargo reruns it through `cargo test` (which rebuilds if needed).
+    let through_cargo = run(cmd(env!("CARGO_BIN_EXE_lockstep"))
+        .args(["replay", bundle, "--cargo"])
+        .env("CARGO_TARGET_DIR", &fixture().target)
+        .env("CARGO_NET_OFFLINE", "true"))
+    .expect(0);
+    assert!(
+        through_cargo.stdout.starts_with("reproduced: lost_update"),
+        "{}",
+        through_cargo.stdout
+    );
 }
 
 #[test]
