@@ -1,26 +1,14 @@
 //! `lockstep explore`: sweep seeds, and a table of verdicts.
 //!
 //! Every selected variant runs its seeds with tracing off (the decision hash
-//! is kept) and is judged against what it declares:
-//!
-//! - [`Expect::Pass`]: every seed passes, else `BROKEN`.
-//! - [`Expect::Fails(kind)`](Expect::Fails): some seed fails, and the
-//!   *first* failing seed (in sweep order) fails with `kind`: `caught`.
-//!   No failing seed is `MISSED`; a first failing seed of another kind is
-//!   `WRONG KIND`. Later seeds failing with other kinds do not change the
-//!   verdict (a buggy program may fail in more than one way); they are
-//!   listed under the table.
+//! is kept) and is judged against what it declares, by the rules of
+//! [`verdict`](super::verdict).
 //!
 //! Results are collected by seed, so the table, the first failing seed and
 //! the exit code are the same whatever `--jobs` is. `--shard I/N` runs
 //! every N-th seed of the sweep from the I-th: the union of the N shards is
 //! exactly the sweep, and `lockstep merge` of their `--json` outputs gives
 //! the table one machine would print.
-//!
-//! A shard judges only what it can see alone: a fixed variant that fails
-//! is `BROKEN`, but a buggy variant whose part of the sweep shows no
-//! failure (or first fails another way) is `undecided` and does not fail
-//! the shard; `lockstep merge` judges it over the whole sweep.
 //!
 //! Without `--keep-going`, explore stops at the first variant that does not
 //! behave as declared (a fixed variant stops at its first failing seed),
@@ -37,9 +25,8 @@ use std::io::{IsTerminal as _, Write as _};
 use std::path::PathBuf;
 use std::time::Instant as WallInstant;
 
-use serde::{Deserialize, Serialize};
-
 use super::spec::{self, SeedRange, ShardArg, SimArgs};
+use super::verdict::{SeedResult, VariantResult, expect_label, print_table};
 use super::{Expect, Outcome, Scenario, Variant, exit};
 use crate::harness::{bundle, jobs};
 use crate::runtime::Seed;
@@ -100,252 +87,6 @@ pub(crate) struct Args {
 pub(crate) enum Isolate {
     /// One child process per batch of seeds.
     Process,
-}
-
-/// One seed's result.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub(crate) struct SeedResult {
-    /// The seed, `0x…`.
-    pub(crate) seed: Seed,
-    /// Its failure kind (`panic`, …; `hung` or `crashed` under isolation),
-    /// or `None` if it passed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) kind: Option<String>,
-    /// The failure's first line.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub(crate) message: String,
-    /// The decision hash.
-    #[serde(default)]
-    pub(crate) hash: u64,
-}
-
-/// One variant's sweep: one JSON line of `--json`, what `merge` reads.
-#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub(crate) struct VariantResult {
-    pub(crate) lockstep: String,
-    pub(crate) scenario: String,
-    pub(crate) variant: String,
-    /// `pass` or `fails:KIND`.
-    pub(crate) expect: String,
-    /// The sweep: seeds `start..end`.
-    pub(crate) start: u64,
-    pub(crate) end: u64,
-    /// `I/N`, when sharded.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) shard: Option<String>,
-    pub(crate) policy: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) faults: Option<String>,
-    /// Seeds run.
-    pub(crate) tried: u64,
-    /// Whether the variant was skipped (an earlier one misbehaved).
-    #[serde(default)]
-    pub(crate) skipped: bool,
-    /// Failing seeds, in sweep order.
-    pub(crate) failures: Vec<SeedResult>,
-    /// Wall-clock seconds the sweep took.
-    pub(crate) elapsed_secs: f64,
-    /// Bundles written.
-    #[serde(default)]
-    pub(crate) bundles: Vec<String>,
-    /// Failing seeds whose traced rerun (for the bundle) took other
-    /// decisions than the sweep's run: non-determinism.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub(crate) nondeterministic: Vec<Seed>,
-}
-
-/// What a variant's sweep shows against what it declares.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Verdict {
-    /// Every seed passed, as declared.
-    Passed,
-    /// The declared failure was found.
-    Caught,
-    /// A variant declared to pass failed.
-    Broken,
-    /// No seed showed the declared failure.
-    Missed,
-    /// The first failing seed failed another way.
-    WrongKind,
-    /// A failing seed did not replay: something outside the seed
-    /// reached the run.
-    NonDeterministic,
-    /// A shard without the declared failure, or whose first failing seed
-    /// failed another way: only the merge of every shard can judge it.
-    Undecided,
-    /// Not run.
-    Skipped,
-}
-
-impl Verdict {
-    pub(crate) fn ok(self) -> bool {
-        matches!(self, Verdict::Passed | Verdict::Caught | Verdict::Undecided)
-    }
-
-    fn label(self) -> &'static str {
-        match self {
-            Verdict::Passed => "ok",
-            Verdict::Caught => "ok: caught",
-            Verdict::Broken => "BROKEN",
-            Verdict::Missed => "MISSED",
-            Verdict::WrongKind => "WRONG KIND",
-            Verdict::Undecided => "ok so far: merge decides",
-            Verdict::NonDeterministic => "NON-DETERMINISTIC",
-            Verdict::Skipped => "skipped",
-        }
-    }
-}
-
-pub(crate) fn expect_label(e: Expect) -> String {
-    match e {
-        Expect::Fails(k) => format!("fails:{k}"),
-        _ => "pass".to_string(),
-    }
-}
-
-impl VariantResult {
-    /// The verdict, from the declared expectation and the failures.
-    pub(crate) fn verdict(&self) -> Verdict {
-        if self.skipped {
-            return Verdict::Skipped;
-        }
-        if !self.nondeterministic.is_empty() {
-            return Verdict::NonDeterministic;
-        }
-        let verdict = match (self.expect.strip_prefix("fails:"), self.failures.first()) {
-            (None, None) => Verdict::Passed,
-            (None, Some(_)) => Verdict::Broken,
-            (Some(_), None) => Verdict::Missed,
-            (Some(want), Some(first)) if first.kind.as_deref() == Some(want) => Verdict::Caught,
-            (Some(_), Some(_)) => Verdict::WrongKind,
-        };
-        match verdict {
-            // The declared failure, or an earlier seed failing otherwise,
-            // may be in another shard.
-            Verdict::Missed | Verdict::WrongKind if self.shard.is_some() => Verdict::Undecided,
-            v => v,
-        }
-    }
-}
-
-/// Prints the verdict table and the notes under it; returns whether every
-/// variant behaved as declared.
-pub(crate) fn print_table(results: &[VariantResult], out: &mut dyn std::io::Write) -> bool {
-    let header = [
-        "scenario",
-        "variant",
-        "expect",
-        "seeds",
-        "failures",
-        "first failing",
-        "seeds/s",
-        "verdict",
-    ];
-    let rows: Vec<[String; 8]> = results
-        .iter()
-        .map(|r| {
-            let rate = if r.elapsed_secs > 0.0 {
-                format!("{:.0}", r.tried as f64 / r.elapsed_secs)
-            } else {
-                "-".to_string()
-            };
-            [
-                r.scenario.clone(),
-                r.variant.clone(),
-                r.expect.clone(),
-                r.tried.to_string(),
-                r.failures.len().to_string(),
-                r.failures
-                    .first()
-                    .map_or("-".to_string(), |f| f.seed.to_string()),
-                rate,
-                r.verdict().label().to_string(),
-            ]
-        })
-        .collect();
-    let mut width = header.map(str::len);
-    for row in &rows {
-        for (w, cell) in width.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: &[String]| {
-        let mut s = String::new();
-        for (i, (c, w)) in cells.iter().zip(width).enumerate() {
-            // Numbers right-aligned, text left-aligned.
-            if (3..=6).contains(&i) {
-                s.push_str(&format!("{c:>w$}  "));
-            } else {
-                s.push_str(&format!("{c:<w$}  "));
-            }
-        }
-        s.trim_end().to_string()
-    };
-    let _ = writeln!(out, "{}", line(&header.map(String::from)));
-    for row in &rows {
-        let _ = writeln!(out, "{}", line(row));
-    }
-    let mut all_ok = true;
-    for r in results {
-        let verdict = r.verdict();
-        all_ok &= verdict.ok();
-        let Some(first) = r.failures.first() else {
-            continue;
-        };
-        let _ = writeln!(
-            out,
-            "\n{}/{}: first failing seed {} ({}): {}",
-            r.scenario,
-            r.variant,
-            first.seed,
-            first.kind.as_deref().unwrap_or("?"),
-            first.message
-        );
-        let mut kinds: Vec<(&str, usize)> = Vec::new();
-        for f in &r.failures {
-            let k = f.kind.as_deref().unwrap_or("?");
-            match kinds.iter_mut().find(|(kk, _)| *kk == k) {
-                Some((_, n)) => *n += 1,
-                None => kinds.push((k, 1)),
-            }
-        }
-        if kinds.len() > 1 {
-            let list: Vec<String> = kinds.iter().map(|(k, n)| format!("{k} ×{n}")).collect();
-            let _ = writeln!(out, "  failures by kind: {}", list.join(", "));
-        }
-        let shown: Vec<String> = r
-            .failures
-            .iter()
-            .take(8)
-            .map(|f| f.seed.to_string())
-            .collect();
-        let _ = writeln!(
-            out,
-            "  failing seeds: {}{}",
-            shown.join(" "),
-            if r.failures.len() > 8 { " …" } else { "" }
-        );
-        for seed in &r.nondeterministic {
-            let _ = writeln!(
-                out,
-                "  seed {seed} does not replay: its traced rerun took other decisions (see its \
-                 bundle)"
-            );
-        }
-        for b in &r.bundles {
-            let _ = writeln!(out, "  bundle: {b}  (lockstep replay {b})");
-        }
-    }
-    let _ = writeln!(
-        out,
-        "\n{}",
-        if all_ok {
-            "every variant behaved as declared"
-        } else {
-            "some variants did not behave as declared"
-        }
-    );
-    all_ok
 }
 
 /// The sweep's settings for one variant.

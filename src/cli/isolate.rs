@@ -17,8 +17,9 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use super::explore::{SeedResult, Sweep};
+use super::explore::Sweep;
 use super::spec::{self, SimArgs};
+use super::verdict::SeedResult;
 use super::{Outcome, Scenario};
 use crate::runtime::Seed;
 

@@ -1,7 +1,7 @@
 //! `lockstep list`: the registered scenarios, their variants, and what each
 //! variant declares.
 
-use super::explore::expect_label;
+use super::verdict::expect_label;
 use super::{Outcome, Scenario};
 
 /// `lockstep list`.

@@ -12,7 +12,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use super::explore::{VariantResult, print_table};
+use super::verdict::{VariantResult, print_table};
 use super::{Outcome, exit};
 
 /// `lockstep merge`.

@@ -56,6 +56,7 @@ mod scenario;
 mod shrink;
 mod spec;
 mod trace;
+mod verdict;
 
 pub use scenario::{Expect, Scenario, Variant};
 
