@@ -263,3 +263,71 @@ pub(crate) fn print_table(results: &[VariantResult], out: &mut dyn std::io::Writ
     );
     all_ok
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(expect: &str, failures: &[(u64, &str)], shard: Option<&str>) -> VariantResult {
+        VariantResult {
+            lockstep: "0".into(),
+            scenario: "s".into(),
+            variant: "v".into(),
+            expect: expect.into(),
+            start: 0,
+            end: 10,
+            shard: shard.map(String::from),
+            policy: "random".into(),
+            faults: None,
+            tried: 10,
+            skipped: false,
+            failures: failures
+                .iter()
+                .map(|&(seed, kind)| SeedResult {
+                    seed: Seed(seed),
+                    kind: Some(kind.into()),
+                    message: String::new(),
+                    hash: 0,
+                })
+                .collect(),
+            elapsed_secs: 1.0,
+            bundles: Vec::new(),
+            nondeterministic: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_first_failing_seed_decides_a_buggy_variant() {
+        use Verdict::*;
+        assert_eq!(result("pass", &[], None).verdict(), Passed);
+        assert_eq!(result("pass", &[(3, "panic")], None).verdict(), Broken);
+        assert_eq!(result("fails:panic", &[], None).verdict(), Missed);
+        let other_later = [(2, "panic"), (5, "deadlock")];
+        assert_eq!(result("fails:panic", &other_later, None).verdict(), Caught);
+        let other_first = [(2, "deadlock"), (5, "panic")];
+        assert_eq!(
+            result("fails:panic", &other_first, None).verdict(),
+            WrongKind
+        );
+        // A shard cannot tell a missed bug from one in another shard.
+        assert_eq!(result("fails:panic", &[], Some("2/4")).verdict(), Undecided);
+        assert!(Undecided.ok());
+        assert_eq!(
+            result("pass", &[(3, "panic")], Some("2/4")).verdict(),
+            Broken
+        );
+        let mut nd = result("fails:panic", &[(2, "panic")], None);
+        nd.nondeterministic.push(Seed(2));
+        assert_eq!(nd.verdict(), NonDeterministic);
+        let mut table = Vec::new();
+        assert!(!print_table(
+            &[result("fails:panic", &other_first, None)],
+            &mut table
+        ));
+        let table = String::from_utf8(table).unwrap();
+        assert!(
+            table.contains("failures by kind: deadlock ×1, panic ×1"),
+            "{table}"
+        );
+    }
+}
