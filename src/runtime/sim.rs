@@ -367,6 +367,26 @@ impl Sim {
         self.config.seed
     }
 
+    /// The scheduling policy.
+    pub fn policy(&self) -> Policy {
+        self.config.policy
+    }
+
+    /// The virtual time limit, if any.
+    pub fn max_virtual_time(&self) -> Option<Duration> {
+        self.config.max_virtual_time
+    }
+
+    /// The step limit, if any.
+    pub fn max_steps(&self) -> Option<u64> {
+        self.config.max_steps
+    }
+
+    /// The fault plan applied from the start of each run, if any.
+    pub fn faults(&self) -> Option<&crate::fault::FaultPlan> {
+        self.config.faults.as_ref()
+    }
+
     /// A builder holding this simulation's settings, to change some.
     pub fn to_builder(&self) -> SimBuilder {
         SimBuilder {
