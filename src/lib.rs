@@ -90,6 +90,7 @@ compile_error!(
 pub mod check;
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod explore;
 pub mod fault;
 pub mod future;
 mod harness;
@@ -139,7 +140,7 @@ pub use trace::Verbosity;
 /// | `seed = 0x1a7` | run this one seed (also `seed = "0x1a7"`) | |
 /// | `max_time = "30s"` | virtual time limit (`ns`, `us`, `ms`, `s`, `m`, `h`) | 1 hour |
 /// | `max_steps = N` | step limit | 1,000,000 |
-/// | `policy = "fifo"` | scheduling policy (or a `Policy` expression) | `"random"` |
+/// | `policy = "fifo"` | scheduling policy: `"random"`, `"fifo"`, `"pct"`, `"pct:D"`, `"swarm"`, `"mix"` (or a `Policy` expression) | `"random"` |
 /// | `faults = 0.2` | a random [`FaultPlan`](fault::FaultPlan) of that intensity, drawn from each seed; or any `FaultPlan` expression | none |
 /// | `check_determinism` | run each seed twice and compare | off |
 ///

@@ -46,6 +46,10 @@ pub enum Failure {
     /// A fault plan's action could not apply when its time came (it names a
     /// host that does not exist then, or the same host twice).
     InvalidFault(InvalidFaultReport),
+    /// A replayed [`Schedule`](crate::explore::Schedule) no longer fits the
+    /// program (it was edited, or the schedule belongs to another test):
+    /// the report names the step and what each side wanted.
+    ScheduleDiverged(ScheduleDivergedReport),
 }
 
 impl Failure {
@@ -59,6 +63,7 @@ impl Failure {
             Failure::Leak(r) => &r.at,
             Failure::NonDeterminism(r) => &r.at,
             Failure::InvalidFault(r) => &r.at,
+            Failure::ScheduleDiverged(r) => &r.at,
         }
     }
 
@@ -78,6 +83,7 @@ impl Failure {
             Failure::Leak(_) => FailureKind::Leak,
             Failure::NonDeterminism(_) => FailureKind::NonDeterminism,
             Failure::InvalidFault(_) => FailureKind::InvalidFault,
+            Failure::ScheduleDiverged(_) => FailureKind::ScheduleDiverged,
         }
     }
 }
@@ -101,6 +107,8 @@ pub enum FailureKind {
     NonDeterminism,
     /// [`Failure::InvalidFault`].
     InvalidFault,
+    /// [`Failure::ScheduleDiverged`].
+    ScheduleDiverged,
 }
 
 impl FailureKind {
@@ -113,10 +121,12 @@ impl FailureKind {
         FailureKind::Leak,
         FailureKind::NonDeterminism,
         FailureKind::InvalidFault,
+        FailureKind::ScheduleDiverged,
     ];
 
     /// The short, stable name: `panic`, `deadlock`, `time-limit`,
-    /// `step-limit`, `leak`, `non-determinism`, `invalid-fault`.
+    /// `step-limit`, `leak`, `non-determinism`, `invalid-fault`,
+    /// `schedule-diverged`.
     pub fn name(self) -> &'static str {
         match self {
             FailureKind::Panic => "panic",
@@ -126,6 +136,7 @@ impl FailureKind {
             FailureKind::Leak => "leak",
             FailureKind::NonDeterminism => "non-determinism",
             FailureKind::InvalidFault => "invalid-fault",
+            FailureKind::ScheduleDiverged => "schedule-diverged",
         }
     }
 }
@@ -332,6 +343,17 @@ pub struct InvalidFaultReport {
     /// Why it could not apply, and what could.
     pub message: String,
     /// When it was due.
+    pub at: RunPoint,
+}
+
+/// Where a replayed schedule and the program parted.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ScheduleDivergedReport {
+    /// What the schedule wanted and what the program did instead
+    /// (`at step 12 the schedule polls #3, but it is not ready (ready: #1)`).
+    pub message: String,
+    /// Where the run stood.
     pub at: RunPoint,
 }
 

@@ -211,7 +211,16 @@ pub(crate) fn act(w: &World, action: &FaultAction) -> Result<(), String> {
                 f.fault_rng.next_u64()
             });
             w.mix(seed);
-            let plan = FaultPlan::generate(seed, *intensity, *horizon);
+            // Swarm testing: this seed's fault kinds, at its intensity.
+            let plan = match w.swarm {
+                None => FaultPlan::generate(seed, *intensity, *horizon),
+                Some(s) => {
+                    let scaled = (intensity * s.intensity_factor()).min(1.0);
+                    let mut plan = FaultPlan::generate(seed, scaled, *horizon);
+                    plan.actions.retain(|t| s.allows(&t.action));
+                    plan
+                }
+            };
             w.record(EventKind::Fault {
                 action: format!(
                     "random {intensity} for {}: {} actions drawn (FaultPlan::generate({seed:#x}, ..))",

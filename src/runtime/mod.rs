@@ -9,6 +9,8 @@
 //! - `waker.rs`: allocation-free wakers that carry a task id.
 //! - `panics.rs`, `watchdog.rs`: panics become reports; stuck polls become a
 //!   loud abort instead of a silent hang.
+//! - `policy/`: scheduling policies (random, FIFO, PCT, replay), late
+//!   polls, swarm configurations and recorded schedules.
 //! - `determinism.rs`: run a seed twice and explain any difference.
 
 pub(crate) mod context;
@@ -16,6 +18,7 @@ mod determinism;
 pub(crate) mod executor;
 mod outcome;
 mod panics;
+pub(crate) mod policy;
 mod seed;
 mod sim;
 pub(crate) mod waker;
@@ -23,5 +26,6 @@ mod watchdog;
 pub(crate) mod world;
 
 pub use outcome::{Outcome, Stats};
+pub use policy::{LatePolls, Schedule, ScheduleParseError, Swarm};
 pub use seed::{Seed, SeedParseError};
 pub use sim::{Policy, Severity, Sim, SimBuilder};

@@ -1,0 +1,320 @@
+//! Finding bugs in fewer seeds, and reading them in fewer steps.
+//!
+//! - [`Schedule`]: every decision of a run (task picks, early clock
+//!   moves, scheduler draws) as one copy-pasteable word, from
+//!   [`Outcome::schedule`]; [`SimBuilder::replay`] follows it exactly.
+//! - [`shrink_schedule`]: from a failing schedule, a shorter and simpler
+//!   one that fails the same way: fewer steps, fewer switches between
+//!   tasks, fewer early clock moves and draws, fewer fault kinds.
+//! - [`LatePolls`]: the clock may move to a timer while tasks are ready,
+//!   so a woken task can run after its timeout fired.
+//! - [`Swarm`]: per-seed subsets of fault kinds and buggify points.
+//! - The policies themselves are [`Policy`] values: `random`, `fifo`,
+//!   `pct:D`, `swarm`, and `mix`, the exploration default
+//!   ([`Policy::EXPLORE`]).
+//!
+//! ```
+//! use lockstep::prelude::*;
+//! use lockstep::explore::shrink_schedule;
+//! use std::{cell::Cell, rc::Rc};
+//!
+//! // Two workers read, yield, write: a lost update.
+//! fn program(sim: &Sim) -> Outcome<()> {
+//!     sim.run(async {
+//!         let n = Rc::new(Cell::new(0));
+//!         let workers: Vec<_> = (0..2).map(|_| {
+//!             let n = n.clone();
+//!             spawn(async move {
+//!                 for _ in 0..3 { yield_now().await; }
+//!                 let v = n.get();
+//!                 yield_now().await;
+//!                 n.set(v + 1);
+//!             })
+//!         }).collect();
+//!         for w in workers { w.await.unwrap(); }
+//!         assert_eq!(n.get(), 2, "lost update");
+//!     })
+//! }
+//!
+//! let failing = (0..100u64)
+//!     .map(|seed| program(&Sim::new(seed)))
+//!     .find(|o| o.failure().is_some())
+//!     .expect("some seed loses an update");
+//! let schedule = failing.schedule().unwrap();
+//! let shrunk = shrink_schedule(&Sim::new(0), schedule, program).unwrap();
+//! assert!(shrunk.schedule.len() <= schedule.len());
+//! let again = program(&Sim::builder().replay(shrunk.schedule.clone()).build());
+//! assert_eq!(again.failure().unwrap().kind(), shrunk.kind);
+//! ```
+//!
+//! [`Outcome::schedule`]: crate::Outcome::schedule
+//! [`SimBuilder::replay`]: crate::SimBuilder::replay
+//! [`Policy`]: crate::Policy
+//! [`Policy::EXPLORE`]: crate::Policy::EXPLORE
+
+use std::fmt;
+
+use crate::check::FailureKind;
+use crate::runtime::policy::schedule::Decision;
+use crate::{Outcome, Sim, Verbosity};
+
+pub use crate::runtime::{LatePolls, Schedule, ScheduleParseError, Swarm};
+
+/// Runs at most this many candidate schedules while shrinking.
+pub const SHRINK_BUDGET: u32 = 2000;
+
+/// A shrunk schedule and what it took to find.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct Shrunk {
+    /// The shrunk schedule: it fails with [`kind`](Self::kind) under a
+    /// strict replay.
+    pub schedule: Schedule,
+    /// The failure kind both schedules end in.
+    pub kind: FailureKind,
+    /// The schedule shrinking started from (as replayed).
+    pub original: Schedule,
+    /// How many runs shrinking took.
+    pub runs: u32,
+}
+
+impl fmt::Display for Shrunk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let describe = |s: &Schedule| {
+            format!(
+                "{} steps, {} switches, {} early clock moves, {} draws",
+                s.steps(),
+                s.switches(),
+                s.early_clock_moves(),
+                s.draws()
+            )
+        };
+        writeln!(
+            f,
+            "shrunk a {} schedule in {} runs, from {} to {}:",
+            self.kind,
+            self.runs,
+            describe(&self.original),
+            describe(&self.schedule)
+        )?;
+        writeln!(f, "  {}", self.schedule)?;
+        write!(
+            f,
+            "replay it with Sim::builder().replay(\"{}\".parse()?)",
+            self.schedule
+        )
+    }
+}
+
+/// Why a schedule could not be shrunk.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum ShrinkError {
+    /// Replayed, the schedule does not fail: there is nothing to shrink.
+    Passes,
+    /// The program does not fit the schedule (see
+    /// [`Failure::ScheduleDiverged`](crate::Failure::ScheduleDiverged)).
+    Diverged(String),
+}
+
+impl fmt::Display for ShrinkError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ShrinkError::Passes => f.write_str(
+                "the schedule does not fail when replayed: nothing to shrink (is it the \
+                 schedule of a failing run of this program?)",
+            ),
+            ShrinkError::Diverged(m) => write!(f, "the schedule does not fit the program: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for ShrinkError {}
+
+/// How simple a schedule is: fewer switches, early clock moves and draws
+/// first, then fewer steps.
+fn cost(s: &Schedule) -> (u64, u64, u64) {
+    (
+        s.switches() + s.early_clock_moves() + s.draws(),
+        s.len(),
+        s.swarm.map_or(0, |w| u64::from(w.kinds.count_ones())),
+    )
+}
+
+struct Shrinker<'a, T, R: FnMut(&Sim) -> Outcome<T>> {
+    sim: &'a Sim,
+    run: R,
+    kind: FailureKind,
+    runs: u32,
+    best: Schedule,
+}
+
+impl<T, R: FnMut(&Sim) -> Outcome<T>> Shrinker<'_, T, R> {
+    fn budget_left(&self) -> bool {
+        self.runs < SHRINK_BUDGET
+    }
+
+    /// Runs `candidate` leniently; keeps what actually ran if it fails the
+    /// same way and is simpler.
+    fn try_candidate(&mut self, candidate: Schedule) -> bool {
+        if !self.budget_left() {
+            return false;
+        }
+        self.runs += 1;
+        let sim = self
+            .sim
+            .to_builder()
+            .replay_lenient(candidate)
+            .verbosity(Verbosity::Off)
+            .record_schedule(true)
+            .build();
+        let outcome = (self.run)(&sim);
+        let same = outcome.failure().is_some_and(|f| f.kind() == self.kind);
+        match outcome.schedule() {
+            Some(ran) if same && cost(ran) < cost(&self.best) => {
+                self.best = ran.clone();
+                true
+            }
+            _ => false,
+        }
+    }
+
+    fn with(&self, decisions: Vec<Decision>) -> Schedule {
+        Schedule {
+            seed: self.best.seed,
+            swarm: self.best.swarm,
+            decisions,
+        }
+    }
+
+    /// One pass of every kind of edit; whether any helped.
+    fn pass(&mut self) -> bool {
+        let mut better = false;
+        // Cut the tail: the natural order from an early point.
+        let n = self.best.decisions.len();
+        for keep in [0, n / 4, n / 2, 3 * n / 4] {
+            let d = self.best.decisions[..keep.min(self.best.decisions.len())].to_vec();
+            better |= self.try_candidate(self.with(d));
+        }
+        // Delete chunks, large to small (ddmin).
+        let mut size = (self.best.decisions.len() / 2).max(1);
+        loop {
+            let mut i = 0;
+            while i < self.best.decisions.len() && self.budget_left() {
+                let mut d = self.best.decisions.clone();
+                let end = (i + size).min(d.len());
+                d.drain(i..end);
+                if self.try_candidate(self.with(d)) {
+                    better = true;
+                } else {
+                    i += size;
+                }
+            }
+            if size == 1 || !self.budget_left() {
+                break;
+            }
+            size /= 2;
+        }
+        // Shorten runs of one task, and draws to 0.
+        let mut i = 0;
+        while i < self.best.decisions.len() && self.budget_left() {
+            let mut d = self.best.decisions.clone();
+            let edit = match &mut d[i] {
+                Decision::Run { times, .. } if *times > 1 => {
+                    *times -= 1;
+                    true
+                }
+                Decision::Draw { value } if *value > 0 => {
+                    *value = 0;
+                    true
+                }
+                _ => false,
+            };
+            if edit && self.try_candidate(self.with(d)) {
+                better = true;
+            } else {
+                i += 1;
+            }
+        }
+        // Fewer fault kinds.
+        if let Some(swarm) = self.best.swarm {
+            for bit in 0..8u8 {
+                if swarm.kinds & (1 << bit) != 0 && swarm.kinds != 1 << bit {
+                    let mut c = self.best.clone();
+                    if let Some(s) = &mut c.swarm {
+                        s.kinds &= !(1 << bit);
+                    }
+                    better |= self.try_candidate(c);
+                }
+            }
+        }
+        better
+    }
+}
+
+/// Shrinks a failing schedule: finds a schedule at most as long that fails
+/// with the same [`FailureKind`], with as few switches between tasks,
+/// early clock moves, scheduler draws and swarm fault kinds as it can, in
+/// at most [`SHRINK_BUDGET`] runs.
+///
+/// `run` runs the program in the `Sim` it is given (a replay of a
+/// candidate, built from `sim`'s settings); `sim` supplies every setting
+/// but the schedule (time and step limits, checks, fault plan). Candidates
+/// are edits of the schedule (a cut tail, deleted decisions, shorter runs
+/// of one task, draws set to 0, fault kinds turned off) replayed leniently
+/// (the natural order where the edit no longer fits); each one that fails
+/// the same way and is simpler replaces the best so far, as the schedule
+/// it actually ran, so the result replays strictly.
+///
+/// # Errors
+///
+/// [`ShrinkError::Passes`] if `schedule` does not fail when replayed;
+/// [`ShrinkError::Diverged`] if it does not fit the program.
+pub fn shrink_schedule<T>(
+    sim: &Sim,
+    schedule: &Schedule,
+    mut run: impl FnMut(&Sim) -> Outcome<T>,
+) -> Result<Shrunk, ShrinkError> {
+    let strict = |s: &Schedule| {
+        sim.to_builder()
+            .replay(s.clone())
+            .verbosity(Verbosity::Off)
+            .record_schedule(true)
+            .build()
+    };
+    let first = run(&strict(schedule));
+    let kind = match first.failure() {
+        None => return Err(ShrinkError::Passes),
+        Some(f) if f.kind() == FailureKind::ScheduleDiverged => {
+            return Err(ShrinkError::Diverged(f.to_string()));
+        }
+        Some(f) => f.kind(),
+    };
+    let original = first
+        .schedule()
+        .cloned()
+        .unwrap_or_else(|| schedule.clone());
+    let mut s = Shrinker {
+        sim,
+        run: &mut run,
+        kind,
+        runs: 1,
+        best: original.clone(),
+    };
+    while s.budget_left() && s.pass() {}
+    let best = s.best;
+    let runs = s.runs;
+    // The best schedule is what a run did: a strict replay must agree.
+    let check = run(&strict(&best));
+    let schedule = if check.failure().is_some_and(|f| f.kind() == kind) {
+        best
+    } else {
+        original.clone()
+    };
+    Ok(Shrunk {
+        schedule,
+        kind,
+        original,
+        runs: runs + 1,
+    })
+}
