@@ -3,6 +3,9 @@
 //! - [`Schedule`]: every decision of a run (task picks, early clock
 //!   moves, scheduler draws) as one copy-pasteable word, from
 //!   [`Outcome::schedule`]; [`SimBuilder::replay`] follows it exactly.
+//! - [`find_failure`]: a sweep over seeds that stops at the first failing
+//!   one, with tracing off, and sizes `Pct`'s horizon from the seeds
+//!   already run.
 //! - [`shrink_schedule`]: from a failing schedule, a shorter and simpler
 //!   one that fails the same way: fewer steps, fewer switches between
 //!   tasks, fewer early clock moves and draws, fewer fault kinds.
@@ -59,6 +62,78 @@ use crate::runtime::policy::schedule::Decision;
 use crate::{Outcome, Sim, Verbosity};
 
 pub use crate::runtime::{LatePolls, Schedule, ScheduleParseError, Swarm};
+
+/// What [`find_failure`] found.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Found<T> {
+    /// How many seeds ran, the failing one included.
+    pub runs: u64,
+    /// The failing run (untraced; its [`Outcome::schedule`] replays it
+    /// with a trace), or `None` if every seed passed.
+    pub failure: Option<Outcome<T>>,
+}
+
+/// Runs `seeds` in order with `sim`'s settings, tracing off and the
+/// schedule recorded, until one fails.
+///
+/// [`Policy::Pct`](crate::Policy::Pct) (also under `mix`) spreads its
+/// change points over the expected run length: after the first seed, the
+/// sweep sets [`SimBuilder::pct_horizon`](crate::SimBuilder::pct_horizon)
+/// to the most steps any seed so far took. The failing run's schedule
+/// replays it exactly whatever the horizon was.
+///
+/// ```
+/// use lockstep::prelude::*;
+/// use lockstep::explore::find_failure;
+///
+/// let found = find_failure(&Sim::builder().policy(Policy::EXPLORE).build(), 0..100, |sim| {
+///     sim.run(async {
+///         let flag = std::rc::Rc::new(std::cell::Cell::new(false));
+///         let f = flag.clone();
+///         let t = spawn(async move { f.set(true) });
+///         yield_now().await;
+///         assert!(flag.get(), "the spawned task has not run yet");
+///         t.await.unwrap();
+///     })
+/// });
+/// let failing = found.failure.expect("some seed runs main first");
+/// let replay = Sim::builder().replay(failing.schedule().unwrap().clone()).build();
+/// # let _ = replay;
+/// assert!(found.runs >= 1);
+/// ```
+pub fn find_failure<T>(
+    sim: &Sim,
+    seeds: impl IntoIterator<Item = u64>,
+    mut run: impl FnMut(&Sim) -> Outcome<T>,
+) -> Found<T> {
+    let base = sim
+        .to_builder()
+        .verbosity(Verbosity::Off)
+        .record_schedule(true);
+    let mut horizon: Option<u64> = None;
+    let mut runs = 0;
+    for seed in seeds {
+        runs += 1;
+        let mut b = base.clone().seed(seed);
+        if let Some(h) = horizon {
+            b = b.pct_horizon(h);
+        }
+        let outcome = run(&b.build());
+        if outcome.failure().is_some() {
+            return Found {
+                runs,
+                failure: Some(outcome),
+            };
+        }
+        let steps = outcome.stats().steps;
+        horizon = Some(horizon.map_or(steps, |h| h.max(steps)));
+    }
+    Found {
+        runs,
+        failure: None,
+    }
+}
 
 /// Runs at most this many candidate schedules while shrinking.
 pub const SHRINK_BUDGET: u32 = 2000;
