@@ -348,6 +348,9 @@ impl Executor {
     /// Picks the next ready task, per the policy.
     /// Returns the key and how many keys were in the ready set.
     fn pick(&self) -> Option<(TaskKey, usize)> {
+        // Held across the loop (no user code runs here): one borrow per
+        // step for the pick and its record.
+        let mut sched = self.sched.borrow_mut();
         loop {
             let n;
             let key = {
@@ -356,7 +359,7 @@ impl Executor {
                 if n == 0 {
                     return None;
                 }
-                match self.sched.borrow_mut().pick(&mut ready, self) {
+                match sched.pick(&mut ready, self) {
                     Pick::Run(key) => key,
                     Pick::Idle => return None,
                 }
@@ -370,7 +373,7 @@ impl Executor {
                         continue;
                     }
                     e.queued = false;
-                    self.sched.borrow_mut().record_run(key.id.0);
+                    sched.record_run(key.id.0);
                     return Some((key, n));
                 }
             }

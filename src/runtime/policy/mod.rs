@@ -91,7 +91,10 @@ pub(crate) fn below(rng: &mut ChaCha8Rng, n: usize) -> usize {
     ((x as u128 * n as u128) >> 64) as usize
 }
 
-/// A policy as the executor holds it (static dispatch).
+/// A policy as the executor holds it (static dispatch). An explicit tag
+/// byte: the per-step `match` is one load and compare, where a niche-packed
+/// discriminant cost a dozen instructions (measured with callgrind).
+#[repr(u8)]
 enum Active {
     Random(random::Random),
     Fifo(fifo::Fifo),
