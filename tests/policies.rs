@@ -159,3 +159,57 @@ fn find_failure_stops_at_the_first_failing_seed() {
         .build();
     assert_eq!(replay.seed(), failing.seed());
 }
+
+#[test]
+fn find_failure_under_mix_tries_the_natural_order_first() {
+    let sim = Sim::builder().policy(Policy::Mix).build();
+    let found = find_failure(&sim, 1000..1100, |sim| {
+        sim.run(async {
+            let n = Rc::new(Cell::new(0));
+            let ts: Vec<_> = (0..2)
+                .map(|_| {
+                    let n = n.clone();
+                    spawn(async move {
+                        let v = n.get();
+                        yield_now().await;
+                        n.set(v + 1);
+                    })
+                })
+                .collect();
+            for t in ts {
+                t.await.unwrap();
+            }
+            assert_eq!(n.get(), 2);
+        })
+    });
+    // First ready, first run: a round robin at every yield loses the update.
+    assert_eq!(found.runs, 1);
+    assert!(found.failure.is_some());
+}
+
+#[test]
+fn pct_does_not_starve_the_task_a_yielding_loop_waits_for() {
+    for seed in 0..100 {
+        let outcome = Sim::builder()
+            .seed(seed)
+            .policy(Policy::Pct { depth: 3 })
+            .max_steps(10_000)
+            .build()
+            .run(async {
+                let flag = Rc::new(Cell::new(false));
+                let f = flag.clone();
+                let spinner = spawn(async move {
+                    while !f.get() {
+                        yield_now().await;
+                    }
+                });
+                let setter = spawn(async move {
+                    yield_now().await;
+                    flag.set(true);
+                });
+                spinner.await.unwrap();
+                setter.await.unwrap();
+            });
+        assert!(outcome.is_ok(), "seed {seed}: {:?}", outcome.failure());
+    }
+}

@@ -59,7 +59,7 @@ use std::fmt;
 
 use crate::check::FailureKind;
 use crate::runtime::policy::schedule::Decision;
-use crate::{Outcome, Sim, Verbosity};
+use crate::{Outcome, Policy, Sim, Verbosity};
 
 pub use crate::runtime::{LatePolls, Schedule, ScheduleParseError, Swarm};
 
@@ -76,6 +76,13 @@ pub struct Found<T> {
 
 /// Runs `seeds` in order with `sim`'s settings, tracing off and the
 /// schedule recorded, until one fails.
+///
+/// Under [`Policy::Mix`](crate::Policy::Mix), the first run of the sweep
+/// takes the natural order ([`Policy::Fifo`](crate::Policy::Fifo): the
+/// task ready first runs first) with the first seed: the order a
+/// production executor most likely takes, and a round robin at every
+/// `yield`, which alone shows many races (shuttle's PCT starts its
+/// iterations the same way). It counts as a run.
 ///
 /// [`Policy::Pct`](crate::Policy::Pct) (also under `mix`) spreads its
 /// change points over the expected run length: after the first seed, the
@@ -113,6 +120,20 @@ pub fn find_failure<T>(
         .record_schedule(true);
     let mut horizon: Option<u64> = None;
     let mut runs = 0;
+    let mut seeds = seeds.into_iter().peekable();
+    if sim.policy() == Policy::Mix {
+        if let Some(&first) = seeds.peek() {
+            runs += 1;
+            let outcome = run(&base.clone().seed(first).policy(Policy::Fifo).build());
+            if outcome.failure().is_some() {
+                return Found {
+                    runs,
+                    failure: Some(outcome),
+                };
+            }
+            horizon = Some(outcome.stats().steps);
+        }
+    }
     for seed in seeds {
         runs += 1;
         let mut b = base.clone().seed(seed);

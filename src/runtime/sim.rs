@@ -380,6 +380,11 @@ impl Sim {
         self.config.seed
     }
 
+    /// The scheduling policy.
+    pub fn policy(&self) -> Policy {
+        self.config.policy
+    }
+
     /// A builder holding this simulation's settings, to change some.
     pub fn to_builder(&self) -> SimBuilder {
         SimBuilder {

@@ -11,6 +11,12 @@
 //! seeds, where a uniform random scheduler may need thousands because it
 //! keeps switching tasks.
 //!
+//! A task that wakes itself during its own poll (a `yield_now`, a
+//! cooperative loop) drops below every task that has not yielded since,
+//! in the order tasks yielded, as shuttle's PCT does: a yield is the
+//! program saying "let the others run", and a busy-waiting task of top
+//! priority would otherwise starve the task it waits for.
+//!
 //! The expected length `k` is [`SimBuilder::pct_horizon`]
 //! (default [`SimBuilder::DEFAULT_PCT_HORIZON`] steps); a sweep that knows
 //! the program's length (from earlier seeds) sets it. Change points past
@@ -45,7 +51,11 @@ pub(crate) struct Pct {
     change_points: Vec<u64>,
     /// Change points passed so far.
     changed: usize,
+    /// Steps with a choice (more than one ready key) so far.
     step: u64,
+    /// The task polled last, and how many yields were seen.
+    last: Option<TaskKey>,
+    yields: u64,
     late: Option<LateState>,
 }
 
@@ -59,6 +69,8 @@ impl Pct {
             change_points: Vec::new(),
             changed: 0,
             step: 0,
+            last: None,
+            yields: 0,
             late: late.map(LateState::new),
         }
     }
@@ -103,7 +115,21 @@ impl SchedulePolicy for Pct {
     }
 
     fn pick(&mut self, ready: &mut VecDeque<TaskKey>, view: &dyn ReadyView) -> Pick {
-        self.step += 1;
+        // Only real choices count as steps (PCT, 4.1: change points in
+        // sequential stretches are wasted).
+        if ready.len() > 1 {
+            self.step += 1;
+        }
+        if let Some(last) = self.last.take() {
+            if ready.contains(&last) {
+                // It woke itself while it ran: a yield. Below every task
+                // that has not yielded, and below earlier yielders (they
+                // take turns), above change-point drops.
+                self.priority_of(last);
+                self.priority[last.id.0 as usize] = HIGH - 1 - self.yields;
+                self.yields += 1;
+            }
+        }
         let mut i = self.best(ready, view);
         while self.change_points.get(self.changed) == Some(&self.step) {
             // The task about to run drops below every initial priority,
@@ -114,7 +140,9 @@ impl SchedulePolicy for Pct {
             self.changed += 1;
             i = self.best(ready, view);
         }
-        Pick::Run(ready.remove(i).expect("the index is in the queue"))
+        let key = ready.remove(i).expect("the index is in the queue");
+        self.last = Some(key);
+        Pick::Run(key)
     }
 
     fn draw(&mut self, n: usize) -> usize {
