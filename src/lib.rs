@@ -62,6 +62,11 @@
 //! - [`Failure`]: what can go wrong in a run, each kind with a message a user
 //!   can act on (it always names the seed).
 //! - [`random`]: seeded random numbers for the program under test.
+//! - [`explore`]: finding bugs in fewer seeds and reading them in fewer
+//!   steps: scheduling policies ([`Policy`]: random, FIFO, PCT, swarm, and
+//!   the `mix` that bug hunts should use), late polls, recorded
+//!   [`explore::Schedule`]s that replay exactly, schedule shrinking, and
+//!   [`explore::find_failure`].
 //! - [`net`]: simulated hosts, datagrams and byte streams over links with
 //!   latency, loss, duplication and reordering; partitions, crashes,
 //!   restarts, pauses and clock skew.
