@@ -382,7 +382,7 @@ fn main() {
         }
     }
     println!(
-        "seeds to the first failure, {SWEEPS} sweeps each (capped at {CAP}); schedules/s over all sweeps"
+        "seeds to the first failure, {SWEEPS} sweeps each (capped at {CAP}); schedules/s over at least {TIMED_RUNS} runs"
     );
     println!(
         "{:<24} {:<16} {:>8} {:>8} {:>9} {:>12}",

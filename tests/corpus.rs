@@ -250,12 +250,7 @@ fn a_shrunk_schedule_still_fails_and_is_no_longer() {
             "{}",
             p.name
         );
-        eprintln!(
-            "{}: {} -> {} decisions",
-            p.name,
-            schedule.len(),
-            shrunk.schedule.len()
-        );
+        eprintln!("{}: {shrunk}", p.name);
     }
 }
 

@@ -7,7 +7,7 @@
 //!   one, with tracing off, and sizes `Pct`'s horizon from the seeds
 //!   already run.
 //! - [`shrink_schedule`]: from a failing schedule, a shorter and simpler
-//!   one that fails the same way: fewer steps, fewer switches between
+//!   one that fails the same way: fewer steps, fewer preemptions of
 //!   tasks, fewer early clock moves and draws, fewer fault kinds.
 //! - [`LatePolls`]: the clock may move to a timer while tasks are ready,
 //!   so a woken task can run after its timeout fired.
@@ -178,9 +178,9 @@ impl fmt::Display for Shrunk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let describe = |s: &Schedule| {
             format!(
-                "{} steps, {} switches, {} early clock moves, {} draws",
+                "{} steps, {} preemptions, {} early clock moves, {} draws",
                 s.steps(),
-                s.switches(),
+                s.preemptions().unwrap_or(s.switches()),
                 s.early_clock_moves(),
                 s.draws()
             )
@@ -227,13 +227,15 @@ impl fmt::Display for ShrinkError {
 
 impl std::error::Error for ShrinkError {}
 
-/// How simple a schedule is: fewer switches, early clock moves and draws
-/// first, then fewer steps.
-fn cost(s: &Schedule) -> (u64, u64, u64) {
+/// How simple a schedule is: fewer preemptions, early clock moves and
+/// draws first, then fewer decisions, then fewer fault kinds, then fewer
+/// switches.
+fn cost(s: &Schedule) -> (u64, u64, u64, u64) {
     (
-        s.switches() + s.early_clock_moves() + s.draws(),
+        s.preemptions.unwrap_or(s.switches()) + s.early_clock_moves() + s.draws(),
         s.len(),
         s.swarm.map_or(0, |w| u64::from(w.kinds.count_ones())),
+        s.switches(),
     )
 }
 
@@ -280,6 +282,7 @@ impl<T, R: FnMut(&Sim) -> Outcome<T>> Shrinker<'_, T, R> {
             seed: self.best.seed,
             swarm: self.best.swarm,
             decisions,
+            preemptions: None,
         }
     }
 
@@ -349,8 +352,9 @@ impl<T, R: FnMut(&Sim) -> Outcome<T>> Shrinker<'_, T, R> {
 }
 
 /// Shrinks a failing schedule: finds a schedule at most as long that fails
-/// with the same [`FailureKind`], with as few switches between tasks,
-/// early clock moves, scheduler draws and swarm fault kinds as it can, in
+/// with the same [`FailureKind`], with as few preemptions (switches away
+/// from a task that could go on), early clock moves, scheduler draws and
+/// swarm fault kinds as it can, in
 /// at most [`SHRINK_BUDGET`] runs.
 ///
 /// `run` runs the program in the `Sim` it is given (a replay of a
@@ -360,7 +364,9 @@ impl<T, R: FnMut(&Sim) -> Outcome<T>> Shrinker<'_, T, R> {
 /// of one task, draws set to 0, fault kinds turned off) replayed leniently
 /// (the natural order where the edit no longer fits); each one that fails
 /// the same way and is simpler replaces the best so far, as the schedule
-/// it actually ran, so the result replays strictly.
+/// it actually ran, so the result replays strictly. Where an edit no
+/// longer fits, a lenient replay lets the last task go on while it can,
+/// so the rest of a candidate adds no preemptions.
 ///
 /// # Errors
 ///

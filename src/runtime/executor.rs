@@ -373,7 +373,7 @@ impl Executor {
                         continue;
                     }
                     e.queued = false;
-                    sched.record_run(key.id.0);
+                    sched.record_run(key, &self.ready);
                     return Some((key, n));
                 }
             }

@@ -26,6 +26,7 @@
 //! schedule appends to a run-length encoded list (a step of the task that
 //! ran last is a counter increment).
 
+use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -130,6 +131,8 @@ pub(crate) struct Resolved {
 pub(crate) struct Scheduler {
     active: Active,
     record: Option<Schedule>,
+    /// The task polled last (kept while recording, to count preemptions).
+    last_run: Option<TaskKey>,
     diverged: Option<String>,
 }
 
@@ -192,7 +195,9 @@ impl Scheduler {
                 seed,
                 swarm,
                 decisions: Vec::new(),
+                preemptions: Some(0),
             }),
+            last_run: None,
             diverged: None,
         };
         each!(&mut sched.active, p => p.start(seed));
@@ -221,11 +226,19 @@ impl Scheduler {
         }
     }
 
-    /// Notes that `task` was polled (the pick the executor accepted).
+    /// Notes that `key`'s task is polled (the pick the executor
+    /// accepted), and whether that preempts the task polled before it
+    /// (still in `ready`: it yielded, or was woken again).
     #[inline]
-    pub(crate) fn record_run(&mut self, task: u32) {
+    pub(crate) fn record_run(&mut self, key: TaskKey, ready: &RefCell<VecDeque<TaskKey>>) {
         if let Some(s) = &mut self.record {
-            s.push_run(task);
+            if let Some(last) = self.last_run {
+                if last != key && ready.borrow().contains(&last) {
+                    *s.preemptions.get_or_insert(0) += 1;
+                }
+            }
+            self.last_run = Some(key);
+            s.push_run(key.id.0);
         }
     }
 

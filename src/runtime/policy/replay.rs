@@ -8,12 +8,15 @@
 //! the program goes on diverges too.
 //!
 //! Lenient (for shrinking): at the first mismatch, or when the schedule
-//! runs out, the rest of the run takes the natural order (the task ready
-//! first runs first, no early clock moves, draws of 0), so that an edited
-//! schedule is still a run, and the run records what actually happened.
+//! runs out, the rest of the run takes the least tangled order: the task
+//! that ran last goes on while it is ready (a yield does not switch, for
+//! up to 64 steps, so a busy-wait cannot hang it), else the task ready
+//! first runs; no early clock moves, draws of 0. An edited schedule is
+//! thus still a run, with as few preemptions as the edit allows, and the
+//! run records what actually happened.
 //!
 //! The ready queue is kept in the order tasks became ready (`remove`, not
-//! `swap_remove`), so "natural" is well defined.
+//! `swap_remove`), so "ready first" is well defined.
 //!
 //! [`SimBuilder::replay`]: crate::SimBuilder::replay
 //! [`Failure::ScheduleDiverged`]: crate::Failure::ScheduleDiverged
@@ -37,6 +40,10 @@ pub(crate) struct Replay {
     step: u64,
     /// Lenient replay that left the schedule: natural order from here.
     off: bool,
+    /// After leaving the schedule: the task that ran last, and how many
+    /// steps in a row it has run.
+    last: Option<TaskKey>,
+    streak: u32,
     diverged: Option<String>,
 }
 
@@ -49,6 +56,8 @@ impl Replay {
             used: 0,
             step: 0,
             off: false,
+            last: None,
+            streak: 0,
             diverged: None,
         }
     }
@@ -75,6 +84,29 @@ impl Replay {
         if self.strict && self.diverged.is_none() {
             self.diverged = Some(what());
         }
+    }
+
+    /// The least tangled choice: the last task again while it is ready
+    /// (a bounded streak), else the one ready first.
+    fn natural(&mut self, ready: &mut VecDeque<TaskKey>, view: &dyn ReadyView) -> Pick {
+        const STREAK: u32 = 64;
+        let again = self
+            .last
+            .filter(|_| self.streak < STREAK)
+            .and_then(|last| ready.iter().position(|k| *k == last && view.runnable(*k)));
+        let i = match again {
+            Some(i) => {
+                self.streak += 1;
+                i
+            }
+            None => {
+                self.streak = 0;
+                0
+            }
+        };
+        let key = ready.remove(i).expect("the index is in the queue");
+        self.last = Some(key);
+        Pick::Run(key)
     }
 
     pub(crate) fn take_divergence(&mut self) -> Option<String> {
@@ -111,11 +143,8 @@ impl SchedulePolicy for Replay {
     fn start(&mut self, _: Seed) {}
 
     fn pick(&mut self, ready: &mut VecDeque<TaskKey>, view: &dyn ReadyView) -> Pick {
-        let natural = |ready: &mut VecDeque<TaskKey>| {
-            Pick::Run(ready.pop_front().expect("the ready set is not empty"))
-        };
         if self.off {
-            return natural(ready);
+            return self.natural(ready, view);
         }
         let next = self.next();
         match next {
@@ -164,7 +193,7 @@ impl SchedulePolicy for Replay {
             return Pick::Idle;
         }
         self.step += 1;
-        natural(ready)
+        self.natural(ready, view)
     }
 
     fn draw(&mut self, n: usize) -> usize {

@@ -55,11 +55,29 @@ pub(crate) enum Decision {
 /// let again = Sim::builder().replay(schedule).build().run(program());
 /// assert_eq!(first.trace().render(), again.trace().render());
 /// ```
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug)]
 pub struct Schedule {
     pub(crate) seed: Seed,
     pub(crate) swarm: Option<Swarm>,
     pub(crate) decisions: Vec<Decision>,
+    /// Counted while recording (not part of the text form).
+    pub(crate) preemptions: Option<u64>,
+}
+
+/// Two schedules are equal when they decide the same (the preemption
+/// count is a measurement of the run that recorded one, not a decision).
+impl PartialEq for Schedule {
+    fn eq(&self, other: &Schedule) -> bool {
+        (self.seed, &self.swarm, &self.decisions) == (other.seed, &other.swarm, &other.decisions)
+    }
+}
+
+impl Eq for Schedule {}
+
+impl std::hash::Hash for Schedule {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        (self.seed, &self.swarm, &self.decisions).hash(state);
+    }
 }
 
 impl Schedule {
@@ -119,6 +137,15 @@ impl Schedule {
             }
         }
         n
+    }
+
+    /// How many times the recording run switched away from a task that
+    /// could have gone on (it had yielded, or was woken again): the
+    /// preemptions a reader has to follow. Known for a schedule a run
+    /// recorded ([`Outcome::schedule`](crate::Outcome::schedule)), `None`
+    /// for one parsed from text (replay it to count).
+    pub fn preemptions(&self) -> Option<u64> {
+        self.preemptions
     }
 
     /// The swarm configuration the run used, if any.
@@ -245,6 +272,7 @@ impl FromStr for Schedule {
             seed,
             swarm,
             decisions,
+            preemptions: None,
         })
     }
 }
