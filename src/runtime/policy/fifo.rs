@@ -26,9 +26,7 @@ impl Fifo {
 }
 
 impl SchedulePolicy for Fifo {
-    fn start(&mut self, seed: Seed) {
-        self.rng = rng_for(seed, stream::SCHED);
-    }
+    fn start(&mut self, _: Seed) {}
 
     #[inline]
     fn pick(&mut self, ready: &mut VecDeque<TaskKey>, _: &dyn ReadyView) -> Pick {

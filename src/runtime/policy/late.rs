@@ -115,7 +115,7 @@ pub(crate) struct LateState {
 }
 
 impl LateState {
-    pub(crate) fn new(late: LatePolls) -> LateState {
+    pub(crate) fn new(late: LatePolls, seed: Seed) -> LateState {
         let threshold = if late.probability >= 1.0 {
             u64::MAX
         } else {
@@ -124,12 +124,8 @@ impl LateState {
         LateState {
             threshold,
             within_ns: u64::try_from(late.within.as_nanos()).unwrap_or(u64::MAX),
-            rng: rng_for(Seed(0), stream::LATE),
+            rng: rng_for(seed, stream::LATE),
         }
-    }
-
-    pub(crate) fn start(&mut self, seed: Seed) {
-        self.rng = rng_for(seed, stream::LATE);
     }
 
     /// Whether to move the clock `by` now.

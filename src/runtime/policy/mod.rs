@@ -69,7 +69,9 @@ pub(crate) trait ReadyView {
 
 /// One scheduling policy. See the module docs.
 pub(crate) trait SchedulePolicy {
-    /// Prepares for a run of `seed` (called once, before the first step).
+    /// Prepares for a run of `seed` (called once, before the first step):
+    /// draws what the run needs up front (PCT's change points). Streams
+    /// are seeded when the policy is made.
     fn start(&mut self, seed: Seed);
     /// Takes the next task to run out of `ready` (never empty). A key
     /// handed back that is no longer runnable is dropped (or parked) by the
@@ -140,7 +142,9 @@ impl Scheduler {
     /// The scheduler of a run of `config`, its policy resolved for the seed.
     pub(crate) fn new(config: &Config) -> (Scheduler, Resolved) {
         let seed = config.seed;
-        let mut policy_rng = rng_for(seed, stream::POLICY);
+        // Only `mix` and `swarm` draw per-seed settings.
+        let mut policy_rng = matches!(config.policy, Policy::Mix | Policy::Swarm)
+            .then(|| rng_for(seed, stream::POLICY));
         let mut notes: Vec<String> = Vec::new();
         let mut swarm = None;
         let mut late = config.late_polls;
@@ -150,20 +154,22 @@ impl Scheduler {
         } else {
             let concrete = match config.policy {
                 Policy::Swarm => {
-                    swarm = Some(Swarm::draw(|| policy_rng.next_u64()));
+                    let rng = policy_rng.as_mut().expect("drawn for swarm");
+                    swarm = Some(Swarm::draw(|| rng.next_u64()));
                     Policy::Random
                 }
                 Policy::Mix => {
+                    let policy_rng = policy_rng.as_mut().expect("drawn for mix");
                     swarm = Some(Swarm::draw(|| policy_rng.next_u64()));
                     // Drawn whether or not set, so that a setting does not
                     // shift the draws after it.
-                    let drawn = LatePolls::draw(&mut policy_rng);
+                    let drawn = LatePolls::draw(policy_rng);
                     late = late.or(Some(drawn));
                     if policy_rng.next_u64() & 1 == 0 {
                         Policy::Random
                     } else {
                         Policy::Pct {
-                            depth: 2 + below(&mut policy_rng, 3) as u32,
+                            depth: 2 + below(policy_rng, 3) as u32,
                         }
                     }
                 }
@@ -175,6 +181,7 @@ impl Scheduler {
                     Active::Fifo(fifo::Fifo::new(seed))
                 }
                 Policy::Pct { depth } => Active::Pct(pct::Pct::new(
+                    seed,
                     depth,
                     config.pct_horizon,
                     late.filter(|l| l.is_on()),

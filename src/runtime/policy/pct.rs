@@ -60,18 +60,18 @@ pub(crate) struct Pct {
 }
 
 impl Pct {
-    pub(crate) fn new(depth: u32, horizon: u64, late: Option<LatePolls>) -> Pct {
+    pub(crate) fn new(seed: Seed, depth: u32, horizon: u64, late: Option<LatePolls>) -> Pct {
         Pct {
             depth: depth.max(1),
             horizon: horizon.max(1),
-            rng: rng_for(Seed(0), stream::SCHED),
+            rng: rng_for(seed, stream::SCHED),
             priority: Vec::new(),
             change_points: Vec::new(),
             changed: 0,
             step: 0,
             last: None,
             yields: 0,
-            late: late.map(LateState::new),
+            late: late.map(|l| LateState::new(l, seed)),
         }
     }
 
@@ -102,16 +102,12 @@ impl Pct {
 }
 
 impl SchedulePolicy for Pct {
-    fn start(&mut self, seed: Seed) {
-        self.rng = rng_for(seed, stream::SCHED);
+    fn start(&mut self, _: Seed) {
         let mut points: Vec<u64> = (1..self.depth)
             .map(|_| 1 + below(&mut self.rng, self.horizon as usize) as u64)
             .collect();
         points.sort_unstable();
         self.change_points = points;
-        if let Some(l) = &mut self.late {
-            l.start(seed);
-        }
     }
 
     fn pick(&mut self, ready: &mut VecDeque<TaskKey>, view: &dyn ReadyView) -> Pick {

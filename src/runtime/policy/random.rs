@@ -25,18 +25,13 @@ impl Random {
     pub(crate) fn new(seed: Seed, late: Option<LatePolls>) -> Random {
         Random {
             rng: rng_for(seed, stream::SCHED),
-            late: late.map(LateState::new),
+            late: late.map(|l| LateState::new(l, seed)),
         }
     }
 }
 
 impl SchedulePolicy for Random {
-    fn start(&mut self, seed: Seed) {
-        self.rng = rng_for(seed, stream::SCHED);
-        if let Some(l) = &mut self.late {
-            l.start(seed);
-        }
-    }
+    fn start(&mut self, _: Seed) {}
 
     #[inline]
     fn pick(&mut self, ready: &mut VecDeque<TaskKey>, _: &dyn ReadyView) -> Pick {
