@@ -289,11 +289,19 @@ impl<T, R: FnMut(&Sim) -> Outcome<T>> Shrinker<'_, T, R> {
     /// One pass of every kind of edit; whether any helped.
     fn pass(&mut self) -> bool {
         let mut better = false;
-        // Cut the tail: the natural order from an early point.
+        // Cut the tail (the rest runs without preemptions): the shortest
+        // prefix that still fails, tried from the shortest up (every
+        // length for short schedules, 32 evenly spaced ones for long).
         let n = self.best.decisions.len();
-        for keep in [0, n / 4, n / 2, 3 * n / 4] {
-            let d = self.best.decisions[..keep.min(self.best.decisions.len())].to_vec();
-            better |= self.try_candidate(self.with(d));
+        let stride = n.div_ceil(32).max(1);
+        let mut keep = 0;
+        while keep < n && self.budget_left() {
+            let d = self.best.decisions[..keep].to_vec();
+            if self.try_candidate(self.with(d)) {
+                better = true;
+                break;
+            }
+            keep += stride;
         }
         // Delete chunks, large to small (ddmin).
         let mut size = (self.best.decisions.len() / 2).max(1);
