@@ -83,6 +83,26 @@ pub(crate) fn install(w: &World, plan: &FaultPlan) {
     }
 }
 
+impl crate::explore::Swarm {
+    /// Whether random fault plans may use the kind of `action` under this
+    /// swarm configuration (actions of no kind, like `heal-all`, always).
+    pub fn allows(&self, action: &FaultAction) -> bool {
+        use FaultAction::*;
+        let bit = match action {
+            Partition { .. } | Heal { .. } => 0,
+            PartitionOneWay { .. } | HealOneWay { .. } => 1,
+            Crash { .. } | Restart { .. } => 2,
+            Pause { .. } | Resume { .. } => 3,
+            ClockSkew { .. } | ClockDrift { .. } => 4,
+            LinkLoss { .. } => 5,
+            LinkDelay { .. } => 6,
+            LinkRestore { .. } => return self.kind_enabled(5) || self.kind_enabled(6),
+            HealAll | Random { .. } => return true,
+        };
+        self.kind_enabled(bit)
+    }
+}
+
 /// Resolves two hosts of a two-host action; `None` when slots landed on one
 /// host (the action is skipped and traced).
 fn pair(
