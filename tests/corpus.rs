@@ -303,3 +303,30 @@ fn policies_are_deterministic_per_seed() {
         }
     }
 }
+
+#[test]
+fn a_late_poll_failure_shrinks_to_few_early_clock_moves() {
+    let p = CORPUS
+        .iter()
+        .find(|p| p.name == "late-poll-lost-wakeup")
+        .unwrap();
+    let seed = first_failure(p, Policy::Mix, 100).expect("mix finds it");
+    let original = (p.run)(
+        &Sim::builder().seed(seed).policy(Policy::Mix).build(),
+        false,
+    );
+    let schedule = original.schedule().unwrap();
+    assert!(schedule.early_clock_moves() >= 1, "{schedule}");
+    let shrunk = shrink_schedule(&Sim::new(seed), schedule, |sim| (p.run)(sim, false)).unwrap();
+    assert_eq!(shrunk.kind, FailureKind::Panic);
+    assert!(shrunk.schedule.len() <= schedule.len());
+    // The bug needs a late poll: the shrunk schedule keeps one.
+    assert!(shrunk.schedule.early_clock_moves() >= 1, "{shrunk}");
+    assert!(shrunk.schedule.early_clock_moves() <= schedule.early_clock_moves());
+    let again = (p.run)(
+        &Sim::builder().replay(shrunk.schedule.clone()).build(),
+        false,
+    );
+    assert_eq!(again.failure().map(|f| f.kind()), Some(FailureKind::Panic));
+    eprintln!("{shrunk}");
+}

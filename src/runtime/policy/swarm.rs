@@ -94,7 +94,11 @@ impl Swarm {
             .collect();
         format!(
             "swarm {self}: random faults {} at {}% intensity; buggify points enabled {}",
-            kinds.join("+"),
+            if kinds.is_empty() {
+                "none".to_string()
+            } else {
+                kinds.join("+")
+            },
             self.intensity_percent,
             match self.buggify_per_mille {
                 0 => "never".to_string(),
