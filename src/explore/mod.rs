@@ -176,13 +176,14 @@ pub struct Shrunk {
 
 impl fmt::Display for Shrunk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = |k: u64, what: &str| format!("{k} {what}{}", if k == 1 { "" } else { "s" });
         let describe = |s: &Schedule| {
             format!(
-                "{} steps, {} preemptions, {} early clock moves, {} draws",
-                s.steps(),
-                s.preemptions().unwrap_or(s.switches()),
-                s.early_clock_moves(),
-                s.draws()
+                "{}, {}, {}, {}",
+                n(s.steps(), "step"),
+                n(s.preemptions().unwrap_or(s.switches()), "preemption"),
+                n(s.early_clock_moves(), "early clock move"),
+                n(s.draws(), "draw")
             )
         };
         writeln!(
@@ -321,6 +322,28 @@ impl<T, R: FnMut(&Sim) -> Outcome<T>> Shrinker<'_, T, R> {
                 break;
             }
             size /= 2;
+        }
+        // Let the previous task go on instead of switching (a preemption
+        // fewer where the switch was not needed).
+        let mut i = 1;
+        while i < self.best.decisions.len() && self.budget_left() {
+            let mut d = self.best.decisions.clone();
+            let prev = d[..i].iter().rev().find_map(|x| match x {
+                Decision::Run { task, .. } => Some(*task),
+                _ => None,
+            });
+            let edit = match (&mut d[i], prev) {
+                (Decision::Run { task, .. }, Some(p)) if *task != p => {
+                    *task = p;
+                    true
+                }
+                _ => false,
+            };
+            if !(edit && self.try_candidate(self.with(d))) {
+                i += 1;
+            } else {
+                better = true;
+            }
         }
         // Shorten runs of one task, and draws to 0.
         let mut i = 0;
