@@ -77,14 +77,14 @@ pub struct Found<T> {
 /// Runs `seeds` in order with `sim`'s settings, tracing off and the
 /// schedule recorded, until one fails.
 ///
-/// Under [`Policy::Mix`](crate::Policy::Mix), the first run of the sweep
-/// takes the natural order ([`Policy::Fifo`](crate::Policy::Fifo): the
+/// Under [`Policy::Mix`], the first run of the sweep
+/// takes the natural order ([`Policy::Fifo`]: the
 /// task ready first runs first) with the first seed: the order a
 /// production executor most likely takes, and a round robin at every
 /// `yield`, which alone shows many races (shuttle's PCT starts its
 /// iterations the same way). It counts as a run.
 ///
-/// [`Policy::Pct`](crate::Policy::Pct) (also under `mix`) spreads its
+/// [`Policy::Pct`] (also under `mix`) spreads its
 /// change points over the expected run length: after the first seed, the
 /// sweep sets [`SimBuilder::pct_horizon`](crate::SimBuilder::pct_horizon)
 /// to the most steps any seed so far took. The failing run's schedule
