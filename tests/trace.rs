@@ -182,7 +182,7 @@ fn seeds_print_in_hex_and_parse_from_hex_or_decimal() {
         "lifo"
             .parse::<Policy>()
             .unwrap_err()
-            .contains("expected `random` or `fifo`")
+            .contains("expected `random`, `fifo`, `pct`")
     );
     assert!(
         "loud"

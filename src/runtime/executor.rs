@@ -38,10 +38,11 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use super::Severity;
 use super::panics::{self, PanicPayload};
+use super::policy::{Pick, ReadyView, Scheduler};
 use super::waker::{self, TaskKey};
 use super::world::World;
-use super::{Policy, Severity};
 use crate::check::{BlockedTask, Failure, PanicReport, Site, TaskInfo};
 use crate::net::HostId;
 use crate::task::{JoinError, RawTask, TaskId, TaskState};
@@ -185,7 +186,8 @@ pub(crate) struct Executor {
     paused: RefCell<Vec<HostId>>,
     /// Ready tasks of paused hosts, in the order they were picked.
     parked: RefCell<Vec<(HostId, TaskKey)>>,
-    policy: Policy,
+    /// The scheduling policy and the schedule recorder.
+    pub(crate) sched: RefCell<Scheduler>,
     /// Tasks that panicked while their handle was alive: observed if the
     /// handle takes the result, reported if the handle is dropped first or
     /// the run ends.
@@ -231,10 +233,21 @@ pub(crate) enum Step {
     Main,
     /// A spawned task was polled.
     Polled,
+    /// The run cannot go on (a replayed schedule diverged).
+    Stop,
+}
+
+impl ReadyView for Executor {
+    fn runnable(&self, key: TaskKey) -> bool {
+        self.table
+            .borrow()
+            .get(key)
+            .is_some_and(|e| e.queued && !e.parked && !e.host.is_some_and(|h| self.is_paused(h)))
+    }
 }
 
 impl Executor {
-    pub(crate) fn new(policy: Policy) -> Executor {
+    pub(crate) fn new(sched: Scheduler) -> Executor {
         Executor {
             table: RefCell::new(Table::default()),
             ready: RefCell::new(VecDeque::with_capacity(64)),
@@ -242,7 +255,7 @@ impl Executor {
             current_host: Cell::new(None),
             paused: RefCell::new(Vec::new()),
             parked: RefCell::new(Vec::new()),
-            policy,
+            sched: RefCell::new(sched),
             panicked: RefCell::new(Vec::new()),
             wakers_out: RefCell::new(Vec::new()),
             self_wakes: Cell::new(0),
@@ -397,7 +410,10 @@ impl Executor {
 
     /// Picks the next ready task, per the policy.
     /// Returns the key and how many keys were in the ready set.
-    fn pick(&self, w: &World) -> Option<(TaskKey, usize)> {
+    fn pick(&self) -> Option<(TaskKey, usize)> {
+        // Held across the loop (no user code runs here): one borrow per
+        // step for the pick and its record.
+        let mut sched = self.sched.borrow_mut();
         loop {
             let n;
             let key = {
@@ -406,14 +422,10 @@ impl Executor {
                 if n == 0 {
                     return None;
                 }
-                match self.policy {
-                    Policy::Fifo => ready.pop_front(),
-                    Policy::Random => {
-                        let i = if n == 1 { 0 } else { w.sched_below(n) };
-                        ready.swap_remove_back(i)
-                    }
+                match sched.pick(&mut ready, self) {
+                    Pick::Run(key) => key,
+                    Pick::Idle => return None,
                 }
-                .expect("the ready set is not empty")
             };
             if let Some(e) = self.table.borrow_mut().get_mut(key) {
                 if e.queued {
@@ -424,10 +436,25 @@ impl Executor {
                         continue;
                     }
                     e.queued = false;
+                    sched.record_run(key, &self.ready);
                     return Some((key, n));
                 }
             }
         }
+    }
+
+    /// Whether some key in the ready set can run now (not ended, not on a
+    /// paused host). A scan: only for late-poll and replay decisions.
+    pub(crate) fn any_runnable(&self) -> bool {
+        self.ready.borrow().iter().any(|k| self.runnable(*k))
+    }
+
+    /// A scheduler draw below `n`, and a divergence from a replayed
+    /// schedule it found.
+    pub(crate) fn draw(&self, n: usize) -> (usize, Option<String>) {
+        let mut s = self.sched.borrow_mut();
+        let v = s.draw(n);
+        (v, s.take_divergence())
     }
 
     fn is_paused(&self, host: HostId) -> bool {
@@ -496,8 +523,8 @@ impl Executor {
     /// Runs one scheduling step: picks a ready task and polls it (unless it
     /// is the main task, which the caller polls).
     pub(crate) fn step(&self, w: &World) -> Step {
-        let Some((key, choices)) = self.pick(w) else {
-            return Step::Idle;
+        let Some((key, choices)) = self.pick() else {
+            return self.idle(w);
         };
         w.begin_step(key.id, choices);
         let (cell, site, host) = {
@@ -559,6 +586,19 @@ impl Executor {
         self.current.set(None);
         self.current_host.set(None);
         Step::Polled
+    }
+
+    /// Nothing to pick: the clock moves, unless a replayed schedule
+    /// diverged.
+    #[cold]
+    fn idle(&self, w: &World) -> Step {
+        match self.sched.borrow_mut().take_divergence() {
+            Some(d) => {
+                w.diverged(d);
+                Step::Stop
+            }
+            None => Step::Idle,
+        }
     }
 
     /// Ends the main task's step (called by `Sim::run` after polling it).

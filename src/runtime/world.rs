@@ -24,13 +24,14 @@ use rand_chacha::rand_core::{Rng, SeedableRng};
 use super::executor::{Executor, Step};
 use super::outcome::{Outcome, Stats};
 use super::panics;
+use super::policy::Scheduler;
 use super::sim::Config;
 use super::waker;
 use super::watchdog::{self, Slot};
 use super::{Seed, Severity};
 use crate::check::{
-    Divergence, Failure, LeakReport, NonDeterminismReport, PanicReport, RunPoint, StepLimitReport,
-    TimeLimitReport,
+    Divergence, Failure, LeakReport, NonDeterminismReport, PanicReport, RunPoint,
+    ScheduleDivergedReport, StepLimitReport, TimeLimitReport,
 };
 use crate::task::TaskId;
 use crate::time::timers::{TimerAction, TimerKey, Timers};
@@ -48,6 +49,10 @@ pub(crate) mod stream {
     pub(crate) const NET: u64 = 3;
     /// Faults: `buggify!` points and random fault plans.
     pub(crate) const FAULT: u64 = 4;
+    /// Late polls: whether the clock moves early at a step.
+    pub(crate) const LATE: u64 = 5;
+    /// Per-seed choices of `Policy::Mix` and `Policy::Swarm`.
+    pub(crate) const POLICY: u64 = 6;
 }
 
 /// Counters the run keeps for [`Stats`].
@@ -56,6 +61,7 @@ pub(crate) struct Counters {
     pub(crate) spawned: Cell<u64>,
     pub(crate) timers_fired: Cell<u64>,
     pub(crate) clock_jumps: Cell<u64>,
+    pub(crate) late_polls: Cell<u64>,
 }
 
 pub(crate) struct Tracer {
@@ -83,7 +89,13 @@ pub(crate) struct World {
     step_hashes: Option<RefCell<Vec<u64>>>,
     pub(crate) timers: RefCell<Timers>,
     pub(crate) exec: Executor,
-    sched_rng: RefCell<ChaCha8Rng>,
+    /// Whether the policy may move the clock while tasks are ready (late
+    /// polls, replay): one test per step when it may not.
+    consults_clock: bool,
+    /// The run's swarm configuration, if its policy drew one.
+    pub(crate) swarm: Option<crate::runtime::policy::Swarm>,
+    /// What the policy drew for this seed, traced when the run starts.
+    policy_note: Option<String>,
     user_rng: RefCell<ChaCha8Rng>,
     pub(crate) tracer: Tracer,
     failure: RefCell<Option<Failure>>,
@@ -136,6 +148,7 @@ pub(crate) fn rng_for(seed: Seed, stream: u64) -> ChaCha8Rng {
 
 impl World {
     pub(crate) fn new(config: &Config, record_step_hashes: bool) -> World {
+        let (sched, resolved) = Scheduler::new(config);
         let seed = config.seed;
         World {
             tag: waker::RunTag::new(),
@@ -145,8 +158,10 @@ impl World {
             hash: Cell::new(seed.0 ^ 0x6C6F_636B_7374_6570),
             step_hashes: record_step_hashes.then(|| RefCell::new(Vec::new())),
             timers: RefCell::new(Timers::default()),
-            exec: Executor::new(config.policy),
-            sched_rng: RefCell::new(rng_for(seed, stream::SCHED)),
+            exec: Executor::new(sched),
+            consults_clock: resolved.consults_clock,
+            swarm: resolved.swarm,
+            policy_note: resolved.note,
             user_rng: RefCell::new(rng_for(seed, stream::USER)),
             tracer: Tracer {
                 level: config.verbosity,
@@ -237,13 +252,24 @@ impl World {
         }));
     }
 
-    /// A uniform index below `n` from the scheduler stream (Lemire's
-    /// multiply-shift; independent of `rand`'s sampling algorithms, so a
-    /// `rand` upgrade cannot change schedules).
+    /// A uniform index below `n`, drawn by the scheduling policy (from the
+    /// scheduler stream, or from a replayed schedule) and recorded in the
+    /// run's schedule.
     #[inline]
     pub(crate) fn sched_below(&self, n: usize) -> usize {
-        let x = self.sched_rng.borrow_mut().next_u64();
-        ((x as u128 * n as u128) >> 64) as usize
+        let (v, diverged) = self.exec.draw(n);
+        if let Some(d) = diverged {
+            self.diverged(d);
+        }
+        v
+    }
+
+    /// A replayed schedule no longer fits the program: the run fails.
+    pub(crate) fn diverged(&self, message: String) {
+        self.fail(Failure::ScheduleDiverged(ScheduleDivergedReport {
+            message,
+            at: self.point(),
+        }));
     }
 
     /// A raw draw from the program's random stream, folded into the hash.
@@ -317,6 +343,44 @@ impl World {
                 return false;
             }
         }
+        self.move_clock_to(deadline)
+    }
+
+    /// A late poll: with tasks ready, the policy may move the clock to the
+    /// next timer first (within the time limit). Returns `Some(go_on)` if
+    /// it did.
+    fn maybe_move_early(&self) -> Option<bool> {
+        let deadline = self.timers.borrow().next_deadline()?;
+        if let Some(limit) = self.config.max_virtual_time {
+            if u128::from(deadline) > limit.as_nanos() {
+                return None;
+            }
+        }
+        if !self.exec.any_runnable() {
+            return None;
+        }
+        let by = Duration::from_nanos(deadline.saturating_sub(self.now.get()));
+        if !self.exec.sched.borrow_mut().clock_may_move(by) {
+            return None;
+        }
+        self.stats.late_polls.set(self.stats.late_polls.get() + 1);
+        if self.tracing(Verbosity::Summary) {
+            self.record_as(
+                None,
+                EventKind::Sched {
+                    what: format!(
+                        "late poll: the clock moves to {} with tasks ready",
+                        Instant::from_nanos(deadline.max(self.now.get()))
+                    ),
+                },
+            );
+        }
+        Some(self.move_clock_to(deadline))
+    }
+
+    /// Moves the clock to `deadline` (if later) and fires every timer due
+    /// then. Returns `false` if the run cannot go on.
+    fn move_clock_to(&self, deadline: u64) -> bool {
         if deadline > self.now.get() {
             self.now.set(deadline);
             self.progressed();
@@ -496,8 +560,17 @@ impl World {
                     return None;
                 }
             }
+            if self.consults_clock {
+                if let Some(go_on) = self.maybe_move_early() {
+                    if !go_on {
+                        return None;
+                    }
+                    continue;
+                }
+            }
             match self.exec.step(self) {
                 Step::Polled => {}
+                Step::Stop => return None,
                 Step::Idle => {
                     if !self.advance() {
                         return None;
@@ -563,6 +636,11 @@ impl World {
         if self.failed() {
             return;
         }
+        let leftover = self.exec.sched.borrow_mut().finish();
+        if let Some(d) = leftover {
+            self.diverged(d);
+            return;
+        }
         crate::fault::check_unapplied(self);
         if self.failed() {
             return;
@@ -592,6 +670,11 @@ impl World {
         panics::install_hook();
         let value = {
             let _enter = super::context::Enter::new(&self);
+            if let Some(note) = &self.policy_note {
+                if self.tracing(Verbosity::Summary) {
+                    self.record_as(None, EventKind::Sched { what: note.clone() });
+                }
+            }
             self.exec.spawn_main(&self, site);
             if let Some(plan) = &self.config.faults {
                 crate::fault::install(&self, plan);
@@ -617,6 +700,7 @@ impl World {
             tasks_spawned: self.stats.spawned.get(),
             timers_fired: self.stats.timers_fired.get(),
             clock_jumps: self.stats.clock_jumps.get(),
+            late_polls: self.stats.late_polls.get(),
             virtual_time: Duration::from_nanos(self.now.get()),
         };
         let failure = self.failure.take();
@@ -632,6 +716,7 @@ impl World {
             (Some(v), None) => Ok(v),
             (None, None) => unreachable!("a run without a value has a failure"),
         };
+        let schedule = self.exec.sched.borrow_mut().take_schedule();
         Outcome::new(
             result,
             self.tracer.trace.take(),
@@ -645,5 +730,6 @@ impl World {
                 h
             }),
         )
+        .with_schedule(schedule)
     }
 }

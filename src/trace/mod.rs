@@ -234,6 +234,13 @@ pub enum EventKind {
         /// The action.
         action: String,
     },
+    /// A scheduling decision worth reading (summary): the configuration a
+    /// policy drew for the seed, or a late poll (the clock moved to a timer
+    /// while tasks were ready).
+    Sched {
+        /// What was decided.
+        what: String,
+    },
     /// A `buggify!` point fired (summary).
     Buggify {
         /// Where the point is.

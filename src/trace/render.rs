@@ -146,6 +146,7 @@ fn describe(
         }
         EventKind::Host { host, what } => write!(out, "host {host}: {what}"),
         EventKind::Fault { action } => write!(out, "fault: {action}"),
+        EventKind::Sched { what } => write!(out, "sched: {what}"),
         EventKind::Buggify { site } if opts.line_numbers => write!(out, "buggify fired at {site}"),
         EventKind::Buggify { site } => write!(out, "buggify fired at {}", site.file),
         EventKind::Acquire { resource, detail } => sync_line(out, "acquire", resource, detail),
