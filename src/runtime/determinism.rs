@@ -61,14 +61,13 @@ fn divergence<T, U>(a: &Outcome<T>, b: &Outcome<U>) -> Divergence {
     };
     let event = ta
         .events()
-        .iter()
         .zip(tb.events())
         .position(|(x, y)| x != y)
         .or_else(|| (ta.len() != tb.len()).then(|| ta.len().min(tb.len())));
     let show = |t: &crate::trace::Trace, i: usize| {
         t.events()
-            .get(i)
-            .map_or("(the run ended here)".to_string(), |e| t.render_event(e))
+            .nth(i)
+            .map_or("(the run ended here)".to_string(), |e| t.render_event(&e))
     };
     match event {
         Some(i) => Divergence::Diverged {
@@ -85,9 +84,9 @@ fn divergence<T, U>(a: &Outcome<T>, b: &Outcome<U>) -> Divergence {
             // differing step.
             let i = ta
                 .events()
-                .iter()
-                .rposition(|e| e.step < first_step)
-                .unwrap_or(0);
+                .filter(|e| e.step < first_step)
+                .count()
+                .saturating_sub(1);
             Divergence::Diverged {
                 event: None,
                 step: first_step,

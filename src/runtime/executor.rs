@@ -46,6 +46,7 @@ use crate::check::{BlockedTask, Failure, PanicReport, Site, TaskInfo};
 use crate::net::HostId;
 use crate::task::{JoinError, RawTask, TaskId, TaskState};
 use crate::time::Instant;
+use crate::trace::store::{Compact, code};
 use crate::trace::{EventKind, Verbosity};
 
 /// One thing a blocked task waits on, as noted by a lockstep future that
@@ -261,16 +262,7 @@ impl Executor {
         drop(t);
         debug_assert_eq!(key, MAIN_KEY);
         self.ready.borrow_mut().push_back(key);
-        if w.tracing(Verbosity::Summary) {
-            w.record_as(
-                None,
-                EventKind::Spawn {
-                    child: TaskId::MAIN,
-                    name: Some("main".to_string()),
-                    site: None,
-                },
-            );
-        }
+        w.record_spawn(None, TaskId::MAIN, Some("main"), None, None);
     }
 
     pub(crate) fn spawn(
@@ -301,13 +293,7 @@ impl Executor {
         self.reset_waker_count(key);
         self.ready.borrow_mut().push_back(key);
         w.stats.spawned.set(w.stats.spawned.get() + 1);
-        if w.tracing(Verbosity::Summary) {
-            w.record(EventKind::Spawn {
-                child: id,
-                name: name.as_deref().map(str::to_string),
-                site: Some(Site::from_location(site)),
-            });
-        }
+        w.record_spawn(self.current_id(), id, name.as_deref(), Some(site), host);
         if let (Some(wd), Some(name)) = (&w.watchdog, name) {
             wd.name_task(id.0, name);
         }
@@ -327,9 +313,7 @@ impl Executor {
         let key = TaskKey { index, id: e.id };
         drop(t);
         self.ready.borrow_mut().push_back(key);
-        if w.tracing(Verbosity::Full) {
-            w.record(EventKind::Wake { target: key.id });
-        }
+        w.record_compact(Verbosity::Full, Compact::new(code::WAKE, key.id.as_u32()));
     }
 
     /// Picks the next ready task, per the policy.
@@ -447,9 +431,7 @@ impl Executor {
         };
         self.current.set(Some(key));
         self.current_host.set(host);
-        if w.tracing(Verbosity::Full) {
-            w.record(EventKind::Poll);
-        }
+        w.record_compact(Verbosity::Full, Compact::new(code::POLL, 0));
         let Some(cell) = cell else {
             return Step::Main;
         };
@@ -478,7 +460,7 @@ impl Executor {
                 }
             }
             Ok(Poll::Ready(())) => {
-                w.record(EventKind::Finish);
+                w.record_compact(Verbosity::Summary, Compact::new(code::FINISH, 0));
                 self.remove(w, key);
             }
             Err(payload) => self.task_panicked(w, key, cell, payload),

@@ -19,7 +19,8 @@ use crate::runtime::context;
 use crate::runtime::executor::{Executor, Waiting};
 use crate::runtime::waker::TaskKey;
 use crate::runtime::world::World;
-use crate::trace::{EventKind, Verbosity};
+use crate::trace::Verbosity;
+use crate::trace::store::code;
 
 /// The kinds of primitive, as labels name them.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -66,6 +67,8 @@ pub(crate) struct Meta {
     name: Option<Box<str>>,
     /// The auto-name number and the tag of the run it belongs to.
     number: Cell<Option<(u16, u32)>>,
+    /// The label's interned id in a run's trace, and that trace's epoch.
+    trace_label: Cell<(u64, u32)>,
 }
 
 impl Meta {
@@ -74,6 +77,7 @@ impl Meta {
             kind,
             name: name.map(String::into_boxed_str),
             number: Cell::new(None),
+            trace_label: Cell::new((0, 0)),
         };
         if meta.name.is_none() {
             context::try_with(|w| meta.number_in(w));
@@ -114,20 +118,24 @@ impl Meta {
             if !w.tracing(ev.level()) {
                 return;
             }
-            let (resource, detail) = (self.label(), detail());
-            w.record(match ev {
-                Ev::Acquire => EventKind::Acquire { resource, detail },
-                Ev::Release(to) => EventKind::Release {
-                    resource,
-                    detail,
-                    to: to.map(|k| k.id),
-                },
-                Ev::Wait => EventKind::Wait { resource, detail },
-                Ev::Notify => EventKind::Notify { resource, detail },
-                Ev::Send => EventKind::Send { resource, detail },
-                Ev::Recv => EventKind::Recv { resource, detail },
-                Ev::Close => EventKind::Close { resource, detail },
-            });
+            let detail = detail();
+            let (code, to) = match ev {
+                Ev::Acquire => (code::ACQUIRE, None),
+                Ev::Release(to) => (code::RELEASE, to.map(|k| k.id)),
+                Ev::Wait => (code::WAIT, None),
+                Ev::Notify => (code::NOTIFY, None),
+                Ev::Send => (code::SEND, None),
+                Ev::Recv => (code::RECV, None),
+                Ev::Close => (code::CLOSE, None),
+            };
+            w.record_sync(
+                ev.level(),
+                code,
+                &self.trace_label,
+                || self.label(),
+                detail.as_deref(),
+                to,
+            );
         });
     }
 }

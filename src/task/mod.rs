@@ -30,7 +30,8 @@ pub use join::{JoinError, JoinHandle};
 pub use join_set::JoinSet;
 
 use crate::runtime::context;
-use crate::trace::EventKind;
+use crate::trace::Verbosity;
+use crate::trace::store::{Compact, code};
 
 /// A task's id: its number in spawn order within the run (the main task is
 /// `#0`). Unique within a run and never reused, so it also serves as the
@@ -222,7 +223,7 @@ impl Future for YieldNow {
             return Poll::Ready(());
         }
         self.yielded = true;
-        context::try_with(|w| w.record(EventKind::Yield));
+        context::try_with(|w| w.record_compact(Verbosity::Full, Compact::new(code::YIELD, 0)));
         cx.waker().wake_by_ref();
         Poll::Pending
     }
