@@ -92,6 +92,8 @@ pub(crate) struct World {
     user_rng: RefCell<ChaCha8Rng>,
     pub(crate) tracer: Tracer,
     failure: RefCell<Option<Failure>>,
+    /// Whether `failure` is set (read on every traced event).
+    has_failed: Cell<bool>,
     warnings: RefCell<Vec<Failure>>,
     pub(crate) stats: Counters,
     pub(crate) watchdog: Option<Arc<Slot>>,
@@ -142,6 +144,7 @@ impl World {
                 epoch: TRACE_EPOCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             },
             failure: RefCell::new(None),
+            has_failed: Cell::new(false),
             warnings: RefCell::new(Vec::new()),
             stats: Counters::default(),
             watchdog: config.watchdog.map(|limit| watchdog::register(seed, limit)),
@@ -383,7 +386,7 @@ impl World {
         code: u8,
         cache: &Cell<(u64, u32)>,
         label: impl FnOnce() -> String,
-        detail: Option<&str>,
+        detail: Option<std::borrow::Cow<'static, str>>,
         to: Option<TaskId>,
     ) {
         if level > self.tracer.level || self.failed() {
@@ -400,7 +403,35 @@ impl World {
                 id
             }
         };
-        let c = store.sync_id(code, id, detail, to);
+        let c = store.sync_id(code, id, detail.as_ref(), to);
+        store.push(self.step.get(), self.now.get(), task, c);
+    }
+
+    /// Records a wait for a lock held by `holder` (summary).
+    pub(crate) fn record_sync_held(
+        &self,
+        cache: &Cell<(u64, u32)>,
+        label: impl FnOnce() -> String,
+        holder: Option<TaskId>,
+    ) {
+        if !self.tracing(Verbosity::Summary) || self.failed() {
+            return;
+        }
+        let task = self.exec.current_id();
+        let mut trace = self.tracer.trace.borrow_mut();
+        let store = &mut trace.store;
+        let id = match cache.get() {
+            (epoch, id) if epoch == self.tracer.epoch => id,
+            _ => {
+                let id = store.strings.intern(&label());
+                cache.set((self.tracer.epoch, id));
+                id
+            }
+        };
+        let mut c = Compact::new(store::code::WAIT, id);
+        if let Some(h) = holder {
+            c = c.with(store::code::HELD, h.as_u32());
+        }
         store.push(self.step.get(), self.now.get(), task, c);
     }
 
@@ -465,14 +496,16 @@ impl World {
             },
         );
         *self.failure.borrow_mut() = Some(failure);
+        self.has_failed.set(true);
     }
 
     pub(crate) fn warn(&self, failure: Failure) {
         self.warnings.borrow_mut().push(failure);
     }
 
+    #[inline]
     fn failed(&self) -> bool {
-        self.failure.borrow().is_some()
+        self.has_failed.get()
     }
 
     // ----- the run ------------------------------------------------------

@@ -114,6 +114,16 @@ impl Meta {
     /// Traces `ev` on this primitive, if its level is traced; `detail` is
     /// only formatted then. A no-op outside a simulation (a `Drop`).
     pub(crate) fn trace(&self, ev: Ev, detail: impl FnOnce() -> Option<String>) {
+        self.trace_str(ev, || detail().map(std::borrow::Cow::Owned))
+    }
+
+    /// [`Meta::trace`] with a detail that may be a `&'static str` (no
+    /// allocation per event).
+    pub(crate) fn trace_str(
+        &self,
+        ev: Ev,
+        detail: impl FnOnce() -> Option<std::borrow::Cow<'static, str>>,
+    ) {
         context::try_with(|w| {
             if !w.tracing(ev.level()) {
                 return;
@@ -133,9 +143,20 @@ impl Meta {
                 code,
                 &self.trace_label,
                 || self.label(),
-                detail.as_deref(),
+                detail,
                 to,
             );
+        });
+    }
+
+    /// Traces a wait for a lock held by `holder` (the detail, `held by
+    /// #2 worker`, is built only when the trace is rendered).
+    pub(crate) fn trace_wait_held_by(&self, holder: Option<TaskKey>) {
+        context::try_with(|w| {
+            if !w.tracing(Ev::Wait.level()) {
+                return;
+            }
+            w.record_sync_held(&self.trace_label, || self.label(), holder.map(|k| k.id));
         });
     }
 }
@@ -278,6 +299,37 @@ pub(crate) fn block<T>(
 ) -> Poll<T> {
     if first {
         res.meta().trace(Ev::Wait, detail);
+    }
+    w.exec.note_waiting(Waiting::Sync(WaitOn { res, op }));
+    Poll::Pending
+}
+
+/// [`block`] with a fixed detail (no allocation per wait).
+pub(crate) fn block_str<T>(
+    w: &World,
+    res: Rc<dyn Tracked>,
+    op: WaitOp,
+    first: bool,
+    detail: &'static str,
+) -> Poll<T> {
+    if first {
+        res.meta()
+            .trace_str(Ev::Wait, || Some(std::borrow::Cow::Borrowed(detail)));
+    }
+    w.exec.note_waiting(Waiting::Sync(WaitOn { res, op }));
+    Poll::Pending
+}
+
+/// [`block`] for a lock wait whose detail is its holder.
+pub(crate) fn block_held<T>(
+    w: &World,
+    res: Rc<dyn Tracked>,
+    op: WaitOp,
+    first: bool,
+    holder: Option<TaskKey>,
+) -> Poll<T> {
+    if first {
+        res.meta().trace_wait_held_by(holder);
     }
     w.exec.note_waiting(Waiting::Sync(WaitOn { res, op }));
     Poll::Pending

@@ -82,24 +82,9 @@ impl TimeFormat {
     }
 }
 
-/// Appends the label of task `id`: `#3 worker-2`, `#6 @server`,
-/// `#7 flusher@server`, `#1 server` (a host's own task, named after it).
+/// Appends the label of task `id` (see `store::label_in`).
 pub(super) fn label(trace: &Trace, id: TaskId, out: &mut String) {
-    let _ = write!(out, "#{}", id.as_u32());
-    let name = trace.task_name(id);
-    let host = trace.task_host(id).filter(|h| Some(*h) != name);
-    match (name, host) {
-        (Some(n), Some(h)) => {
-            let _ = write!(out, " {n}@{h}");
-        }
-        (Some(n), None) => {
-            let _ = write!(out, " {n}");
-        }
-        (None, Some(h)) => {
-            let _ = write!(out, " @{h}");
-        }
-        (None, None) => {}
-    }
+    trace.store.label(id, out)
 }
 
 /// Appends the text lines of `events`, the first of which is event number
@@ -112,13 +97,21 @@ pub(super) fn lines(
     out: &mut String,
 ) {
     let format = TimeFormat::of(trace);
-    let boundary = (trace.store.dropped > 0).then(|| trace.store.kept_len());
+    let store = &trace.store;
+    let in_ring = store.dropped - store.kept_dropped;
+    let boundary = (in_ring > 0).then(|| store.kept_len());
+    if first == 0 && store.kept_dropped > 0 {
+        let _ = writeln!(
+            out,
+            "… {} earlier events dropped (trace ring)",
+            store.kept_dropped
+        );
+    }
     for (i, e) in (first..).zip(events) {
         if boundary == Some(i) {
             let _ = writeln!(
                 out,
-                "… {} events dropped here (trace ring); summary events before this line are all kept",
-                trace.store.dropped
+                "… {in_ring} events dropped here (trace ring); summary events before this line are all kept"
             );
         }
         line_in(trace, &e, opts, format, out);

@@ -55,6 +55,9 @@ pub(crate) mod code {
     pub(crate) const TO: u8 = 4;
     /// Extension: the high 32 bits of a far timer deadline.
     pub(crate) const HIGH: u8 = 5;
+    /// Extension: the task holding what a wait is for (its detail reads
+    /// `held by <label>`).
+    pub(crate) const HELD: u8 = 6;
 
     pub(crate) const FIRST_EVENT: u8 = 16;
     pub(crate) const SPAWN: u8 = 16;
@@ -119,18 +122,114 @@ impl Chunk {
     }
 }
 
-/// A sequence of chunks and the time of the last record.
-#[derive(Clone, Debug, Default)]
+/// A sequence of chunks: full ones, then the one being filled.
+#[derive(Clone, Debug)]
 struct Log {
-    chunks: VecDeque<Chunk>,
+    full: VecDeque<Chunk>,
+    /// The chunk being filled (no capacity until the first event).
+    active: Chunk,
+    /// The time of the last record.
     time: u64,
     events: usize,
 }
 
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            full: VecDeque::new(),
+            active: Chunk {
+                base_step: 0,
+                base_time: 0,
+                recs: Vec::new(),
+                big: Vec::new(),
+                events: 0,
+            },
+            time: 0,
+            events: 0,
+        }
+    }
+}
+
+/// A time marker, an event, a task extension and two extensions.
+const NEED: usize = 5;
+
 impl Log {
-    /// Appends one event (and its out-of-line payload, if any), starting a
-    /// chunk (the spare one, if any) when the last is full.
-    #[inline]
+    /// Chunks in order, the active one last (if it holds anything).
+    fn chunk(&self, i: usize) -> Option<&Chunk> {
+        match self.full.get(i) {
+            Some(c) => Some(c),
+            None if i == self.full.len() && self.active.events > 0 => Some(&self.active),
+            None => None,
+        }
+    }
+
+    fn chunks(&self) -> impl Iterator<Item = &Chunk> {
+        self.full
+            .iter()
+            .chain((self.active.events > 0).then_some(&self.active))
+    }
+
+    /// Makes room in the active chunk for one event at `step`, `time`
+    /// (rolling to a new chunk if needed) and writes the time marker if the
+    /// time moved. Returns whether a chunk was completed (a ring may evict)
+    /// and the step's offset in the active chunk.
+    #[inline(always)]
+    fn begin(&mut self, step: u64, time: u64, spare: &mut Option<Chunk>) -> (bool, u32) {
+        let a = &self.active;
+        let rolled = if a.recs.len() + NEED > a.recs.capacity()
+            || step.wrapping_sub(a.base_step) > u32::MAX as u64
+        {
+            self.roll(step, time, spare)
+        } else {
+            false
+        };
+        if time != self.time {
+            self.active.recs.push(Rec {
+                step: (time >> 32) as u32,
+                head: (code::TIME as u32) << 24,
+                arg: time as u32,
+            });
+            self.time = time;
+        }
+        (rolled, (step - self.active.base_step) as u32)
+    }
+
+    /// Appends one event with its extensions (room was made by `begin`).
+    #[inline(always)]
+    fn put(&mut self, off: u32, task: Option<TaskId>, c: Compact) {
+        let task_field = match task {
+            None => NO_TASK,
+            Some(t) if t.as_u32() < TASK_EXT - 1 => t.as_u32() + 1,
+            Some(_) => TASK_EXT,
+        };
+        let recs = &mut self.active.recs;
+        recs.push(Rec {
+            step: off,
+            head: ((c.code as u32) << 24) | task_field,
+            arg: c.arg,
+        });
+        if task_field == TASK_EXT {
+            recs.push(Rec {
+                step: off,
+                head: (code::TASK as u32) << 24,
+                arg: task.map_or(0, TaskId::as_u32),
+            });
+        }
+        for (code, arg) in c.ext {
+            if code != 0 {
+                recs.push(Rec {
+                    step: off,
+                    head: (code as u32) << 24,
+                    arg,
+                });
+            }
+        }
+        self.active.events += 1;
+        self.events += 1;
+    }
+
+    /// Appends one event (and its out-of-line payload, if any). Returns
+    /// whether a chunk was completed.
     fn push(
         &mut self,
         step: u64,
@@ -139,66 +238,33 @@ impl Log {
         mut c: Compact,
         big: Option<EventKind>,
         spare: &mut Option<Chunk>,
-    ) {
-        let (task_field, task_ext) = match task {
-            None => (NO_TASK, None),
-            Some(t) if t.as_u32() + 1 < TASK_EXT => (t.as_u32() + 1, None),
-            Some(t) => (TASK_EXT, Some(t.as_u32())),
-        };
-        // A time marker, the event, a task extension and two extensions.
-        const NEED: usize = 5;
-        let fresh = match self.chunks.back() {
-            None => true,
-            Some(last) => {
-                last.recs.len() + NEED > CHUNK
-                    || step < last.base_step
-                    || step - last.base_step > u32::MAX as u64
-            }
-        };
-        if fresh {
-            let mut chunk = spare.take().unwrap_or_else(Chunk::new);
-            chunk.base_step = step;
-            chunk.base_time = time;
-            self.chunks.push_back(chunk);
-            self.time = time;
-        }
-        let chunk = self.chunks.back_mut().expect("a chunk was just ensured");
-        if time != self.time {
-            chunk.recs.push(Rec {
-                step: (time >> 32) as u32,
-                head: (code::TIME as u32) << 24,
-                arg: time as u32,
-            });
-            self.time = time;
-        }
+    ) -> bool {
+        let (rolled, off) = self.begin(step, time, spare);
         if let Some(kind) = big {
-            c.arg = chunk.big.len() as u32;
-            chunk.big.push(kind);
+            c.arg = self.active.big.len() as u32;
+            self.active.big.push(kind);
         }
-        let step = (step - chunk.base_step) as u32;
-        chunk.recs.push(Rec {
-            step,
-            head: ((c.code as u32) << 24) | task_field,
-            arg: c.arg,
-        });
-        if let Some(t) = task_ext {
-            chunk.recs.push(Rec {
-                step,
-                head: (code::TASK as u32) << 24,
-                arg: t,
-            });
-        }
-        for (code, arg) in c.ext {
-            if code != 0 {
-                chunk.recs.push(Rec {
-                    step,
-                    head: (code as u32) << 24,
-                    arg,
-                });
+        self.put(off, task, c);
+        rolled
+    }
+
+    /// Starts a new active chunk (the spare one, if any) at `step`, `time`.
+    #[cold]
+    fn roll(&mut self, step: u64, time: u64, spare: &mut Option<Chunk>) -> bool {
+        let mut next = spare.take().unwrap_or_else(Chunk::new);
+        next.base_step = step;
+        next.base_time = time;
+        let done = std::mem::replace(&mut self.active, next);
+        self.time = time;
+        if done.events > 0 {
+            self.full.push_back(done);
+            true
+        } else {
+            if done.recs.capacity() > 0 && spare.is_none() {
+                *spare = Some(done);
             }
+            false
         }
-        chunk.events += 1;
-        self.events += 1;
     }
 }
 
@@ -276,6 +342,30 @@ impl std::fmt::Debug for StreamSlot {
     }
 }
 
+/// Appends the label of task `id`: `#3 worker-2`, `#6 @server`,
+/// `#7 flusher@server`, `#1 server` (a host's own task, named after it).
+fn label_in(strings: &Strings, tasks: &[TaskMeta], id: TaskId, out: &mut String) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "#{}", id.as_u32());
+    let meta = tasks.get(id.as_u32() as usize).copied().unwrap_or_default();
+    let name = (meta.name != NONE).then(|| strings.get(meta.name));
+    let host = (meta.host != NONE)
+        .then(|| strings.get(meta.host))
+        .filter(|h| Some(*h) != name);
+    match (name, host) {
+        (Some(n), Some(h)) => {
+            let _ = write!(out, " {n}@{h}");
+        }
+        (Some(n), None) => {
+            let _ = write!(out, " {n}");
+        }
+        (None, Some(h)) => {
+            let _ = write!(out, " @{h}");
+        }
+        (None, None) => {}
+    }
+}
+
 fn task_name<'a>(strings: &'a Strings, tasks: &[TaskMeta], id: TaskId) -> Option<&'a str> {
     let m = tasks.get(id.as_u32() as usize)?;
     (m.name != NONE).then(|| strings.get(m.name))
@@ -296,7 +386,15 @@ fn materialize(
             .find(|(code, _)| *code == want)
             .map(|&(_, a)| a)
     };
-    let detail = || ext(code::DETAIL).map(s);
+    let detail = || {
+        ext(code::DETAIL).map(s).or_else(|| {
+            ext(code::HELD).map(|t| {
+                let mut out = String::from("held by ");
+                label_in(strings, tasks, TaskId(t), &mut out);
+                out
+            })
+        })
+    };
     let meta = |id: TaskId| tasks.get(id.as_u32() as usize).copied().unwrap_or_default();
     let kind = match c.code {
         code::SPAWN => {
@@ -408,6 +506,11 @@ type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
 pub(crate) struct Strings {
     list: Vec<Box<str>>,
     index: FxMap<Box<str>, u32>,
+    /// `&'static str`s by address and length: a static string never moves
+    /// or changes, so its address identifies it without hashing its text.
+    statics: FxMap<(usize, usize), u32>,
+    /// The last few statics looked up (a detail repeats at its call site).
+    recent: [(usize, usize, u32); 4],
 }
 
 impl Strings {
@@ -420,6 +523,28 @@ impl Strings {
         self.index.insert(s.into(), id);
         id
     }
+    /// [`Strings::intern`] for a string that lives forever.
+    #[inline]
+    pub(crate) fn intern_static(&mut self, s: &'static str) -> u32 {
+        let key = (s.as_ptr() as usize, s.len());
+        for &(p, l, id) in &self.recent {
+            if (p, l) == key {
+                return id;
+            }
+        }
+        let id = match self.statics.get(&key) {
+            Some(&id) => id,
+            None => {
+                let id = self.intern(s);
+                self.statics.insert(key, id);
+                id
+            }
+        };
+        self.recent.rotate_right(1);
+        self.recent[0] = (key.0, key.1, id);
+        id
+    }
+
     pub(crate) fn get(&self, id: u32) -> &str {
         &self.list[id as usize]
     }
@@ -453,6 +578,8 @@ pub(crate) struct Store {
     kept: Log,
     /// Events evicted and not kept.
     pub(crate) dropped: u64,
+    /// Of those, summary events dropped from the front of `kept`.
+    pub(crate) kept_dropped: u64,
     /// Keep at least this many of the latest events (ring), if set.
     pub(crate) limit: Option<usize>,
     /// A reused chunk (bounded modes).
@@ -544,6 +671,10 @@ impl Store {
         task_name(&self.strings, &self.tasks, id)
     }
 
+    pub(crate) fn label(&self, id: TaskId, out: &mut String) {
+        label_in(&self.strings, &self.tasks, id, out)
+    }
+
     pub(crate) fn task_host(&self, id: TaskId) -> Option<&str> {
         let m = self.tasks.get(id.as_u32() as usize)?;
         (m.host != NONE).then(|| self.strings.get(m.host))
@@ -558,11 +689,12 @@ impl Store {
     /// Appends one event.
     #[inline]
     pub(crate) fn push(&mut self, step: u64, time: u64, task: Option<TaskId>, c: Compact) {
-        if time != self.log.time || self.log.chunks.is_empty() {
+        if time != self.log.time || self.log.events == 0 {
             self.note_time(time);
         }
-        self.log.push(step, time, task, c, None, &mut self.spare);
-        if self.limit.is_some() {
+        let (rolled, off) = self.log.begin(step, time, &mut self.spare);
+        self.log.put(off, task, c);
+        if rolled && self.limit.is_some() {
             self.maybe_evict();
         }
     }
@@ -576,7 +708,7 @@ impl Store {
     /// Appends an event whose payload is kept out of line.
     pub(crate) fn push_big(&mut self, step: u64, time: u64, task: Option<TaskId>, kind: EventKind) {
         self.note_time(time);
-        self.log.push(
+        let rolled = self.log.push(
             step,
             time,
             task,
@@ -584,21 +716,32 @@ impl Store {
             Some(kind),
             &mut self.spare,
         );
-        if self.limit.is_some() {
+        if rolled && self.limit.is_some() {
             self.maybe_evict();
         }
     }
 
     /// In a bounded mode, evicts the oldest chunks while the rest still
-    /// hold at least `limit` events.
+    /// hold at least `limit` events; the summary log is bounded the same
+    /// way, so memory stays flat however long the run.
+    #[cold]
     fn maybe_evict(&mut self) {
         let limit = self.limit.unwrap_or(usize::MAX);
-        while let Some(first) = self.log.chunks.front() {
-            if self.log.chunks.len() < 2 || self.log.events - first.events < limit {
-                return;
+        while let Some(first) = self.log.full.front() {
+            if self.log.events - first.events < limit {
+                break;
             }
-            let chunk = self.log.chunks.pop_front().expect("checked");
+            let chunk = self.log.full.pop_front().expect("checked");
             self.evict(chunk);
+        }
+        while let Some(first) = self.kept.full.front() {
+            if self.kept.events - first.events < limit {
+                break;
+            }
+            let chunk = self.kept.full.pop_front().expect("checked");
+            self.kept.events -= chunk.events;
+            self.kept_dropped += chunk.events as u64;
+            self.dropped += chunk.events as u64;
         }
     }
 
@@ -616,23 +759,52 @@ impl Store {
         }
         let mut big = std::mem::take(&mut chunk.big);
         let mut kept = 0usize;
-        let mut cur = Cursor::new(&chunk);
-        while let Some(d) = cur.next_raw() {
-            let c = d.compact;
-            let level = match c.code {
-                code::SPAWN | code::FINISH | code::ABORT | code::WAIT | code::CLOSE => {
-                    Verbosity::Summary
-                }
-                code::BIG => big[c.arg as usize].verbosity(),
-                _ => Verbosity::Full,
-            };
-            if level >= Verbosity::Full {
+        let recs = &chunk.recs;
+        let (mut i, mut time) = (0, chunk.base_time);
+        while i < recs.len() {
+            let r = recs[i];
+            let c = r.code();
+            i += 1;
+            if c == code::TIME {
+                time = ((r.step as u64) << 32) | r.arg as u64;
                 continue;
             }
-            let payload = (c.code == code::BIG)
-                .then(|| std::mem::replace(&mut big[c.arg as usize], EventKind::Poll));
-            self.kept
-                .push(d.step, d.time, d.task, c, payload, &mut None);
+            let start = i;
+            while i < recs.len()
+                && recs[i].code() < code::FIRST_EVENT
+                && recs[i].code() != code::TIME
+            {
+                i += 1;
+            }
+            let summary = match c {
+                code::SPAWN | code::FINISH | code::ABORT | code::WAIT | code::CLOSE => true,
+                code::BIG => big[r.arg as usize].verbosity() < Verbosity::Full,
+                _ => false,
+            };
+            if !summary {
+                continue;
+            }
+            let mut compact = Compact::new(c, r.arg);
+            let mut task = match r.task_field() {
+                NO_TASK | TASK_EXT => None,
+                t => Some(TaskId(t - 1)),
+            };
+            for x in &recs[start..i] {
+                if x.code() == code::TASK {
+                    task = Some(TaskId(x.arg));
+                } else {
+                    compact = compact.with(x.code(), x.arg);
+                }
+            }
+            let step = chunk.base_step + r.step as u64;
+            if c == code::BIG {
+                let payload = std::mem::replace(&mut big[r.arg as usize], EventKind::Poll);
+                self.kept
+                    .push(step, time, task, compact, Some(payload), &mut None);
+            } else {
+                let (_, off) = self.kept.begin(step, time, &mut None);
+                self.kept.put(off, task, compact);
+            }
             kept += 1;
         }
         self.dropped += (chunk.events - kept) as u64;
@@ -647,7 +819,7 @@ impl Store {
     /// flushes it. Returns the stream's first error, if any.
     pub(crate) fn finish_stream(&mut self) -> Option<String> {
         let mut stream = self.stream.0.take()?;
-        for chunk in &self.log.chunks {
+        for chunk in self.log.chunks() {
             let mut cur = Cursor::new(chunk);
             while let Some(d) = cur.next_raw() {
                 let e = materialize(&self.strings, &self.tasks, &self.sites, &d, &chunk.big);
@@ -681,8 +853,7 @@ impl Store {
     /// payloads, interned strings and the task table), approximately.
     pub(crate) fn memory(&self) -> usize {
         let log = |l: &Log| {
-            l.chunks
-                .iter()
+            l.chunks()
                 .map(|c| {
                     c.recs.capacity() * size_of::<Rec>()
                         + c.big.capacity() * size_of::<EventKind>()
@@ -764,7 +935,8 @@ impl Store {
         to: Option<TaskId>,
     ) -> Compact {
         let r = self.strings.intern(resource);
-        self.sync_id(code, r, detail, to)
+        let detail = detail.map(|d| std::borrow::Cow::Owned(d.to_string()));
+        self.sync_id(code, r, detail.as_ref(), to)
     }
 
     /// The compact form of a sync event whose label is already interned.
@@ -773,12 +945,18 @@ impl Store {
         &mut self,
         code: u8,
         resource: u32,
-        detail: Option<&str>,
+        detail: Option<&std::borrow::Cow<'static, str>>,
         to: Option<TaskId>,
     ) -> Compact {
         let mut c = Compact::new(code, resource);
-        if let Some(d) = detail {
-            c = c.with(code::DETAIL, self.strings.intern(d));
+        match detail {
+            Some(std::borrow::Cow::Borrowed(d)) => {
+                c = c.with(code::DETAIL, self.strings.intern_static(d));
+            }
+            Some(std::borrow::Cow::Owned(d)) => {
+                c = c.with(code::DETAIL, self.strings.intern(d));
+            }
+            None => {}
         }
         if let Some(t) = to {
             c = c.with(code::TO, t.as_u32());
@@ -887,7 +1065,7 @@ impl Iter<'_> {
             } else {
                 &self.store.log
             };
-            match log.chunks.get(self.chunk) {
+            match log.chunk(self.chunk) {
                 Some(chunk) => self.cursor = Some(Cursor::new(chunk)),
                 None if self.in_kept => {
                     self.in_kept = false;
