@@ -584,6 +584,8 @@ pub(crate) struct Store {
     pub(crate) limit: Option<usize>,
     /// A reused chunk (bounded modes).
     spare: Option<Chunk>,
+    /// A reused chunk of the summary log.
+    kept_spare: Option<Chunk>,
     pub(crate) strings: Strings,
     pub(crate) stream: StreamSlot,
     sites: Vec<Site>,
@@ -738,10 +740,14 @@ impl Store {
             if self.kept.events - first.events < limit {
                 break;
             }
-            let chunk = self.kept.full.pop_front().expect("checked");
+            let mut chunk = self.kept.full.pop_front().expect("checked");
             self.kept.events -= chunk.events;
             self.kept_dropped += chunk.events as u64;
             self.dropped += chunk.events as u64;
+            chunk.recs.clear();
+            chunk.big.clear();
+            chunk.events = 0;
+            self.kept_spare = Some(chunk);
         }
     }
 
@@ -799,10 +805,16 @@ impl Store {
             let step = chunk.base_step + r.step as u64;
             if c == code::BIG {
                 let payload = std::mem::replace(&mut big[r.arg as usize], EventKind::Poll);
-                self.kept
-                    .push(step, time, task, compact, Some(payload), &mut None);
+                self.kept.push(
+                    step,
+                    time,
+                    task,
+                    compact,
+                    Some(payload),
+                    &mut self.kept_spare,
+                );
             } else {
-                let (_, off) = self.kept.begin(step, time, &mut None);
+                let (_, off) = self.kept.begin(step, time, &mut self.kept_spare);
                 self.kept.put(off, task, compact);
             }
             kept += 1;
