@@ -381,7 +381,11 @@ fn lockstep_sim(verbosity: Verbosity, mode: TraceMode) -> Sim {
     let fifo = std::env::var_os("BENCH_FIFO").is_some();
     Sim::builder()
         .seed(1)
-        .policy(if fifo { lockstep::Policy::Fifo } else { lockstep::Policy::Random })
+        .policy(if fifo {
+            lockstep::Policy::Fifo
+        } else {
+            lockstep::Policy::Random
+        })
         .verbosity(verbosity)
         .trace_mode(mode)
         .no_time_limit()

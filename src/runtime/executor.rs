@@ -46,7 +46,7 @@ use crate::check::{BlockedTask, Failure, PanicReport, Site, TaskInfo};
 use crate::net::HostId;
 use crate::task::{JoinError, RawTask, TaskId, TaskState};
 use crate::time::Instant;
-use crate::trace::store::{Compact, code};
+use crate::trace::store::code;
 use crate::trace::{EventKind, Verbosity};
 
 /// One thing a blocked task waits on, as noted by a lockstep future that
@@ -313,7 +313,7 @@ impl Executor {
         let key = TaskKey { index, id: e.id };
         drop(t);
         self.ready.borrow_mut().push_back(key);
-        w.record_compact(Verbosity::Full, Compact::new(code::WAKE, key.id.as_u32()));
+        w.record_plain(Verbosity::Full, code::WAKE, key.id.as_u32());
     }
 
     /// Picks the next ready task, per the policy.
@@ -431,7 +431,7 @@ impl Executor {
         };
         self.current.set(Some(key));
         self.current_host.set(host);
-        w.record_compact(Verbosity::Full, Compact::new(code::POLL, 0));
+        w.record_plain(Verbosity::Full, code::POLL, 0);
         let Some(cell) = cell else {
             return Step::Main;
         };
@@ -460,7 +460,7 @@ impl Executor {
                 }
             }
             Ok(Poll::Ready(())) => {
-                w.record_compact(Verbosity::Summary, Compact::new(code::FINISH, 0));
+                w.record_plain(Verbosity::Summary, code::FINISH, 0);
                 self.remove(w, key);
             }
             Err(payload) => self.task_panicked(w, key, cell, payload),

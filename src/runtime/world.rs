@@ -274,12 +274,10 @@ impl World {
             match fired.action {
                 TimerAction::Wake(waker) => {
                     if self.tracing(Verbosity::Full) {
-                        self.record_compact(
+                        self.record_plain(
                             Verbosity::Full,
-                            Compact::new(
-                                store::code::TIMER_FIRE,
-                                fired.owner.map_or(0, |t| t.as_u32() + 1),
-                            ),
+                            store::code::TIMER_FIRE,
+                            fired.owner.map_or(0, |t| t.as_u32() + 1),
                         );
                     }
                     waker.wake();
@@ -367,6 +365,23 @@ impl World {
             .borrow_mut()
             .store
             .push(self.step.get(), self.now.get(), task, c);
+    }
+
+    /// Records an event without extensions, by the current task, if
+    /// `level` is traced (the hottest path: poll, yield, wake).
+    #[inline]
+    pub(crate) fn record_plain(&self, level: Verbosity, code: u8, arg: u32) {
+        if level > self.tracer.level || self.failed() {
+            return;
+        }
+        let task = self.exec.current_id();
+        self.tracer.trace.borrow_mut().store.push_plain(
+            self.step.get(),
+            self.now.get(),
+            task,
+            code,
+            arg,
+        );
     }
 
     /// Records a timer armed by the current task (full).

@@ -31,7 +31,7 @@ pub use join_set::JoinSet;
 
 use crate::runtime::context;
 use crate::trace::Verbosity;
-use crate::trace::store::{Compact, code};
+use crate::trace::store::code;
 
 /// A task's id: its number in spawn order within the run (the main task is
 /// `#0`). Unique within a run and never reused, so it also serves as the
@@ -225,7 +225,7 @@ impl Future for YieldNow {
             return Poll::Ready(());
         }
         self.yielded = true;
-        context::try_with(|w| w.record_compact(Verbosity::Full, Compact::new(code::YIELD, 0)));
+        context::try_with(|w| w.record_plain(Verbosity::Full, code::YIELD, 0));
         cx.waker().wake_by_ref();
         Poll::Pending
     }

@@ -333,11 +333,25 @@ pub struct ConnEvent {
 /// | [`TraceMode::Ring`] | the last N events, plus every summary-level event | the events that led to the failure |
 /// | [`TraceMode::Stream`] | as `Ring`; every event also goes to a file | as `Ring`; the file has all of them |
 ///
-/// [`Sim::builder()`](crate::Sim::builder) uses a ring of
-/// [`TraceMode::DEFAULT_RING`] events: any test-sized run keeps its whole
-/// trace (a snapshot sees every event), and a run of a billion steps still
-/// has flat memory, with its spawns, finishes, waits, faults, user lines and
-/// failure kept however old.
+/// Defaults, and why:
+///
+/// - [`Sim::builder()`](crate::Sim::builder): full verbosity in a ring of
+///   [`TraceMode::DEFAULT_RING`] events (about 12 MiB of records at most).
+///   Any test-sized run keeps its whole trace, so a snapshot sees every
+///   event; a run of a billion steps still has flat memory, and keeps its
+///   last million events and its summary events (spawns, finishes, waits,
+///   faults, user lines, the failure) up to the same count.
+/// - `#[sim_test]`: explores its seeds untraced ([`Verbosity::Off`]: no
+///   trace memory at all, only the decision hash), then replays a failing
+///   seed with the builder's default, the ring, so the report shows the
+///   events that led to the failure whatever the run's length.
+/// - The `lockstep` CLI builds its runs with `Sim::builder()` and so uses
+///   the same ring; [`TraceMode::Stream`] is there for a run whose every
+///   event must be kept, on disk rather than in memory.
+///
+/// The summary log of a ring is bounded by the same count as the ring, so
+/// a run whose summary events alone outnumber it (a billion channel waits)
+/// still has flat memory; the text form marks where events were dropped.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TraceMode {

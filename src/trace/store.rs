@@ -108,6 +108,9 @@ struct Chunk {
     big: Vec<EventKind>,
     /// Events (not records) in this chunk.
     events: usize,
+    /// Of those, events that may be summary-level (a ring keeps them): an
+    /// eviction scans only chunks that have some.
+    summary: usize,
 }
 
 impl Chunk {
@@ -118,6 +121,7 @@ impl Chunk {
             recs: Vec::with_capacity(CHUNK),
             big: Vec::new(),
             events: 0,
+            summary: 0,
         }
     }
 }
@@ -143,11 +147,21 @@ impl Default for Log {
                 recs: Vec::new(),
                 big: Vec::new(),
                 events: 0,
+                summary: 0,
             },
             time: 0,
             events: 0,
         }
     }
+}
+
+/// Whether events of `code` may be summary-level.
+#[inline(always)]
+const fn maybe_summary(code: u8) -> bool {
+    matches!(
+        code,
+        code::SPAWN | code::FINISH | code::ABORT | code::WAIT | code::CLOSE | code::BIG
+    )
 }
 
 /// A time marker, an event, a task extension and two extensions.
@@ -225,6 +239,21 @@ impl Log {
             }
         }
         self.active.events += 1;
+        self.active.summary += maybe_summary(c.code) as usize;
+        self.events += 1;
+    }
+
+    /// Appends an event without extensions by a task with a small id (the
+    /// hot path: polls, yields, wakes, timers).
+    #[inline(always)]
+    fn put_plain(&mut self, off: u32, task_field: u32, code: u8, arg: u32) {
+        self.active.recs.push(Rec {
+            step: off,
+            head: ((code as u32) << 24) | task_field,
+            arg,
+        });
+        self.active.events += 1;
+        self.active.summary += maybe_summary(code) as usize;
         self.events += 1;
     }
 
@@ -701,6 +730,31 @@ impl Store {
         }
     }
 
+    /// Appends an event without extensions (see `Log::put_plain`).
+    #[inline(always)]
+    pub(crate) fn push_plain(
+        &mut self,
+        step: u64,
+        time: u64,
+        task: Option<TaskId>,
+        code: u8,
+        arg: u32,
+    ) {
+        let task_field = match task {
+            None => NO_TASK,
+            Some(t) if t.as_u32() < TASK_EXT - 1 => t.as_u32() + 1,
+            Some(_) => return self.push(step, time, task, Compact::new(code, arg)),
+        };
+        if time != self.log.time || self.log.events == 0 {
+            self.note_time(time);
+        }
+        let (rolled, off) = self.log.begin(step, time, &mut self.spare);
+        self.log.put_plain(off, task_field, code, arg);
+        if rolled && self.limit.is_some() {
+            self.maybe_evict();
+        }
+    }
+
     #[cold]
     fn note_time(&mut self, time: u64) {
         self.precision = self.precision.max(precision_of(time));
@@ -747,6 +801,7 @@ impl Store {
             chunk.recs.clear();
             chunk.big.clear();
             chunk.events = 0;
+            chunk.summary = 0;
             self.kept_spare = Some(chunk);
         }
     }
@@ -767,6 +822,9 @@ impl Store {
         let mut kept = 0usize;
         let recs = &chunk.recs;
         let (mut i, mut time) = (0, chunk.base_time);
+        if chunk.summary == 0 {
+            i = recs.len();
+        }
         while i < recs.len() {
             let r = recs[i];
             let c = r.code();
@@ -822,6 +880,7 @@ impl Store {
         self.dropped += (chunk.events - kept) as u64;
         chunk.recs.clear();
         chunk.events = 0;
+        chunk.summary = 0;
         big.clear();
         chunk.big = big;
         self.spare = Some(chunk);
