@@ -168,8 +168,14 @@ pub(crate) fn try_host_name(w: &World, h: HostId) -> Option<String> {
 }
 
 #[track_caller]
-fn resolve_or_panic(w: &World, api: &str, name: &str) -> HostId {
-    host_id(w, name).unwrap_or_else(|e| panic!("`{api}`: {e}"))
+fn resolve_or_panic(
+    w: &World,
+    api: &str,
+    name: &str,
+    caller: &'static std::panic::Location<'static>,
+) -> HostId {
+    host_id(w, name)
+        .unwrap_or_else(|e| crate::runtime::panics::misuse(caller, format!("`{api}`: {e}")))
 }
 
 fn fault_event(w: &World, action: String) {
@@ -256,10 +262,20 @@ pub(crate) fn link_fault(w: &World, a: HostId, b: HostId, fault: LinkFault) {
     fault_event(w, text);
 }
 
-fn two_hosts(api: &str, a: &str, b: &str, f: impl FnOnce(&World, HostId, HostId)) {
-    context::with("lockstep::net", |w| {
-        let (a, b) = (resolve_or_panic(w, api, a), resolve_or_panic(w, api, b));
-        assert!(a != b, "`{api}`: both ends are the same host");
+#[track_caller]
+fn two_hosts(api: &'static str, a: &str, b: &str, f: impl FnOnce(&World, HostId, HostId)) {
+    let caller = std::panic::Location::caller();
+    context::with(api, |w| {
+        let (a, b) = (
+            resolve_or_panic(w, api, a, caller),
+            resolve_or_panic(w, api, b, caller),
+        );
+        if a == b {
+            crate::runtime::panics::misuse(
+                caller,
+                format!("`{api}`: both ends are the same host; name two different hosts"),
+            );
+        }
         f(w, a, b)
     })
 }
@@ -271,6 +287,7 @@ fn two_hosts(api: &str, a: &str, b: &str, f: impl FnOnce(&World, HostId, HostId)
 ///
 /// Outside a simulation; for an unknown host name (the message lists the
 /// hosts).
+#[track_caller]
 pub fn partition(a: impl AsRef<str>, b: impl AsRef<str>) {
     two_hosts(
         "lockstep::net::partition",
@@ -285,6 +302,7 @@ pub fn partition(a: impl AsRef<str>, b: impl AsRef<str>) {
 /// # Panics
 ///
 /// As [`partition`].
+#[track_caller]
 pub fn partition_oneway(from: impl AsRef<str>, to: impl AsRef<str>) {
     two_hosts(
         "lockstep::net::partition_oneway",
@@ -299,6 +317,7 @@ pub fn partition_oneway(from: impl AsRef<str>, to: impl AsRef<str>) {
 /// # Panics
 ///
 /// As [`partition`].
+#[track_caller]
 pub fn heal(a: impl AsRef<str>, b: impl AsRef<str>) {
     two_hosts("lockstep::net::heal", a.as_ref(), b.as_ref(), |w, a, b| {
         uncut(w, a, b, true)
@@ -310,6 +329,7 @@ pub fn heal(a: impl AsRef<str>, b: impl AsRef<str>) {
 /// # Panics
 ///
 /// As [`partition`].
+#[track_caller]
 pub fn heal_oneway(from: impl AsRef<str>, to: impl AsRef<str>) {
     two_hosts(
         "lockstep::net::heal_oneway",
@@ -324,6 +344,7 @@ pub fn heal_oneway(from: impl AsRef<str>, to: impl AsRef<str>) {
 /// # Panics
 ///
 /// Outside a simulation.
+#[track_caller]
 pub fn heal_all() {
     context::with("lockstep::net::heal_all", uncut_all);
 }
@@ -333,6 +354,7 @@ pub fn heal_all() {
 /// # Panics
 ///
 /// As [`partition`].
+#[track_caller]
 pub fn set_link(a: impl AsRef<str>, b: impl AsRef<str>, config: LinkConfig) {
     two_hosts(
         "lockstep::net::set_link",
@@ -352,6 +374,7 @@ pub fn set_link(a: impl AsRef<str>, b: impl AsRef<str>, config: LinkConfig) {
 /// # Panics
 ///
 /// As [`partition`].
+#[track_caller]
 pub fn set_link_oneway(from: impl AsRef<str>, to: impl AsRef<str>, config: LinkConfig) {
     two_hosts(
         "lockstep::net::set_link_oneway",
@@ -370,6 +393,7 @@ pub fn set_link_oneway(from: impl AsRef<str>, to: impl AsRef<str>, config: LinkC
 /// # Panics
 ///
 /// Outside a simulation.
+#[track_caller]
 pub fn set_default_link(config: LinkConfig) {
     context::with("lockstep::net::set_default_link", |w| {
         fabric::with(w, |f| f.default_link = config)
@@ -381,6 +405,7 @@ pub fn set_default_link(config: LinkConfig) {
 /// # Panics
 ///
 /// Outside a simulation.
+#[track_caller]
 pub fn set_tcp_config(config: TcpConfig) {
     context::with("lockstep::net::set_tcp_config", |w| {
         fabric::with(w, |f| f.tcp = config)
@@ -393,6 +418,7 @@ pub fn set_tcp_config(config: TcpConfig) {
 /// # Errors
 ///
 /// `NotFound` if no host has that name.
+#[track_caller]
 pub fn lookup_host(name: &str) -> io::Result<IpAddr> {
     context::with("lockstep::net::lookup_host", |w| {
         let here = w.exec.current_host();
