@@ -191,7 +191,8 @@ impl Log {
     fn begin(&mut self, step: u64, time: u64, spare: &mut Option<Chunk>) -> (bool, u32) {
         let a = &self.active;
         let rolled = if a.recs.len() + NEED > a.recs.capacity()
-            || step.wrapping_sub(a.base_step) > u32::MAX as u64
+            || step < a.base_step
+            || step - a.base_step > u32::MAX as u64
         {
             self.roll(step, time, spare)
         } else {
@@ -1192,5 +1193,111 @@ mod tests {
     #[test]
     fn a_record_is_twelve_bytes() {
         assert_eq!(size_of::<Rec>(), 12);
+    }
+
+    fn ev(step: u64, time: u64, task: Option<u32>, kind: EventKind) -> Event {
+        Event {
+            step,
+            time: Instant::from_nanos(time),
+            task: task.map(TaskId),
+            kind,
+        }
+    }
+
+    /// Everything the compact form has to escape from: task ids past 24
+    /// bits, far deadlines, times past 32 bits, steps that go backwards (a
+    /// filtered or concatenated trace), out-of-line payloads, many chunks.
+    #[test]
+    fn every_event_decodes_to_what_was_pushed() {
+        let mut events = vec![
+            ev(0, 0, None, EventKind::Poll),
+            ev(1, 5, Some(0x00FF_FFFE), EventKind::Yield),
+            ev(
+                1,
+                5,
+                Some(u32::MAX - 1),
+                EventKind::Wake { target: TaskId(7) },
+            ),
+            ev(
+                2,
+                1 << 40,
+                Some(3),
+                EventKind::TimerSet {
+                    deadline: Instant::from_nanos((1 << 40) + (1 << 35)),
+                },
+            ),
+            ev(3, 1 << 40, None, EventKind::TimerFire { target: None }),
+            ev(
+                3,
+                1 << 40,
+                Some(2),
+                EventKind::Release {
+                    resource: "mutex 'm'".into(),
+                    detail: Some("read".into()),
+                    to: Some(TaskId(9)),
+                },
+            ),
+            ev(
+                1,
+                7,
+                Some(1),
+                EventKind::User {
+                    message: "back in time".into(),
+                },
+            ),
+            ev(u64::MAX - 1, 8, Some(1), EventKind::Finish),
+            ev(
+                5,
+                9,
+                None,
+                EventKind::Spawn {
+                    child: TaskId(4),
+                    name: Some("w".into()),
+                    site: None,
+                    host: Some("server".into()),
+                },
+            ),
+        ];
+        for i in 0..10_000u64 {
+            events.push(ev(
+                10 + i,
+                10 + i / 7,
+                Some((i % 5) as u32),
+                EventKind::Poll,
+            ));
+        }
+        let mut store = Store::default();
+        for e in events.clone() {
+            store.push_event(e);
+        }
+        assert_eq!(store.len(), events.len());
+        assert!(store.log.full.len() > 1, "spans several chunks");
+        assert_eq!(store.iter().collect::<Vec<_>>(), events);
+        assert_eq!(store.precision, 2);
+    }
+
+    #[test]
+    fn a_ring_keeps_its_last_events_and_its_summary_ones() {
+        let mut store = Store {
+            limit: Some(5_000),
+            ..Store::default()
+        };
+        let mut all = Vec::new();
+        for i in 0..50_000u64 {
+            let kind = if i % 1000 == 0 {
+                EventKind::Finish
+            } else {
+                EventKind::Poll
+            };
+            let e = ev(i, i, Some(1), kind);
+            all.push(e.clone());
+            store.push_event(e);
+        }
+        let kept: Vec<Event> = store.iter().collect();
+        assert!(kept.len() >= 5_000 && kept.len() < 5_000 + CHUNK + 50);
+        assert_eq!(kept.len() as u64 + store.dropped, all.len() as u64);
+        assert_eq!(kept[kept.len() - 5_000..], all[all.len() - 5_000..]);
+        let finishes = |v: &[Event]| v.iter().filter(|e| e.kind == EventKind::Finish).count();
+        assert_eq!(finishes(&kept), finishes(&all));
     }
 }
