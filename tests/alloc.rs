@@ -336,3 +336,53 @@ fn yields_and_contended_locks_allocate_nothing_once_warm() {
         }
     }
 }
+
+/// Spawning and joining a task allocates the task and nothing else: no
+/// name or site formatting, plain, named (a builder reused) or on a host.
+/// (With the watchdog or the blocked-poll check on, the default, a named
+/// task is also entered in the watchdog's table of names, which that
+/// thread reads: a map insert per named spawn, measured apart here.)
+#[test]
+fn a_spawn_allocates_only_the_task() {
+    const N: u64 = 1000;
+    let outcome = Sim::builder()
+        .seed(1)
+        .verbosity(Verbosity::Off)
+        .watchdog(None)
+        .blocked_poll(None)
+        .build()
+        .run(async {
+            let host = lockstep::net::Host::new("server", || async { Ok(()) });
+            let named = lockstep::task::Builder::new().name("worker");
+            let mut handles = Vec::with_capacity(N as usize);
+            let mut counts = [0u64; 3];
+            // The first round warms the task table and the ready set.
+            for round in 0..2 {
+                for (kind, count) in counts.iter_mut().enumerate() {
+                    let before = allocs();
+                    for i in 0..N {
+                        handles.push(match kind {
+                            0 => spawn(async move { i }),
+                            1 => named.clone().spawn(async move { i }),
+                            _ => host.spawn(async move { i }),
+                        });
+                    }
+                    for h in handles.drain(..) {
+                        h.await.unwrap();
+                    }
+                    if round == 1 {
+                        *count = allocs() - before;
+                    }
+                }
+            }
+            counts
+        });
+    let [plain, named, on_host] = outcome.into_result().unwrap();
+    eprintln!("allocations per {N} spawns: plain {plain}, named {named}, on a host {on_host}");
+    for (what, n) in [("plain", plain), ("named", named), ("on a host", on_host)] {
+        assert!(
+            n <= N + 4,
+            "{what}: {n} allocations for {N} spawns (one per task expected, plus a few for the run's tables)"
+        );
+    }
+}

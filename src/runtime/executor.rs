@@ -300,7 +300,7 @@ impl Executor {
         &self,
         w: &World,
         cell: Rc<dyn RawTask>,
-        name: Option<String>,
+        name: Option<Arc<str>>,
         daemon: bool,
         host: Option<HostId>,
         site: &'static Location<'static>,
@@ -311,7 +311,6 @@ impl Executor {
             .next_id
             .checked_add(1)
             .expect("a lockstep run spawned more than 4 billion tasks");
-        let name: Option<Arc<str>> = name.map(Arc::from);
         let key = t.insert(Self::new_entry(
             id,
             Some(cell),

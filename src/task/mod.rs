@@ -17,6 +17,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use serde::{Deserialize, Serialize};
@@ -95,7 +96,7 @@ where
 #[track_caller]
 pub(crate) fn spawn_at<F>(
     future: F,
-    name: Option<String>,
+    name: Option<Arc<str>>,
     daemon: bool,
     site: &'static Location<'static>,
 ) -> JoinHandle<F::Output>
@@ -114,7 +115,7 @@ where
 pub(crate) fn spawn_in<F>(
     w: &crate::runtime::world::World,
     future: F,
-    name: Option<String>,
+    name: Option<Arc<str>>,
     daemon: bool,
     host: Option<crate::net::HostId>,
     site: &'static Location<'static>,
@@ -151,7 +152,7 @@ where
 #[derive(Debug, Default, Clone)]
 #[must_use = "a Builder does nothing until `spawn` is called"]
 pub struct Builder {
-    name: Option<String>,
+    name: Option<Arc<str>>,
     daemon: bool,
 }
 
@@ -163,7 +164,7 @@ impl Builder {
 
     /// Names the task; traces and reports use the name.
     pub fn name(mut self, name: impl Into<String>) -> Builder {
-        self.name = Some(name.into());
+        self.name = Some(Arc::from(name.into()));
         self
     }
 
