@@ -388,7 +388,9 @@ impl Default for TraceMode {
 /// read: [`Trace::events`] yields owned [`Event`]s.
 #[derive(Clone, Default)]
 pub struct Trace {
-    pub(crate) store: store::Store,
+    /// Boxed: a trace moves with every `Outcome`, and the store's
+    /// interning tables and logs are several hundred bytes.
+    pub(crate) store: Box<store::Store>,
 }
 
 impl PartialEq for Trace {
