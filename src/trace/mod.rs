@@ -362,7 +362,11 @@ pub enum TraceMode {
     Ring(usize),
     /// Like `Ring(n)` in memory, and write every event, as it leaves the
     /// ring and at the end of the run, to a JSON-lines file
-    /// (readable with [`Trace::from_jsonl`]).
+    /// (readable with [`Trace::from_jsonl`]). Writes go through a buffer a
+    /// chunk (about 4,000 events) at a time; with [`Verbosity::Off`]
+    /// nothing is recorded and no file is created. A file that cannot be
+    /// created panics at `Sim::run` with its path; a write that fails later
+    /// is reported once on stderr, and the run goes on.
     Stream {
         /// The file to write (created or truncated).
         path: std::path::PathBuf,
