@@ -47,6 +47,7 @@ use crate::check::{BlockedTask, Failure, PanicReport, Site, TaskInfo};
 use crate::net::HostId;
 use crate::task::{JoinError, RawTask, TaskId, TaskState};
 use crate::time::Instant;
+use crate::trace::store::code;
 use crate::trace::{EventKind, Verbosity};
 
 /// One thing a blocked task waits on, as noted by a lockstep future that
@@ -305,23 +306,14 @@ impl Executor {
         drop(t);
         debug_assert_eq!(key, MAIN_KEY);
         self.ready.borrow_mut().push_back(key);
-        if w.tracing(Verbosity::Summary) {
-            w.record_as(
-                None,
-                EventKind::Spawn {
-                    child: TaskId::MAIN,
-                    name: Some("main".to_string()),
-                    site: None,
-                },
-            );
-        }
+        w.record_spawn(None, TaskId::MAIN, Some("main"), None, None);
     }
 
     pub(crate) fn spawn(
         &self,
         w: &World,
         cell: Rc<dyn RawTask>,
-        name: Option<String>,
+        name: Option<Arc<str>>,
         daemon: bool,
         host: Option<HostId>,
         site: &'static Location<'static>,
@@ -332,7 +324,6 @@ impl Executor {
             .next_id
             .checked_add(1)
             .expect("a lockstep run spawned more than 4 billion tasks");
-        let name: Option<Arc<str>> = name.map(Arc::from);
         let key = t.insert(Self::new_entry(
             id,
             Some(cell),
@@ -345,13 +336,7 @@ impl Executor {
         self.reset_waker_count(key);
         self.ready.borrow_mut().push_back(key);
         w.stats.spawned.set(w.stats.spawned.get() + 1);
-        if w.tracing(Verbosity::Summary) {
-            w.record(EventKind::Spawn {
-                child: id,
-                name: name.as_deref().map(str::to_string),
-                site: Some(Site::from_location(site)),
-            });
-        }
+        w.record_spawn(self.current_id(), id, name.as_deref(), Some(site), host);
         if let (Some(wd), Some(name)) = (&w.watchdog, name) {
             wd.name_task(id.0, name);
         }
@@ -403,9 +388,7 @@ impl Executor {
         let key = TaskKey { index, id: e.id };
         drop(t);
         self.ready.borrow_mut().push_back(key);
-        if w.tracing(Verbosity::Full) {
-            w.record(EventKind::Wake { target: key.id });
-        }
+        w.record_plain(Verbosity::Full, code::WAKE, key.id.as_u32());
     }
 
     /// Picks the next ready task, per the policy.
@@ -538,9 +521,7 @@ impl Executor {
         self.current.set(Some(key));
         self.current_host.set(host);
         self.self_wakes.set(0);
-        if w.tracing(Verbosity::Full) {
-            w.record(EventKind::Poll);
-        }
+        w.record_plain(Verbosity::Full, code::POLL, 0);
         let Some(cell) = cell else {
             return Step::Main;
         };
@@ -572,7 +553,7 @@ impl Executor {
                 }
             }
             Ok(Poll::Ready(())) => {
-                w.record(EventKind::Finish);
+                w.record_plain(Verbosity::Summary, code::FINISH, 0);
                 w.progressed();
                 let entry = self.remove(w, key);
                 if cell.header().unobserved_err() {

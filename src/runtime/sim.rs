@@ -12,7 +12,7 @@ use super::outcome::Outcome;
 use super::policy::{LatePolls, Schedule};
 use super::world::World;
 use crate::time::Duration;
-use crate::trace::Verbosity;
+use crate::trace::{TraceMode, Verbosity};
 
 /// How the executor picks the next task among the ready ones.
 ///
@@ -129,6 +129,7 @@ pub(crate) struct Config {
     pub(crate) max_steps: Option<u64>,
     pub(crate) policy: Policy,
     pub(crate) verbosity: Verbosity,
+    pub(crate) trace_mode: TraceMode,
     pub(crate) leaks: Severity,
     pub(crate) unobserved_panics: Severity,
     pub(crate) unobserved_errors: Severity,
@@ -168,6 +169,7 @@ impl Default for Config {
             max_steps: Some(SimBuilder::DEFAULT_MAX_STEPS),
             policy: Policy::Random,
             verbosity: Verbosity::Full,
+            trace_mode: TraceMode::default(),
             leaks: Severity::Fail,
             unobserved_panics: Severity::Fail,
             unobserved_errors: Severity::Fail,
@@ -330,6 +332,32 @@ impl SimBuilder {
     /// What the trace records.
     pub fn verbosity(mut self, verbosity: Verbosity) -> Self {
         self.config.verbosity = verbosity;
+        self
+    }
+
+    /// How much of the trace is kept, and where (default: a ring of
+    /// [`TraceMode::DEFAULT_RING`] events plus every summary-level event,
+    /// so memory stays flat on long runs while a test-sized run keeps every
+    /// event). `TraceMode::Keep` keeps everything; `TraceMode::Stream`
+    /// also writes every event to a JSON-lines file.
+    ///
+    /// ```
+    /// use lockstep::prelude::*;
+    /// use lockstep::trace::TraceMode;
+    ///
+    /// let outcome = Sim::builder()
+    ///     .trace_mode(TraceMode::Ring(10))
+    ///     .build()
+    ///     .run(async {
+    ///         for _ in 0..10_000 {
+    ///             yield_now().await;
+    ///         }
+    ///     });
+    /// assert!(outcome.trace().dropped() > 0);
+    /// assert!(outcome.trace().len() < 10_000);
+    /// ```
+    pub fn trace_mode(mut self, mode: TraceMode) -> Self {
+        self.config.trace_mode = mode;
         self
     }
 

@@ -36,6 +36,7 @@ use crate::check::{
 use crate::task::TaskId;
 use crate::time::timers::{TimerAction, TimerKey, Timers};
 use crate::time::{Duration, Instant};
+use crate::trace::store::{self, Compact};
 use crate::trace::{Event, EventKind, Trace, Verbosity};
 
 /// Independent random streams, one per consumer, all derived from the seed:
@@ -67,7 +68,14 @@ pub(crate) struct Counters {
 pub(crate) struct Tracer {
     level: Verbosity,
     trace: RefCell<Trace>,
+    /// Interned names of hosts, by host index (`u32::MAX`: not yet known).
+    hosts: RefCell<Vec<u32>>,
+    /// Identifies this run's trace, for caches of interned ids kept by
+    /// long-lived objects (a sync primitive's label). Unique in the process.
+    pub(crate) epoch: u64,
 }
+
+static TRACE_EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Tracer {
     pub(crate) fn level(&self) -> Verbosity {
@@ -99,6 +107,8 @@ pub(crate) struct World {
     user_rng: RefCell<ChaCha8Rng>,
     pub(crate) tracer: Tracer,
     failure: RefCell<Option<Failure>>,
+    /// Whether `failure` is set (read on every traced event).
+    has_failed: Cell<bool>,
     warnings: RefCell<Vec<Failure>>,
     /// Tasks woken from other threads (not applied), and by which thread.
     foreign: RefCell<Vec<(Option<crate::check::TaskInfo>, String)>>,
@@ -165,12 +175,15 @@ impl World {
             user_rng: RefCell::new(rng_for(seed, stream::USER)),
             tracer: Tracer {
                 level: config.verbosity,
-                trace: RefCell::new(Trace::with_capacity(match config.verbosity {
-                    Verbosity::Off => 0,
-                    _ => 256,
-                })),
+                trace: RefCell::new(match config.verbosity {
+                    Verbosity::Off => Trace::default(),
+                    _ => Trace::for_mode(&config.trace_mode).unwrap_or_else(|e| panic!("{e}")),
+                }),
+                hosts: RefCell::new(Vec::new()),
+                epoch: TRACE_EPOCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             },
             failure: RefCell::new(None),
+            has_failed: Cell::new(false),
             warnings: RefCell::new(Vec::new()),
             foreign: RefCell::new(Vec::new()),
             stats: Counters::default(),
@@ -303,9 +316,7 @@ impl World {
     /// task.
     pub(crate) fn arm_timer(&self, deadline: Instant, waker: &Waker) -> TimerKey {
         let owner = self.exec.current_id();
-        if self.tracing(Verbosity::Full) {
-            self.record(EventKind::TimerSet { deadline });
-        }
+        self.record_timer_set(deadline);
         self.timers.borrow_mut().insert(
             deadline.as_nanos(),
             TimerAction::Wake(waker.clone()),
@@ -396,9 +407,11 @@ impl World {
             match fired.action {
                 TimerAction::Wake(waker) => {
                     if self.tracing(Verbosity::Full) {
-                        self.record(EventKind::TimerFire {
-                            target: fired.owner,
-                        });
+                        self.record_plain(
+                            Verbosity::Full,
+                            store::code::TIMER_FIRE,
+                            fired.owner.map_or(0, |t| t.as_u32() + 1),
+                        );
                     }
                     waker.wake();
                 }
@@ -497,6 +510,150 @@ impl World {
         });
     }
 
+    /// Records an event in its compact form, by the current task, if
+    /// `level` is traced (the hot path: poll, yield, wake, timers).
+    #[inline]
+    pub(crate) fn record_compact(&self, level: Verbosity, c: Compact) {
+        if level > self.tracer.level || self.failed() {
+            return;
+        }
+        let task = self.exec.current_id();
+        self.tracer
+            .trace
+            .borrow_mut()
+            .store
+            .push(self.step.get(), self.now.get(), task, c);
+    }
+
+    /// Records an event without extensions, by the current task, if
+    /// `level` is traced (the hottest path: poll, yield, wake).
+    #[inline]
+    pub(crate) fn record_plain(&self, level: Verbosity, code: u8, arg: u32) {
+        if level > self.tracer.level || self.failed() {
+            return;
+        }
+        let task = self.exec.current_id();
+        self.tracer.trace.borrow_mut().store.push_plain(
+            self.step.get(),
+            self.now.get(),
+            task,
+            code,
+            arg,
+        );
+    }
+
+    /// Records a timer armed by the current task (full).
+    #[inline]
+    pub(crate) fn record_timer_set(&self, deadline: Instant) {
+        self.record_compact(
+            Verbosity::Full,
+            store::timer_set(self.now.get(), deadline.as_nanos()),
+        );
+    }
+
+    /// Records a sync event on the primitive labelled by `label` (interned
+    /// once per run through `cache`).
+    pub(crate) fn record_sync(
+        &self,
+        level: Verbosity,
+        code: u8,
+        cache: &Cell<(u64, u32)>,
+        label: impl FnOnce() -> String,
+        detail: Option<std::borrow::Cow<'static, str>>,
+        to: Option<TaskId>,
+    ) {
+        if level > self.tracer.level || self.failed() {
+            return;
+        }
+        let task = self.exec.current_id();
+        let mut trace = self.tracer.trace.borrow_mut();
+        let store = &mut trace.store;
+        let id = match cache.get() {
+            (epoch, id) if epoch == self.tracer.epoch => id,
+            _ => {
+                let id = store.strings.intern(&label());
+                cache.set((self.tracer.epoch, id));
+                id
+            }
+        };
+        let c = store.sync_id(code, id, detail.as_ref(), to);
+        store.push(self.step.get(), self.now.get(), task, c);
+    }
+
+    /// Records a wait for a lock held by `holder` (summary).
+    pub(crate) fn record_sync_held(
+        &self,
+        cache: &Cell<(u64, u32)>,
+        label: impl FnOnce() -> String,
+        holder: Option<TaskId>,
+    ) {
+        if !self.tracing(Verbosity::Summary) || self.failed() {
+            return;
+        }
+        let task = self.exec.current_id();
+        let mut trace = self.tracer.trace.borrow_mut();
+        let store = &mut trace.store;
+        let id = match cache.get() {
+            (epoch, id) if epoch == self.tracer.epoch => id,
+            _ => {
+                let id = store.strings.intern(&label());
+                cache.set((self.tracer.epoch, id));
+                id
+            }
+        };
+        let mut c = Compact::new(store::code::WAIT, id);
+        if let Some(h) = holder {
+            c = c.with(store::code::HELD, h.as_u32());
+        }
+        store.push(self.step.get(), self.now.get(), task, c);
+    }
+
+    /// Records the spawn of `child` by `by` (summary): no string is built;
+    /// the name and site are interned.
+    pub(crate) fn record_spawn(
+        &self,
+        by: Option<TaskId>,
+        child: TaskId,
+        name: Option<&str>,
+        site: Option<&'static Location<'static>>,
+        host: Option<crate::net::HostId>,
+    ) {
+        if !self.tracing(Verbosity::Summary) || self.failed() {
+            return;
+        }
+        let host = host.map_or(u32::MAX, |h| self.host_string(h));
+        let mut trace = self.tracer.trace.borrow_mut();
+        let store = &mut trace.store;
+        let name = name.map_or(u32::MAX, |n| store.strings.intern(n));
+        let site = site.map_or(u32::MAX, |s| store.site_of(s));
+        store.set_task(child, name, site, host);
+        store.push(
+            self.step.get(),
+            self.now.get(),
+            by,
+            Compact::new(store::code::SPAWN, child.as_u32()),
+        );
+    }
+
+    /// The interned name of host `h` (`u32::MAX` if unknown).
+    fn host_string(&self, h: crate::net::HostId) -> u32 {
+        if let Some(&id) = self.tracer.hosts.borrow().get(h.index()) {
+            if id != u32::MAX {
+                return id;
+            }
+        }
+        let Some(name) = crate::net::try_host_name(self, h) else {
+            return u32::MAX;
+        };
+        let id = self.tracer.trace.borrow_mut().store.strings.intern(&name);
+        let mut hosts = self.tracer.hosts.borrow_mut();
+        if hosts.len() <= h.index() {
+            hosts.resize(h.index() + 1, u32::MAX);
+        }
+        hosts[h.index()] = id;
+        id
+    }
+
     /// Fails the run (the first failure wins) and ends the trace with it.
     pub(crate) fn fail(&self, failure: Failure) {
         if self.failure.borrow().is_some() {
@@ -512,14 +669,16 @@ impl World {
             },
         );
         *self.failure.borrow_mut() = Some(failure);
+        self.has_failed.set(true);
     }
 
     pub(crate) fn warn(&self, failure: Failure) {
         self.warnings.borrow_mut().push(failure);
     }
 
+    #[inline]
     fn failed(&self) -> bool {
-        self.failure.borrow().is_some()
+        self.has_failed.get()
     }
 
     // ----- the run ------------------------------------------------------
@@ -717,9 +876,13 @@ impl World {
             (None, None) => unreachable!("a run without a value has a failure"),
         };
         let schedule = self.exec.sched.borrow_mut().take_schedule();
+        let mut trace = self.tracer.trace.take();
+        if let Some(e) = trace.finish_stream() {
+            eprintln!("lockstep: {e}");
+        }
         Outcome::new(
             result,
-            self.tracer.trace.take(),
+            trace,
             stats,
             self.config.seed,
             self.hash.get(),
