@@ -10,6 +10,7 @@
 
 pub use lockstep::cli::{Expect, Scenario, Variant};
 
+pub mod http;
 pub mod lock_ordering;
 pub mod lost_update;
 
