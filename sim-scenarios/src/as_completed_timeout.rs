@@ -29,7 +29,7 @@ pub const SCENARIO: Scenario = Scenario::new(
         })
     })],
 )
-.seeds(200);
+.seeds(1000);
 
 /// The tutorial's `demonstrate_as_completed`.
 pub async fn demonstrate_as_completed() {

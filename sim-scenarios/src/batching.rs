@@ -30,7 +30,7 @@ pub const SCENARIO: Scenario = Scenario::new(
         Variant::new("sequential", Expect::Pass, |sim| sim.run(sequential())),
     ],
 )
-.seeds(100);
+.seeds(300);
 
 async fn process_item(id: u32) -> Result<String, Infallible> {
     sleep(Duration::from_millis(100)).await;

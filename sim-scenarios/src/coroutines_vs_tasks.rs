@@ -28,7 +28,7 @@ pub const SCENARIO: Scenario = Scenario::new(
         Variant::new("tasks", Expect::Pass, |sim| sim.run(tasks())),
     ],
 )
-.seeds(100);
+.seeds(300);
 
 type Log = Rc<RefCell<Vec<(String, Duration)>>>;
 

@@ -40,7 +40,7 @@ pub const SCENARIO: Scenario = Scenario::new(
         })
     })],
 )
-.seeds(200);
+.seeds(1000);
 
 #[derive(Default)]
 struct SharedData {

@@ -37,7 +37,7 @@ pub const SCENARIO: Scenario = Scenario::new(
         })
     })],
 )
-.seeds(200);
+.seeds(500);
 
 async fn reliable_task(id: &'static str) -> Result<String, String> {
     sleep(Duration::from_millis(500)).await;

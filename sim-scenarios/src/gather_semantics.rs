@@ -51,7 +51,7 @@ pub const SCENARIO: Scenario = Scenario::new(
         }),
     ],
 )
-.seeds(60);
+.seeds(500);
 
 /// What fail-fast does with the other requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -29,7 +29,7 @@ pub const SCENARIO: Scenario = Scenario::new(
         sim.run(demonstrate_lock_usage_patterns())
     })],
 )
-.seeds(150);
+.seeds(1000);
 
 #[derive(Default)]
 struct Shared {

@@ -50,7 +50,7 @@ pub const SCENARIO: Scenario = Scenario::new(
         }),
     ],
 )
-.seeds(40);
+.seeds(500);
 
 /// How `smart_delay` spaces requests to a domain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -26,7 +26,7 @@ pub const SCENARIO: Scenario = Scenario::new(
         sim.run(restaurant_simulation())
     })],
 )
-.seeds(100);
+.seeds(300);
 
 /// The tutorial's `restaurant_simulation`.
 pub async fn restaurant_simulation() {

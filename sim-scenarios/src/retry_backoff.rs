@@ -26,7 +26,7 @@ pub const SCENARIO: Scenario = Scenario::new(
     "retries with exponential backoff against a 70%-failing service: delays 0.1, 0.2, 0.4 s, then give up",
     &[Variant::new("backoff", Expect::Pass, |sim| sim.run(demonstrate_retry()))],
 )
-.seeds(200);
+.seeds(1000);
 
 /// The tutorial's `unreliable_service_call`.
 async fn unreliable_service_call(call_id: &str) -> Result<String, String> {

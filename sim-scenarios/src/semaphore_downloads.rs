@@ -40,7 +40,7 @@ pub const SCENARIO: Scenario = Scenario::new(
         }),
     ],
 )
-.seeds(40);
+.seeds(300);
 
 const LIMIT: u64 = 3;
 

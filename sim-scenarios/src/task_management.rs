@@ -34,7 +34,7 @@ pub const SCENARIO: Scenario = Scenario::new(
         sim.run(demonstrate_task_management())
     })],
 )
-.seeds(200);
+.seeds(1000);
 
 /// How a worker ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

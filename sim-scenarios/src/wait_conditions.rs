@@ -33,7 +33,7 @@ pub const SCENARIO: Scenario = Scenario::new(
         })
     })],
 )
-.seeds(200);
+.seeds(500);
 
 /// Counts cleanups: the tutorial's `except asyncio.CancelledError`.
 struct Cleanup(&'static str, Rc<Cell<u32>>, bool);
