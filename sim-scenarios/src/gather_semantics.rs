@@ -160,7 +160,7 @@ pub async fn demonstrate_gather(fail_fast: FailFast, return_exceptions_demo: boo
         results.iter().map(|r| r.name).collect::<Vec<_>>(),
         ["Fast", "Medium", "Quick"]
     );
-    client.close();
+    client.close().await;
 
     // gather() with one failure (default behaviour).
     let client = web.client();
@@ -177,7 +177,7 @@ pub async fn demonstrate_gather(fail_fast: FailFast, return_exceptions_demo: boo
         Err(Error::Status(500)) => lockstep::trace!("gather() failed fast due to: HTTP status 500"),
         other => panic!("fail-fast gather returned {other:?}"),
     }
-    client.close();
+    client.close().await;
     if !return_exceptions_demo {
         return;
     }
@@ -206,5 +206,5 @@ pub async fn demonstrate_gather(fail_fast: FailFast, return_exceptions_demo: boo
             "success Success2"
         ]
     );
-    client.close();
+    client.close().await;
 }

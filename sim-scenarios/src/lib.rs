@@ -21,6 +21,7 @@ mod support;
 pub mod as_completed_timeout;
 pub mod batching;
 pub mod circuit_breaker;
+pub mod connection_pool;
 pub mod coroutines_vs_tasks;
 pub mod event_pipeline;
 pub mod exception_propagation;
@@ -29,6 +30,7 @@ pub mod lock_ordering;
 pub mod lost_update;
 pub mod producer_consumer;
 pub mod rate_limited_scraper;
+pub mod resource_leaks;
 pub mod restaurant;
 pub mod retry_backoff;
 pub mod semaphore_downloads;
@@ -53,7 +55,9 @@ pub fn all() -> &'static [Scenario] {
         exception_propagation::SCENARIO,
         retry_backoff::SCENARIO,
         circuit_breaker::SCENARIO,
+        connection_pool::SCENARIO,
         batching::SCENARIO,
+        resource_leaks::SCENARIO,
         lock_ordering::SCENARIO,
         rate_limited_scraper::SCENARIO,
     ]

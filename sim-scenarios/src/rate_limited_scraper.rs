@@ -322,5 +322,5 @@ pub async fn demonstrate_intelligent_scraping(delay: Delay) {
     assert_eq!(stats.successful_requests, 7);
     assert_eq!(stats.failed_requests, 4, "the 429 URL, four times");
     assert_eq!(stats.retries, 3);
-    scraper.client.close();
+    scraper.client.close().await;
 }

@@ -149,7 +149,7 @@ pub async fn downloads(limited: bool) {
             "the peak is exactly the limit"
         );
         check_server(&web.httpbin);
-        client.close();
+        client.close().await;
     }
 
     // demonstrate_semaphore_vs_unlimited
@@ -183,4 +183,5 @@ pub async fn downloads(limited: bool) {
     lockstep::trace!("8 downloads in {total:?}; {} measured", durations.len());
     check_server(&web.httpbin);
     assert_took("8 limited downloads", total, secs(3.0), secs(0.1));
+    client.close().await;
 }

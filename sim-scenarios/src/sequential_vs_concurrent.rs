@@ -46,6 +46,7 @@ pub async fn sequential_downloads() {
     let took = Instant::now() - start;
     lockstep::trace!("total time: {took:?}");
     assert_took("sequential downloads", took, secs(6.0), secs(0.1));
+    client.close().await;
 }
 
 /// The tutorial's `concurrent_downloads`.
@@ -54,9 +55,13 @@ pub async fn concurrent_downloads() {
     let client = web.client();
     let start = Instant::now();
     let fetch = |c: Client| async move { c.get(&url("/delay/2")).await };
-    let responses = gather([fetch(client.clone()), fetch(client.clone()), fetch(client)])
-        .await
-        .unwrap_or_else(|e: Error| panic!("a download failed: {e}"));
+    let responses = gather([
+        fetch(client.clone()),
+        fetch(client.clone()),
+        fetch(client.clone()),
+    ])
+    .await
+    .unwrap_or_else(|e: Error| panic!("a download failed: {e}"));
     for (i, resp) in responses.iter().enumerate() {
         assert_eq!(resp.status, 200);
         lockstep::trace!("download {} complete", i + 1);
@@ -64,4 +69,5 @@ pub async fn concurrent_downloads() {
     let took = Instant::now() - start;
     lockstep::trace!("total time: {took:?}");
     assert_took("concurrent downloads", took, secs(2.0), secs(0.1));
+    client.close().await;
 }

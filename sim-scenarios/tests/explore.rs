@@ -109,7 +109,9 @@ explore_tests! {
     exception_propagation => "exception-propagation",
     retry_backoff => "retry-backoff",
     circuit_breaker => "circuit-breaker",
+    connection_pool => "connection-pool",
     batching => "batching",
+    resource_leaks => "resource-leaks",
     lock_ordering_deadlock => "lock-ordering-deadlock",
     rate_limited_scraper => "rate-limited-scraper",
 }

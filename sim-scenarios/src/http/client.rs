@@ -3,11 +3,15 @@
 //! built on hyper's HTTP/1 client connections.
 //!
 //! A [`Client`] belongs to a simulated host, the machine it runs on: its
-//! connections are opened and driven by tasks of that host, so a crash of
-//! the host resets them. Requests may come from any task, on the host or
-//! not (they only talk to the connection tasks through hyper's channels);
-//! that is what lets the leak check see a request task that outlives the
-//! program that started it.
+//! sockets are opened by tasks of that host (sockets belong to hosts), so
+//! a crash of the host resets them. Requests may come from any task; each
+//! connection is driven by a task (`<host>-conn-N`) spawned where the
+//! request that opened it runs. From a task on a host, that task belongs
+//! to the host and ends with the simulation; from the program's own tasks
+//! (the main task and what it spawns), a connection still open when the
+//! program returns is a leak the run reports, as an unclosed
+//! `aiohttp.ClientSession` is. [`Client::close`] closes the pooled
+//! connections and waits until they are closed.
 //!
 //! | setting | meaning | default (aiohttp's) |
 //! |---|---|---|
@@ -36,7 +40,7 @@ use lockstep::http::HyperIo;
 use lockstep::net::{Host, TcpStream};
 use lockstep::prelude::*;
 use lockstep::sync::Semaphore;
-use lockstep::task::Builder;
+use lockstep::task::{Builder, JoinHandle};
 
 /// How a [`Client`] pools and limits connections, and its timeouts.
 #[derive(Clone, Debug)]
@@ -197,9 +201,20 @@ pub struct ClientStats {
 struct Conn {
     id: u64,
     send: SendRequest<Full<Bytes>>,
+    /// The task driving the connection: it ends (closing the stream) once
+    /// `send` is dropped.
+    driver: JoinHandle<()>,
     served: u64,
-    // Closes the connection's stream when the last request lets go.
     _open: OpenGuard,
+}
+
+impl Conn {
+    /// Closes the connection and waits until its stream is closed.
+    async fn close(self) {
+        let Conn { send, driver, .. } = self;
+        drop(send);
+        let _ = driver.await;
+    }
 }
 
 struct OpenGuard(Rc<Inner>);
@@ -271,12 +286,15 @@ impl Client {
         self.inner.stats.get()
     }
 
-    /// Closes the idle connections and refuses new requests (aiohttp's
-    /// `session.close()`); requests in flight finish on their connections,
-    /// which then close.
-    pub fn close(&self) {
+    /// Refuses new requests, closes the idle connections and waits until
+    /// they are closed (aiohttp's `await session.close()`). Requests in
+    /// flight finish on their connections, which then close.
+    pub async fn close(&self) {
         self.inner.closed.set(true);
-        self.inner.idle.borrow_mut().clear();
+        let idle = std::mem::take(&mut *self.inner.idle.borrow_mut());
+        for conn in idle.into_values().flatten() {
+            conn.close().await;
+        }
     }
 
     /// `GET url`.
@@ -384,20 +402,18 @@ impl Client {
         Ok(response)
     }
 
-    /// Closes the oldest idle connection of any host, if any.
-    fn evict_one(&self) -> bool {
+    /// Takes the oldest idle connection of any host, if any.
+    fn evict_one(&self) -> Option<Conn> {
         let mut idle = self.inner.idle.borrow_mut();
-        for conns in idle.values_mut() {
-            if conns.pop().is_some() {
-                return true;
-            }
-        }
-        false
+        idle.values_mut().find_map(|conns| conns.pop())
     }
 
     async fn connect(&self, authority: &str) -> Result<Conn, Error> {
-        if self.inner.config.limit > 0 {
-            while self.stats().open >= self.inner.config.limit as u64 && self.evict_one() {}
+        while self.inner.config.limit > 0 && self.stats().open >= self.inner.config.limit as u64 {
+            match self.evict_one() {
+                Some(conn) => conn.close().await,
+                None => break,
+            }
         }
         let id = self.stats().created + 1;
         self.update(|s| {
@@ -407,29 +423,29 @@ impl Client {
         let guard = OpenGuard(self.inner.clone());
         let addr = authority.to_string();
         let name = format!("{}-conn-{id}", self.inner.host.name());
-        // The connection is opened and driven by a task of the client's
-        // host: sockets belong to hosts.
-        let opening = self.inner.host.spawn(async move {
-            let stream = TcpStream::connect(addr.as_str())
+        let limit = self.inner.config.connect_timeout;
+        let connecting = async {
+            // Sockets belong to hosts: a task of the client's host opens it.
+            let stream = match AbortOnDrop(self.inner.host.spawn(TcpStream::connect(addr))).await {
+                Ok(r) => r.map_err(Error::Connect)?,
+                Err(join) => return Err(Error::Connect(join.into())),
+            };
+            hyper::client::conn::http1::handshake(HyperIo::new(stream))
                 .await
-                .map_err(Error::Connect)?;
-            let (send, conn) = hyper::client::conn::http1::handshake(HyperIo::new(stream))
-                .await
-                .map_err(Error::Http)?;
-            // Ends when every `SendRequest` is dropped, or the peer closes.
-            Builder::new().name(name).spawn(async move {
-                let _ = conn.await;
-            });
-            Ok::<_, Error>(send)
-        });
-        let send = match timeout(self.inner.config.connect_timeout, AbortOnDrop(opening)).await {
-            Ok(Ok(result)) => result?,
-            Ok(Err(join)) => return Err(Error::Connect(join.into())),
+                .map_err(Error::Http)
+        };
+        let (send, conn) = match timeout(limit, connecting).await {
+            Ok(r) => r?,
             Err(_) => return Err(Error::Timeout("connect")),
         };
+        // Ends when the `SendRequest` is dropped, or the peer closes.
+        let driver = Builder::new().name(name).spawn(async move {
+            let _ = conn.await;
+        });
         Ok(Conn {
             id,
             send,
+            driver,
             served: 0,
             _open: guard,
         })

@@ -13,6 +13,7 @@
 //!     let machine = Host::new("client", || async { Ok(()) });
 //!     let client = Client::new(&machine);
 //!     let resp = client.get(&format!("{BASE}/delay/2")).await.unwrap();
+//!     client.close().await; // or the run reports the open connection
 //!     (resp.status, Instant::now().since_start() >= Duration::from_secs(2))
 //! });
 //! assert_eq!(outcome.into_result().unwrap(), (200, true));
