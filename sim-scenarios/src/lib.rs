@@ -25,6 +25,7 @@ pub mod connection_pool;
 pub mod coroutines_vs_tasks;
 pub mod event_pipeline;
 pub mod exception_propagation;
+pub mod forgotten_await;
 pub mod gather_semantics;
 pub mod lock_ordering;
 pub mod lost_update;
@@ -59,6 +60,7 @@ pub fn all() -> &'static [Scenario] {
         batching::SCENARIO,
         resource_leaks::SCENARIO,
         lock_ordering::SCENARIO,
+        forgotten_await::SCENARIO,
         rate_limited_scraper::SCENARIO,
     ]
 }

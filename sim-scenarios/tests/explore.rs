@@ -113,6 +113,7 @@ explore_tests! {
     batching => "batching",
     resource_leaks => "resource-leaks",
     lock_ordering_deadlock => "lock-ordering-deadlock",
+    forgotten_await => "forgotten-await",
     rate_limited_scraper => "rate-limited-scraper",
 }
 
