@@ -177,6 +177,11 @@ pub mod prelude {
     pub use crate::task::{JoinError, JoinHandle, JoinSet, spawn, yield_now};
     pub use crate::time::{Duration, Instant, interval, sleep, sleep_until, timeout};
     pub use crate::trace::Verbosity;
+    /// `read`, `read_exact`, `read_to_end`, … on [`TcpStream`](crate::net::TcpStream)
+    /// (futures' extension traits, which tokio's names mirror).
+    pub use futures::io::AsyncReadExt;
+    /// `write`, `write_all`, `flush`, `close`, … on [`TcpStream`](crate::net::TcpStream).
+    pub use futures::io::AsyncWriteExt;
     pub use lockstep_macros::sim_test;
 }
 

@@ -50,6 +50,23 @@ fn blocked_list(f: &mut Formatter<'_>, tasks: &[BlockedTask]) -> fmt::Result {
     Ok(())
 }
 
+impl Display for SocketLeak {
+    /// `tcp stream client:49152 -> server:80, opened by #3 fetch
+    /// (spawned at …), which has finished`.
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        write!(f, "{}, opened by {}", self.socket, self.opened_by)?;
+        let state = if self.finished {
+            "which has finished"
+        } else {
+            "a leaked task"
+        };
+        match &self.last_used_by {
+            Some(user) => write!(f, ", last used by {user}, {state}"),
+            None => write!(f, ", {state}"),
+        }
+    }
+}
+
 impl Display for CycleLink {
     /// `#1 task-a holds mutex 'lock1' and waits for mutex 'lock2'`.
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
@@ -139,15 +156,41 @@ impl Display for Failure {
                 Ok(())
             }
             Failure::Leak(r) => {
+                let (t, s) = (r.tasks.len(), r.sockets.len());
+                let tasks = format!(
+                    "{t} task{} still alive",
+                    if t == 1 { " was" } else { "s were" }
+                );
+                let sockets = format!(
+                    "{s} socket{} still open",
+                    if s == 1 { " was" } else { "s were" }
+                );
+                let what = match (t, s) {
+                    (_, 0) => tasks,
+                    (0, _) => sockets,
+                    _ => format!("{tasks} and {sockets}"),
+                };
+                let mut fixes = Vec::new();
+                if t > 0 {
+                    fixes.push("await or abort the tasks, or spawn them as daemons");
+                }
+                if s > 0 {
+                    fixes.push(
+                        "drop or close the sockets before the run ends, or keep them in a \
+                         running host task",
+                    );
+                }
                 write!(
                     f,
-                    "leak: {} task{} still alive when the main task returned ({}); await \
-                     or abort them, or spawn them as daemons",
-                    r.tasks.len(),
-                    if r.tasks.len() == 1 { " was" } else { "s were" },
-                    r.at
+                    "leak: {what} when the main task returned ({}); {}",
+                    r.at,
+                    fixes.join("; ")
                 )?;
-                blocked_list(f, &r.tasks)
+                blocked_list(f, &r.tasks)?;
+                for leak in &r.sockets {
+                    write!(f, "\n  {leak}")?;
+                }
+                Ok(())
             }
             Failure::InvalidFault(r) => write!(
                 f,

@@ -28,8 +28,8 @@ pub enum Failure {
     Panic(PanicReport),
     /// Tasks can never make progress: either nothing at all is ready and no
     /// timer is pending although the main task has not finished, or a cycle
-    /// of tasks waiting on each other's locks, semaphores or `JoinHandle`s
-    /// closed (found at the step that closed it, even while other tasks
+    /// of tasks waiting on each other's locks, semaphores, channels or
+    /// `JoinHandle`s closed (found at the step that closed it, even while other tasks
     /// still run).
     Deadlock(DeadlockReport),
     /// The virtual clock would pass the configured `max_virtual_time`.
@@ -303,14 +303,35 @@ pub struct StepLimitReport {
     pub at: RunPoint,
 }
 
-/// Tasks outlived the main task.
+/// Tasks or sockets outlived the main task.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct LeakReport {
     /// The leaked tasks and what they were waiting on.
     pub tasks: Vec<BlockedTask>,
+    /// Sockets (TCP streams and listeners, UDP sockets) still open when
+    /// the main task returned although no running host task holds them
+    /// (the rule is in the [`net`](crate::net) module docs).
+    pub sockets: Vec<SocketLeak>,
     /// When the main task returned.
     pub at: RunPoint,
+}
+
+/// A socket still open when the main task returned, and who opened it.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SocketLeak {
+    /// The socket: `tcp stream client:49152 -> server:80`, `tcp listener
+    /// server:80`, `udp socket client:5353`.
+    pub socket: String,
+    /// The task that opened it (`connect`, `accept`, `bind`).
+    pub opened_by: TaskInfo,
+    /// The last task that used it, when another than the one that opened
+    /// it.
+    pub last_used_by: Option<TaskInfo>,
+    /// Whether the last task to hold it had finished (`false`: that task
+    /// is itself a leaked task on no host).
+    pub finished: bool,
 }
 
 /// The run is not reproducible.

@@ -48,6 +48,7 @@
 //! | reordering | [`LinkConfig::reorder`] | 0 | datagrams taking different paths: one held back 1–10× its latency is overtaken (streams stay ordered) |
 //! | two-way partition | [`partition`] / [`heal`] | none | a switch reboots or a cable is pulled: nothing crosses for a while |
 //! | one-way partition | [`partition_oneway`] / [`heal_oneway`] | none | an asymmetric firewall rule or a half-broken NIC: a hears b, b does not hear a |
+//! | slow reader | [`TcpConfig::send_window`] / [`TcpStream::set_send_window`] | 64 KiB | a peer that reads slowly: its receive window fills and the writer's `write` waits (backpressure) until it reads |
 //! | stalled stream | [`TcpConfig::user_timeout`] | 30 s | data unacknowledged across a partition: the stream waits, then fails with `TimedOut` / `ConnectionReset` |
 //! | unreachable host | [`TcpConfig::connect_timeout`] | 127 s | SYNs retransmitted to a dead or partitioned host (1 s, 2 s, 4 s, …) until `connect` gives up |
 //! | crash | [`Host::crash`] | — | the process is killed: tasks and memory lost, sockets closed, peers reset |
@@ -71,6 +72,22 @@
 //! end one link latency later. The details, event by event, are in
 //! `src/net/stream.rs`.
 //!
+//! ## Sockets left open
+//!
+//! When the main task returns, a TCP stream, listener or UDP socket whose
+//! handle still exists is a [`Failure::Leak`](crate::Failure::Leak) (with
+//! the `leaks` severity, like leaked tasks) if the last task that used it
+//! (or opened it: `connect`, `accept`, `bind`) has finished, or is the main
+//! task or a leaked task on no host: it was kept in a `static`, forgotten
+//! with `mem::forget`, leaked in a `Box`, or left in a finished task's
+//! unawaited output. The report names the socket and that task
+//! (`tcp stream client:49152 -> server:80, opened by #3 fetch (spawned at
+//! …), which has finished`). A socket held by a host task that is still
+//! running (a server's accept loop and its handlers, a client still at
+//! work) is not a leak: it ends with the simulation, as its task does. A
+//! stream closed with `close()` or `shutdown(Write)`, or whose connection
+//! was reset, is closed, even if its handle lives on.
+//!
 //! ## Errors
 //!
 //! Socket calls return the `std::io::ErrorKind` a real stack does:
@@ -91,7 +108,9 @@ mod addr;
 mod clock;
 pub(crate) mod fabric;
 mod host;
+mod leaks;
 mod link;
+mod split;
 mod stream;
 mod tcp;
 mod udp;
@@ -102,6 +121,7 @@ pub(crate) use host::HostId;
 pub use host::{Host, HostResult};
 pub(crate) use link::unit;
 pub use link::{Latency, LinkConfig};
+pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 pub use tcp::{TcpConfig, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 
@@ -112,6 +132,7 @@ use crate::trace::EventKind;
 
 pub(crate) use clock::{drift, signed, skew};
 pub(crate) use host::{crash, pause, restart, resume};
+pub(crate) use leaks::leaked as leaked_sockets;
 
 /// Resolves a host for a fault: a name, or `@N` (the N-th host created,
 /// from 0, modulo the number of hosts: how random fault plans name hosts).

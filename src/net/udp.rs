@@ -17,6 +17,7 @@ use std::task::{Context, Poll, Waker};
 use super::addr::{self, ToAddr};
 use super::fabric::{self, Due, Endpoint, Fabric, MsgEvent, Wakes};
 use super::host::{Binding, Proto};
+use super::leaks::Owner;
 use super::tcp::Bound;
 use crate::runtime::context;
 use crate::runtime::executor::Waiting;
@@ -30,6 +31,8 @@ const QUEUE: usize = 1024;
 /// A socket's receive queue.
 pub(crate) struct Inbox {
     pub(crate) id: u64,
+    /// The task that bound the socket, and its last user.
+    pub(crate) owner: Option<Owner>,
     queue: VecDeque<(SocketAddr, Vec<u8>)>,
     pub(crate) waker: Option<Waker>,
 }
@@ -84,9 +87,10 @@ impl UdpSocket {
             "lockstep::net::UdpSocket::bind",
             &addr,
             Proto::Udp,
-            |id| {
+            |id, owner| {
                 Binding::Udp(Inbox {
                     id,
+                    owner,
                     queue: VecDeque::new(),
                     waker: None,
                 })
@@ -124,6 +128,13 @@ impl UdpSocket {
                 if !self.bound.live(f) {
                     return Err(self.bound.closed_error());
                 }
+                let port = (Proto::Udp, self.bound.port);
+                if let Some(Binding::Udp(inbox)) = f.host_mut(self.bound.host).ports.get_mut(&port)
+                {
+                    if inbox.id == self.bound.id {
+                        Owner::touch_opt(&mut inbox.owner, w);
+                    }
+                }
                 let dst = addr::resolve(f, &spec, Some(self.bound.host))?;
                 send(f, w, (self.bound.host, self.bound.port), dst, buf);
                 Ok(buf.len())
@@ -153,6 +164,7 @@ impl UdpSocket {
                 else {
                     return Poll::Ready(Err(self.bound.closed_error()));
                 };
+                Owner::touch_opt(&mut inbox.owner, w);
                 match inbox.queue.pop_front() {
                     Some((from, payload)) => {
                         let n = payload.len().min(buf.len());

@@ -452,10 +452,16 @@ impl World {
         if self.foreign_wakes() {
             return;
         }
+        crate::fault::check_unapplied(self);
+        if self.failed() {
+            return;
+        }
         let leaked = self.exec.leaked();
-        if !leaked.is_empty() {
+        let sockets = crate::net::leaked_sockets(self);
+        if !leaked.is_empty() || !sockets.is_empty() {
             let report = Failure::Leak(LeakReport {
                 tasks: leaked,
+                sockets,
                 at: self.point(),
             });
             match self.config.leaks {

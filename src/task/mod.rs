@@ -120,6 +120,8 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
+    // The parent's channel handles may have moved into the child.
+    crate::sync::task_spawned();
     let cell = cell::TaskCell::new(future);
     let key = w.exec.spawn(w, cell.clone(), name, daemon, host, site);
     JoinHandle::new(cell, key)
