@@ -123,6 +123,8 @@ fn scenario_trace_snapshots() {
         // The first variant is the scenario's default.
         let v = &s.variants()[0];
         let outcome = v.run_seed(Seed(1));
+        let again = v.run_seed(Seed(1));
+        assert_eq!(outcome.trace().render(), again.trace().render(), "{} replays", s.name());
         lockstep::assert_trace_snapshot!(format!("{}-{}-seed-0x1", s.name(), v.name()), outcome);
     }
 }

@@ -220,7 +220,17 @@ async fn route(req: &Request<Incoming>, path: &str) -> Response<Full<Bytes>> {
         },
         ("bytes", Some(n)) => match n.parse::<usize>() {
             Ok(n) if n <= 100 * 1024 => {
-                let bytes: Vec<u8> = (0..n).map(|_| lockstep::random::range(0..=255u8)).collect();
+                // One draw from the simulation seeds a cheap generator for
+                // the rest: deterministic, and fast for 100 KiB.
+                let mut x = lockstep::random::u64() | 1;
+                let bytes: Vec<u8> = (0..n)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        x as u8
+                    })
+                    .collect();
                 response(StatusCode::OK, "application/octet-stream", bytes)
             }
             _ => response(
