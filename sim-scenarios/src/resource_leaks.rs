@@ -10,7 +10,10 @@
 //!   each, never closed (the tutorial's "clean up for demo, you shouldn't
 //!   rely on this" loop is the part it tells you not to rely on, so it is
 //!   left out). The run fails with `leak` on every seed (first failing seed
-//!   0x0): the five `client-conn-N` tasks, each holding its socket open.
+//!   0x0, 100 of the first 100): the report lists the five connection
+//!   tasks still alive and the five TCP streams still open, each with the
+//!   task that opened it (the client host's connect task, and its spawn
+//!   site) and the task that last used it.
 //! - `buggy-error-path` is `manual_cleanup_example` without its `finally`:
 //!   `close` after the request, but the request fails (`/status/500` with
 //!   `raise_for_status`) and `?` returns before the close. Every seed
