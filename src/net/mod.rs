@@ -162,8 +162,14 @@ pub(crate) fn host_name(w: &World, h: HostId) -> String {
 }
 
 #[track_caller]
-fn resolve_or_panic(w: &World, api: &str, name: &str) -> HostId {
-    host_id(w, name).unwrap_or_else(|e| panic!("`{api}`: {e}"))
+fn resolve_or_panic(
+    w: &World,
+    api: &str,
+    name: &str,
+    caller: &'static std::panic::Location<'static>,
+) -> HostId {
+    host_id(w, name)
+        .unwrap_or_else(|e| crate::runtime::panics::misuse(caller, format!("`{api}`: {e}")))
 }
 
 fn fault_event(w: &World, action: String) {
@@ -250,10 +256,20 @@ pub(crate) fn link_fault(w: &World, a: HostId, b: HostId, fault: LinkFault) {
     fault_event(w, text);
 }
 
-fn two_hosts(api: &str, a: &str, b: &str, f: impl FnOnce(&World, HostId, HostId)) {
-    context::with("lockstep::net", |w| {
-        let (a, b) = (resolve_or_panic(w, api, a), resolve_or_panic(w, api, b));
-        assert!(a != b, "`{api}`: both ends are the same host");
+#[track_caller]
+fn two_hosts(api: &'static str, a: &str, b: &str, f: impl FnOnce(&World, HostId, HostId)) {
+    let caller = std::panic::Location::caller();
+    context::with(api, |w| {
+        let (a, b) = (
+            resolve_or_panic(w, api, a, caller),
+            resolve_or_panic(w, api, b, caller),
+        );
+        if a == b {
+            crate::runtime::panics::misuse(
+                caller,
+                format!("`{api}`: both ends are the same host; name two different hosts"),
+            );
+        }
         f(w, a, b)
     })
 }
@@ -265,6 +281,7 @@ fn two_hosts(api: &str, a: &str, b: &str, f: impl FnOnce(&World, HostId, HostId)
 ///
 /// Outside a simulation; for an unknown host name (the message lists the
 /// hosts).
+#[track_caller]
 pub fn partition(a: impl AsRef<str>, b: impl AsRef<str>) {
     two_hosts(
         "lockstep::net::partition",
@@ -279,6 +296,7 @@ pub fn partition(a: impl AsRef<str>, b: impl AsRef<str>) {
 /// # Panics
 ///
 /// As [`partition`].
+#[track_caller]
 pub fn partition_oneway(from: impl AsRef<str>, to: impl AsRef<str>) {
     two_hosts(
         "lockstep::net::partition_oneway",
@@ -293,6 +311,7 @@ pub fn partition_oneway(from: impl AsRef<str>, to: impl AsRef<str>) {
 /// # Panics
 ///
 /// As [`partition`].
+#[track_caller]
 pub fn heal(a: impl AsRef<str>, b: impl AsRef<str>) {
     two_hosts("lockstep::net::heal", a.as_ref(), b.as_ref(), |w, a, b| {
         uncut(w, a, b, true)
@@ -304,6 +323,7 @@ pub fn heal(a: impl AsRef<str>, b: impl AsRef<str>) {
 /// # Panics
 ///
 /// As [`partition`].
+#[track_caller]
 pub fn heal_oneway(from: impl AsRef<str>, to: impl AsRef<str>) {
     two_hosts(
         "lockstep::net::heal_oneway",
@@ -318,6 +338,7 @@ pub fn heal_oneway(from: impl AsRef<str>, to: impl AsRef<str>) {
 /// # Panics
 ///
 /// Outside a simulation.
+#[track_caller]
 pub fn heal_all() {
     context::with("lockstep::net::heal_all", uncut_all);
 }
@@ -327,6 +348,7 @@ pub fn heal_all() {
 /// # Panics
 ///
 /// As [`partition`].
+#[track_caller]
 pub fn set_link(a: impl AsRef<str>, b: impl AsRef<str>, config: LinkConfig) {
     two_hosts(
         "lockstep::net::set_link",
@@ -346,6 +368,7 @@ pub fn set_link(a: impl AsRef<str>, b: impl AsRef<str>, config: LinkConfig) {
 /// # Panics
 ///
 /// As [`partition`].
+#[track_caller]
 pub fn set_link_oneway(from: impl AsRef<str>, to: impl AsRef<str>, config: LinkConfig) {
     two_hosts(
         "lockstep::net::set_link_oneway",
@@ -364,6 +387,7 @@ pub fn set_link_oneway(from: impl AsRef<str>, to: impl AsRef<str>, config: LinkC
 /// # Panics
 ///
 /// Outside a simulation.
+#[track_caller]
 pub fn set_default_link(config: LinkConfig) {
     context::with("lockstep::net::set_default_link", |w| {
         fabric::with(w, |f| f.default_link = config)
@@ -375,6 +399,7 @@ pub fn set_default_link(config: LinkConfig) {
 /// # Panics
 ///
 /// Outside a simulation.
+#[track_caller]
 pub fn set_tcp_config(config: TcpConfig) {
     context::with("lockstep::net::set_tcp_config", |w| {
         fabric::with(w, |f| f.tcp = config)
@@ -387,6 +412,7 @@ pub fn set_tcp_config(config: TcpConfig) {
 /// # Errors
 ///
 /// `NotFound` if no host has that name.
+#[track_caller]
 pub fn lookup_host(name: &str) -> io::Result<IpAddr> {
     context::with("lockstep::net::lookup_host", |w| {
         let here = w.exec.current_host();

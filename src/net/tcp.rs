@@ -2,9 +2,10 @@
 //! hosts. The model (handshake, partitions, crashes, closing) is described
 //! in the [`net`](super) module docs.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::net::{Shutdown, SocketAddr};
+use std::panic::Location;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -22,14 +23,17 @@ use crate::runtime::executor::Waiting;
 use crate::runtime::world::World;
 use crate::time::Duration;
 
-/// The host of the calling task; panics with a clear message if it runs on
-/// none.
-pub(crate) fn here(w: &World, api: &str) -> HostId {
+/// The host of the calling task; panics with a clear message, at the
+/// user's line `caller`, if it runs on none.
+pub(crate) fn here(w: &World, api: &str, caller: &'static Location<'static>) -> HostId {
     w.exec.current_host().unwrap_or_else(|| {
-        panic!(
-            "`{api}` was called from a task that runs on no host: sockets belong to hosts, so \
-             call it from a host's task (`lockstep::net::Host::new(..)`'s factory, or \
-             `host.spawn(..)`)"
+        crate::runtime::panics::misuse(
+            caller,
+            format!(
+                "`{api}` was called from a task that runs on no host: sockets belong to hosts, \
+                 so call it from a host's task (`lockstep::net::Host::new(..)`'s factory, or \
+                 `host.spawn(..)`)"
+            ),
         )
     })
 }
@@ -83,10 +87,11 @@ impl Bound {
         proto: Proto,
         make: impl FnOnce(u64, Option<Owner>) -> Binding,
         verb: &str,
+        caller: &'static Location<'static>,
     ) -> io::Result<Bound> {
         let spec = addr.to_addr_spec()?;
         context::with("lockstep::net", |w| {
-            let host = here(w, api);
+            let host = here(w, api, caller);
             fabric::with(w, |f| {
                 let port = addr::local_port(f, &spec, host)?;
                 let id = f.next_socket;
@@ -184,22 +189,27 @@ impl TcpListener {
     /// # Panics
     ///
     /// Outside a host's task.
-    pub async fn bind(addr: impl ToAddr) -> io::Result<TcpListener> {
-        let bound = Bound::new(
-            "lockstep::net::TcpListener::bind",
-            &addr,
-            Proto::Tcp,
-            |id, owner| {
-                Binding::Listener(Backlog {
-                    id,
-                    owner,
-                    queue: Default::default(),
-                    waker: None,
-                })
-            },
-            "accept on",
-        )?;
-        Ok(TcpListener { bound })
+    #[track_caller]
+    pub fn bind(addr: impl ToAddr) -> impl Future<Output = io::Result<TcpListener>> {
+        let caller = Location::caller();
+        async move {
+            let bound = Bound::new(
+                "lockstep::net::TcpListener::bind",
+                &addr,
+                Proto::Tcp,
+                |id, owner| {
+                    Binding::Listener(Backlog {
+                        id,
+                        owner,
+                        queue: Default::default(),
+                        waker: None,
+                    })
+                },
+                "accept on",
+                caller,
+            )?;
+            Ok(TcpListener { bound })
+        }
     }
 
     /// The bound address.
@@ -324,40 +334,44 @@ impl TcpStream {
     /// # Panics
     ///
     /// Outside a host's task.
-    pub async fn connect(addr: impl ToAddr) -> io::Result<TcpStream> {
-        let spec = addr.to_addr_spec()?;
-        let key = context::with("lockstep::net::TcpStream::connect", |w| {
-            let host = here(w, "lockstep::net::TcpStream::connect");
-            fabric::with(w, |f| {
-                let (dst, port) = addr::resolve(f, &spec, Some(host))?;
-                stream::open(f, w, host, dst, port)
-            })
-        })?;
-        let mut pending = PendingConnect(Some(key));
-        let desc: Rc<str> = context::with("lockstep::net::TcpStream::connect", |w| {
-            fabric::with(w, |f| {
-                let (_, peer) = stream::endpoints(f, key, 0).expect("a new connection exists");
-                Rc::from(format!("connect to {}", f.label(peer.0, peer.1)))
-            })
-        });
-        poll_fn(|cx| {
-            context::with("lockstep::net::TcpStream::connect", |w| {
-                let poll = fabric::with(w, |f| {
-                    stream::poll_connect(f, key, cx).map(|r| {
-                        r.and_then(|()| {
-                            TcpStream::from_key(f, key, 0)
-                                .ok_or_else(|| io::ErrorKind::NotConnected.into())
+    #[track_caller]
+    pub fn connect(addr: impl ToAddr) -> impl Future<Output = io::Result<TcpStream>> {
+        let caller = Location::caller();
+        async move {
+            let spec = addr.to_addr_spec()?;
+            let key = context::with("lockstep::net::TcpStream::connect", |w| {
+                let host = here(w, "lockstep::net::TcpStream::connect", caller);
+                fabric::with(w, |f| {
+                    let (dst, port) = addr::resolve(f, &spec, Some(host))?;
+                    stream::open(f, w, host, dst, port)
+                })
+            })?;
+            let mut pending = PendingConnect(Some(key));
+            let desc: Rc<str> = context::with("lockstep::net::TcpStream::connect", |w| {
+                fabric::with(w, |f| {
+                    let (_, peer) = stream::endpoints(f, key, 0).expect("a new connection exists");
+                    Rc::from(format!("connect to {}", f.label(peer.0, peer.1)))
+                })
+            });
+            poll_fn(|cx| {
+                context::with("lockstep::net::TcpStream::connect", |w| {
+                    let poll = fabric::with(w, |f| {
+                        stream::poll_connect(f, key, cx).map(|r| {
+                            r.and_then(|()| {
+                                TcpStream::from_key(f, key, 0)
+                                    .ok_or_else(|| io::ErrorKind::NotConnected.into())
+                            })
                         })
-                    })
-                });
-                if poll.is_pending() {
-                    w.exec.note_waiting(Waiting::Net(desc.clone()));
-                }
-                poll
+                    });
+                    if poll.is_pending() {
+                        w.exec.note_waiting(Waiting::Net(desc.clone()));
+                    }
+                    poll
+                })
             })
-        })
-        .await
-        .inspect(|_| pending.0 = None)
+            .await
+            .inspect(|_| pending.0 = None)
+        }
     }
 
     /// The local address.

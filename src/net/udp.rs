@@ -9,9 +9,10 @@
 //! 1024 datagrams; later ones are dropped until the socket is read.
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
+use std::panic::Location;
 use std::task::{Context, Poll, Waker};
 
 use super::addr::{self, ToAddr};
@@ -82,22 +83,27 @@ impl UdpSocket {
     /// # Panics
     ///
     /// Outside a host's task.
-    pub async fn bind(addr: impl ToAddr) -> io::Result<UdpSocket> {
-        let bound = Bound::new(
-            "lockstep::net::UdpSocket::bind",
-            &addr,
-            Proto::Udp,
-            |id, owner| {
-                Binding::Udp(Inbox {
-                    id,
-                    owner,
-                    queue: VecDeque::new(),
-                    waker: None,
-                })
-            },
-            "recv_from on",
-        )?;
-        Ok(UdpSocket { bound })
+    #[track_caller]
+    pub fn bind(addr: impl ToAddr) -> impl Future<Output = io::Result<UdpSocket>> {
+        let caller = Location::caller();
+        async move {
+            let bound = Bound::new(
+                "lockstep::net::UdpSocket::bind",
+                &addr,
+                Proto::Udp,
+                |id, owner| {
+                    Binding::Udp(Inbox {
+                        id,
+                        owner,
+                        queue: VecDeque::new(),
+                        waker: None,
+                    })
+                },
+                "recv_from on",
+                caller,
+            )?;
+            Ok(UdpSocket { bound })
+        }
     }
 
     /// The bound address.

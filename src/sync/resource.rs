@@ -65,7 +65,7 @@ pub(crate) struct Meta {
     kind: Kind,
     name: Option<Box<str>>,
     /// The auto-name number and the tag of the run it belongs to.
-    number: Cell<Option<(u16, u32)>>,
+    number: Cell<Option<(u32, u32)>>,
 }
 
 impl Meta {
@@ -87,10 +87,10 @@ impl Meta {
 
     fn number_in(&self, w: &World) -> u32 {
         match self.number.get() {
-            Some((tag, n)) if tag == w.tag => n,
+            Some((tag, n)) if tag == w.tag.0 => n,
             _ => {
                 let n = w.sync.next_number(self.kind);
-                self.number.set(Some((w.tag, n)));
+                self.number.set(Some((w.tag.0, n)));
                 n
             }
         }

@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 mod cell;
 mod join;
 mod join_set;
+mod output;
 
 pub(crate) use cell::{RawTask, State as TaskState};
 pub use join::{JoinError, JoinHandle};
@@ -90,6 +91,7 @@ where
     spawn_at(future, None, false, Location::caller())
 }
 
+#[track_caller]
 pub(crate) fn spawn_at<F>(
     future: F,
     name: Option<String>,
