@@ -13,14 +13,13 @@
 //! awaits its result. One of the three calls fails here (the tutorial's
 //! function never does; the failure is what makes the lost await matter).
 //!
-//! - `buggy` spawns the three calls, drops the handles and returns: the
-//!   tasks are still running when the program ends, and the run fails
-//!   with `leak` on every seed (first failing seed 0x0), naming them and
-//!   where they were spawned. A program that happens to live longer than
-//!   the tasks loses the failure silently instead: reporting a dropped
-//!   task's `Err` as unobserved (as an unobserved panic already is) is
-//!   what lockstep's runtime will add; this variant then fails for that
-//!   reason too.
+//! - `buggy` spawns the three calls, drops the handles and goes on with
+//!   its work for half a second: call 1's `Err` is returned to nobody. The
+//!   run fails with `unobserved-error` on every seed (first failing seed
+//!   0x0, 100 of the first 100), naming the task, where it was spawned and
+//!   its output type: asyncio's "Task exception was never retrieved", made
+//!   a failure. (Ending the program before the calls finish is caught too,
+//!   as a leak of the three tasks.)
 //! - `fixed` is `correct_loop_example`: the tasks are gathered with their
 //!   results, and the failure is handled. Passes every seed tried.
 
@@ -36,14 +35,18 @@ use crate::{Expect, Scenario, Variant};
 /// The scenario.
 pub const SCENARIO: Scenario = Scenario::new(
     "forgotten-await",
-    "a spawned task nobody awaits: its failure is lost, and the run reports the task",
+    "a spawned task nobody awaits: its error is reported as unobserved",
     &[
-        Variant::new("buggy", Expect::Fails(FailureKind::Leak), |sim| {
-            sim.run(async {
-                futures_do_nothing().await;
-                loop_await_mistake().await;
-            })
-        }),
+        Variant::new(
+            "buggy",
+            Expect::Fails(FailureKind::UnobservedError),
+            |sim| {
+                sim.run(async {
+                    futures_do_nothing().await;
+                    loop_await_mistake().await;
+                })
+            },
+        ),
         Variant::new("fixed", Expect::Pass, |sim| {
             sim.run(async {
                 futures_do_nothing().await;
@@ -91,6 +94,9 @@ pub async fn loop_await_mistake() {
         );
     }
     lockstep::trace!("started 3 calls and moved on");
+    // Other work, long enough for the calls to finish.
+    sleep(Duration::from_millis(500)).await;
+    assert_eq!(ran.get(), 3, "the calls ran; nobody saw how they ended");
 }
 
 /// The tutorial's `correct_loop_example`.
