@@ -88,6 +88,7 @@ macro_rules! explore_tests {
         #[test]
         fn every_scenario_is_explored() {
             let tested = [$($name),*];
+            assert_eq!(sim_scenarios::all().len(), 21, "the catalogue has 21 scenarios");
             for s in sim_scenarios::all() {
                 assert!(tested.contains(&s.name()), "{} has no test", s.name());
             }
