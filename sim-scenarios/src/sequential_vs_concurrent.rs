@@ -10,7 +10,7 @@
 //! Explorer: both variants pass every seed tried (300 in the tests, 500 in
 //! `explore`): the three requests take 6 s one after another and 2 s
 //! gathered, each plus a few milliseconds of link latency (asserted below
-//! 100 ms).
+//! 100 ms; over seeds 0..40, 6.013–6.020 s and 2.007–2.011 s).
 
 use lockstep::prelude::*;
 
