@@ -14,7 +14,7 @@
 //! | scenario | variants (expected) | what exploring shows |
 //! |---|---|---|
 //! | [`sequential-vs-concurrent`](sequential_vs_concurrent) | sequential, concurrent (pass) | three `/delay/2`: 6 s vs 2 s of virtual time |
-//! | [`restaurant`](restaurant) | gather (pass) | orders finish by service time, all at 3 s |
+//! | [`restaurant`] | gather (pass) | orders finish by service time, all at 3 s |
 //! | [`coroutines-vs-tasks`](coroutines_vs_tasks) | coroutines, tasks (pass) | 5 s awaited in turn vs 2 s spawned |
 //! | [`task-management`](task_management) | cancel-after-2s (pass) | every worker ends ok, failed or cancelled; the tie at 2 s goes both ways |
 //! | [`gather-semantics`](gather_semantics) | buggy (leak), fixed (pass) | fail-fast `gather` leaves its siblings running |
@@ -28,7 +28,7 @@
 //! | [`retry-backoff`](retry_backoff) | backoff (pass) | retries at 0.1, 0.2, 0.4 s, then give up |
 //! | [`circuit-breaker`](circuit_breaker) | sequential (pass), buggy (panic), fixed (pass) | the tutorial's breaker is racy under concurrent callers |
 //! | [`connection-pool`](connection_pool) | pooled, per-request, sequential (pass) | at most 10 connections; pooled is faster sequentially |
-//! | [`batching`](batching) | gathered, sequential (pass) | batching is slower gathered, 2x faster in sequence |
+//! | [`batching`] | gathered, sequential (pass) | batching is slower gathered, 2x faster in sequence |
 //! | [`blocking-the-loop`](blocking_the_loop) | buggy (blocked-poll), fixed (pass) | a blocking call holds every task |
 //! | [`resource-leaks`](resource_leaks) | buggy, buggy-error-path (leak), fixed (pass) | unclosed sessions' connections reported |
 //! | [`lock-ordering-deadlock`](lock_ordering) | buggy (deadlock), fixed (pass) | the cycle, found when it closes |
