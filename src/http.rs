@@ -45,7 +45,14 @@
 //!                 let body = format!("you asked for {}", req.uri().path());
 //!                 Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(body))))
 //!             });
-//!             lockstep::spawn(server_builder().serve_connection(HyperIo::new(stream), service));
+//!             let conn = server_builder().serve_connection(HyperIo::new(stream), service);
+//!             // A connection's error is the server's to see: a task's `Err`
+//!             // that nobody takes fails the run (an unobserved error).
+//!             lockstep::spawn(async move {
+//!                 if let Err(e) = conn.await {
+//!                     lockstep::trace!("connection error: {e}");
+//!                 }
+//!             });
 //!         }
 //!     });
 //!     let client = Host::new("client", || async { Ok(()) });
@@ -55,7 +62,9 @@
 //!             let (mut send, conn) = hyper::client::conn::http1::handshake(HyperIo::new(stream))
 //!                 .await
 //!                 .unwrap();
-//!             lockstep::spawn(conn);
+//!             lockstep::spawn(async move {
+//!                 let _ = conn.await; // ends when `send` is dropped
+//!             });
 //!             let req = Request::get("/hello")
 //!                 .header("host", "api")
 //!                 .body(Full::new(Bytes::new()))
@@ -155,7 +164,9 @@ impl<T: AsyncWrite + Unpin> hyper::rt::Write for HyperIo<T> {
 
 /// A [`hyper::rt::Executor`] that spawns on the running simulation, for
 /// hyper APIs that take one. Tasks spawned from a host's task belong to
-/// that host.
+/// that host. The handles are dropped: a spawned future whose output is an
+/// `Err` fails the run as an unobserved error, so hand it futures that
+/// deal with their own errors.
 ///
 /// # Panics
 ///

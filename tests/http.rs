@@ -27,7 +27,12 @@ fn server() -> Host {
                 }
                 Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(path))))
             });
-            lockstep::spawn(server_builder().serve_connection(HyperIo::new(stream), service));
+            let conn = server_builder().serve_connection(HyperIo::new(stream), service);
+            lockstep::spawn(async move {
+                if let Err(e) = conn.await {
+                    lockstep::trace!("connection error: {e}");
+                }
+            });
         }
     })
 }
@@ -109,4 +114,18 @@ fn a_server_crash_mid_request_is_an_error_for_the_client() {
         .and_then(|e| e.downcast_ref::<std::io::Error>())
         .unwrap_or_else(|| panic!("not an I/O error: {err:?}"));
     assert_eq!(io.kind(), std::io::ErrorKind::ConnectionReset, "{err:?}");
+}
+
+#[test]
+fn the_executor_spawns_on_the_running_simulation() {
+    use hyper::rt::Executor as _;
+    let outcome = Sim::new(1).run(async {
+        let (tx, rx) = lockstep::sync::oneshot::channel();
+        lockstep::http::Executor.execute(async move {
+            sleep(Duration::from_secs(1)).await;
+            let _ = tx.send(7);
+        });
+        (rx.await.unwrap(), Instant::now().since_start())
+    });
+    assert_eq!(outcome.into_result().unwrap(), (7, Duration::from_secs(1)));
 }
