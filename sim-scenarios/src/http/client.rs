@@ -13,6 +13,12 @@
 //! `aiohttp.ClientSession` is. [`Client::close`] closes the pooled
 //! connections and waits until they are closed.
 //!
+//! Like a `ClientSession`, a client must be closed: dropping its last
+//! handle does not close the pooled connections (each idle connection
+//! keeps the pool alive), so a forgotten `close` shows up as open
+//! connections at the end of the run. A connection cut off mid-request (a
+//! timeout, a cancelled task) is torn down at once.
+//!
 //! | setting | meaning | default (aiohttp's) |
 //! |---|---|---|
 //! | [`limit`](ClientConfig::limit) | connections in use at once, all hosts | 100 |
@@ -202,18 +208,31 @@ struct Conn {
     id: u64,
     send: SendRequest<Full<Bytes>>,
     /// The task driving the connection: it ends (closing the stream) once
-    /// `send` is dropped.
-    driver: JoinHandle<()>,
+    /// `send` is dropped with no request in flight. `None` once closed.
+    driver: Option<JoinHandle<()>>,
     served: u64,
     _open: OpenGuard,
 }
 
 impl Conn {
     /// Closes the connection and waits until its stream is closed.
-    async fn close(self) {
-        let Conn { send, driver, .. } = self;
-        drop(send);
-        let _ = driver.await;
+    async fn close(mut self) {
+        let driver = self.driver.take();
+        drop(self);
+        if let Some(driver) = driver {
+            let _ = driver.await;
+        }
+    }
+}
+
+impl Drop for Conn {
+    /// A connection dropped without `close` was cut off mid-request (a
+    /// timeout, a cancelled task): its state is unknown, so it is torn
+    /// down, as aiohttp closes a connection whose request was cancelled.
+    fn drop(&mut self) {
+        if let Some(driver) = self.driver.take() {
+            driver.abort();
+        }
     }
 }
 
@@ -445,7 +464,7 @@ impl Client {
         Ok(Conn {
             id,
             send,
-            driver,
+            driver: Some(driver),
             served: 0,
             _open: guard,
         })
