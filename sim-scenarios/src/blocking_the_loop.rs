@@ -13,7 +13,8 @@
 //!   "concurrent" requests, each a blocking 250 ms call
 //!   (`std::thread::sleep`, what `requests.get` does to the thread) inside
 //!   a task. Every seed fails with `blocked-poll` at the first of them
-//!   (first failing seed 0x0); the report names `blocking-request-N`.
+//!   (first failing seed 0x0; 10 of 10 in the tests, 20 of 20 in
+//!   `explore`); the report names `blocking-request-N` and its spawn site.
 //! - `fixed` is `good_concurrent_requests` and `good_cpu_intensive_work`:
 //!   the requests go through the async client (three `/delay/1`, gathered:
 //!   about 1 s of virtual time, asserted), and the CPU work is cut into
