@@ -5,7 +5,7 @@
 //! A [`Client`] belongs to a simulated host, the machine it runs on: its
 //! sockets are opened by tasks of that host (sockets belong to hosts), so
 //! a crash of the host resets them. Requests may come from any task; each
-//! connection is driven by a task (`<host>-conn-N`) spawned where the
+//! connection is driven by a task (`<host>-conn-<local port>`) spawned where the
 //! request that opened it runs. From a task on a host, that task belongs
 //! to the host and ends with the simulation; from the program's own tasks
 //! (the main task and what it spawns), a connection still open when the
@@ -441,7 +441,6 @@ impl Client {
         });
         let guard = OpenGuard(self.inner.clone());
         let addr = authority.to_string();
-        let name = format!("{}-conn-{id}", self.inner.host.name());
         let limit = self.inner.config.connect_timeout;
         let connecting = async {
             // Sockets belong to hosts: a task of the client's host opens it.
@@ -449,15 +448,20 @@ impl Client {
                 Ok(r) => r.map_err(Error::Connect)?,
                 Err(join) => return Err(Error::Connect(join.into())),
             };
+            // Named by its local port: unique on the host, and the name
+            // the trace's tcp lines show.
+            let port = stream.local_addr().map_or(0, |a| a.port());
             hyper::client::conn::http1::handshake(HyperIo::new(stream))
                 .await
+                .map(|(send, conn)| (send, conn, port))
                 .map_err(Error::Http)
         };
-        let (send, conn) = match timeout(limit, connecting).await {
+        let (send, conn, port) = match timeout(limit, connecting).await {
             Ok(r) => r?,
             Err(_) => return Err(Error::Timeout("connect")),
         };
         // Ends when the `SendRequest` is dropped, or the peer closes.
+        let name = format!("{}-conn-{port}", self.inner.host.name());
         let driver = Builder::new().name(name).spawn(async move {
             let _ = conn.await;
         });
