@@ -72,6 +72,8 @@
 //!   restarts, pauses and clock skew.
 //! - [`fault`]: [`fault::FaultPlan`], a schedule of faults as plain data,
 //!   and the [`buggify!`] fault points.
+//! - `http` (feature `hyper`): hyper 1.x HTTP clients and servers over the
+//!   simulated streams.
 //!
 //! ## The rules that keep a run deterministic
 //!
@@ -102,6 +104,8 @@ pub mod explore;
 pub mod fault;
 pub mod future;
 mod harness;
+#[cfg(feature = "hyper")]
+pub mod http;
 pub mod net;
 #[cfg(feature = "proptest")]
 pub mod proptest;

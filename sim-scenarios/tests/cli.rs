@@ -97,7 +97,7 @@ fn help_list_run_and_completions() {
     assert!(
         plain
             .stdout
-            .contains("lost-update\tbuggy\tfails:panic\t200")
+            .contains("lost-update\tbuggy\tfails:panic\t1000")
     );
 
     let dir = scratch("run");
