@@ -24,7 +24,7 @@ use crate::local::Local;
 
 pub use std::time::Duration;
 
-/// Errors of this module: [`Elapsed`](error::Elapsed).
+/// Errors of this module: [`Elapsed`].
 pub mod error {
     use std::fmt;
 

@@ -574,6 +574,11 @@ fn expand_select(s: Select) -> TokenStream2 {
     } else {
         quote!(#krate::__private::select_start(#n32) as usize)
     };
+    let index_expr = if n == 1 {
+        quote!(#step)
+    } else {
+        quote!((#start + #step) % #n)
+    };
     quote! {{
         #[allow(non_camel_case_types, dead_code)]
         enum #out_ty<#(#generics),*> { #(#variants(#generics),)* Disabled }
@@ -583,10 +588,11 @@ fn expand_select(s: Select) -> TokenStream2 {
         let #out = {
             #(#lets)*
             #krate::__private::poll_fn(|#cx: &mut #krate::__private::Context<'_>| {
+                #[allow(unused_variables)]
                 let #start = #start_expr;
                 let mut #pending = false;
                 for #step in 0..#n {
-                    let #index = (#start + #step) % #n;
+                    let #index = #index_expr;
                     if #disabled & (1u64 << #index) != 0 {
                         continue;
                     }
