@@ -35,6 +35,21 @@
 //! # };
 //! ```
 //!
+//! Production is unchanged: `#[tokio::main]` builds a real runtime, and
+//! every call made on it is tokio's.
+//!
+//! ```no_run
+//! # extern crate lockstep_tokio as tokio;
+//! #[tokio::main(flavor = "current_thread")]
+//! async fn main() -> std::io::Result<()> {
+//!     let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+//!     loop {
+//!         let (stream, _) = listener.accept().await?;
+//!         tokio::spawn(async move { drop(stream) });
+//!     }
+//! }
+//! ```
+//!
 //! ## Why a run-time switch, and not `--cfg`
 //!
 //! madsim swaps tokio for its simulator with `RUSTFLAGS="--cfg madsim"`.
@@ -182,6 +197,11 @@ pub(crate) fn mixed(what: &str) -> ! {
          outside it (on real tokio); the two clocks and networks have nothing in common"
     )
 }
+
+/// The README's examples, compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 /// Paths the macros expand to. Not a public API: it may change in any
 /// release.

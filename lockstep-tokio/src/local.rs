@@ -126,3 +126,41 @@ fn wrong_thread(what: &str) -> ! {
          a value made inside a lockstep simulation belongs to that simulation's thread"
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::rc::Rc;
+
+    #[test]
+    fn usable_on_its_thread() {
+        let mut local = Local::new(Rc::new(5), "Rc");
+        assert_eq!(**local.get(), 5);
+        *local.get_mut() = Rc::new(6);
+        assert_eq!(**local.get(), 6);
+    }
+
+    #[test]
+    fn another_thread_gets_a_panic_naming_the_type_and_drops_nothing() {
+        let rc = Rc::new(());
+        let local = Local::new(rc.clone(), "tokio::net::TcpStream");
+        let message = std::thread::spawn(move || {
+            let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                let _ = local.get();
+            }));
+            drop(local); // leaked there, not dropped
+            *caught.unwrap_err().downcast::<String>().unwrap()
+        })
+        .join()
+        .unwrap();
+        assert!(
+            message.contains("a simulated `tokio::net::TcpStream` was used on another thread"),
+            "{message}"
+        );
+        assert_eq!(
+            Rc::strong_count(&rc),
+            2,
+            "the other thread never touched the Rc"
+        );
+    }
+}
