@@ -77,19 +77,29 @@ fn main() {
         }),
     );
 
+    // A timeout around a ready future: builds the timer, polls the
+    // future, never waits (a real `sleep(0)` waits for the timer wheel's
+    // next millisecond, which would measure the wheel, not the layer).
     row(
-        "time::sleep(0).await",
+        "timeout(1 h, ready).await",
         measure(200_000, |n| {
             rt.block_on(async {
                 for _ in 0..n {
-                    lockstep_tokio::time::sleep(Duration::ZERO).await;
+                    let hour = Duration::from_secs(3600);
+                    let r = lockstep_tokio::time::timeout(hour, std::future::ready(1)).await;
+                    black_box(r.unwrap());
                 }
             })
         }),
         measure(200_000, |n| {
             rt.block_on(async {
                 for _ in 0..n {
-                    tokio::time::sleep(Duration::ZERO).await;
+                    let hour = Duration::from_secs(3600);
+                    black_box(
+                        tokio::time::timeout(hour, std::future::ready(1))
+                            .await
+                            .unwrap(),
+                    );
                 }
             })
         }),

@@ -19,7 +19,7 @@
 //!   order from the seed. Everything is traced and replays bit for bit.
 //! - **anywhere else** (production, `#[tokio::main]`) it is real tokio:
 //!   each call forwards to the `tokio` crate after one thread-local check
-//!   ([`lockstep::in_simulation`]), about a nanosecond.
+//!   ([`lockstep::in_simulation`]), a few nanoseconds.
 //!
 //! ```
 //! // A test of tokio code: under this crate, it runs in a simulation,
@@ -60,7 +60,8 @@
 //! switch is one dependency line, and the same binary code serves both
 //! worlds: the test build is the production build, run inside a
 //! simulation. The cost is a thread-local read per tokio call in
-//! production (measured in `lockstep-tokio/benches`, see the README), and
+//! production (a few nanoseconds, measured by `cargo bench -p
+//! lockstep-tokio`; the numbers are in the README), and
 //! handles that are enums (`Real(tokio::…)` or `Sim(lockstep::…)`), one
 //! word larger than tokio's own.
 //!
