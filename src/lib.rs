@@ -72,8 +72,11 @@
 //!
 //! Inside a simulation, use lockstep's clock ([`time::Instant::now`]) and
 //! randomness ([`random`]), never `std::time::Instant`, `SystemTime` or
-//! `thread_rng`. Do not wake lockstep tasks from other threads: the executor
-//! reports that as a [`Failure::NonDeterminism`]. Everything else (`Rc`,
+//! `thread_rng`. Do not wake lockstep tasks from other threads: such a wake is
+//! not applied (it would race), the run's verdict stays the simulation's own
+//! (typically a deadlock, whose report names the thread the wake came from),
+//! and the wake is listed in [`Outcome::warnings`] as a
+//! [`Failure::NonDeterminism`]. Everything else (`Rc`,
 //! `RefCell`, non-`Send` futures) is fine: a simulation is one thread.
 #![deny(missing_docs)]
 #![warn(unreachable_pub)]
@@ -139,8 +142,11 @@ pub use trace::Verbosity;
 /// | `seed = 0x1a7` | run this one seed (also `seed = "0x1a7"`) | |
 /// | `max_time = "30s"` | virtual time limit (`ns`, `us`, `ms`, `s`, `m`, `h`) | 1 hour |
 /// | `max_steps = N` | step limit | 1,000,000 |
+/// | `livelock_steps = N` | polls in a row without progress before [`Failure::Livelock`] | 1,000,000 |
+/// | `blocked_poll = "100ms"` | wall time one poll may take before [`Failure::BlockedPoll`] (`false`: off) | `"1s"` |
+/// | `watchdog = "5s"` | wall time after which a poll is taken to never return: the seed fails with [`Failure::BlockedPoll`], the other tests go on (`false`: off) | `"5s"` |
 /// | `policy = "fifo"` | scheduling policy (or a `Policy` expression) | `"random"` |
-/// | `faults = 0.2` | a random [`FaultPlan`](fault::FaultPlan) of that intensity, drawn from each seed; or any `FaultPlan` expression | none |
+/// | `faults = 0.2` | a random [`FaultPlan`](fault::FaultPlan) of that intensity, drawn from each seed; a plan in its text form (`faults = "at 1s crash server"`, parsed when the test runs); or any `FaultPlan` expression | none |
 /// | `check_determinism` | run each seed twice and compare | off |
 ///
 /// At the first failing seed the test panics with a report: the failure,
@@ -173,6 +179,11 @@ pub mod prelude {
     pub use crate::task::{JoinError, JoinHandle, JoinSet, spawn, yield_now};
     pub use crate::time::{Duration, Instant, interval, sleep, sleep_until, timeout};
     pub use crate::trace::Verbosity;
+    /// `read`, `read_exact`, `read_to_end`, … on [`TcpStream`](crate::net::TcpStream)
+    /// (futures' extension traits, which tokio's names mirror).
+    pub use futures::io::AsyncReadExt;
+    /// `write`, `write_all`, `flush`, `close`, … on [`TcpStream`](crate::net::TcpStream).
+    pub use futures::io::AsyncWriteExt;
     pub use lockstep_macros::sim_test;
 }
 
@@ -187,6 +198,6 @@ pub struct ReadmeDoctests;
 pub mod __private {
     pub use crate::harness::snapshot::{AsTrace, snapshot_dir, stable_trace};
     pub use crate::harness::{SimTest, TestMeta, TestOutput};
-    pub use crate::trace::{user_event, user_events_enabled};
+    pub use crate::trace::{user_event, user_events_enabled, user_line};
     pub use insta;
 }

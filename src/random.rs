@@ -60,7 +60,20 @@ impl rand::TryRng for SimRng {
 /// If the range is empty, or outside a simulation.
 #[track_caller]
 pub fn range<T: SampleUniform, R: SampleRange<T>>(range: R) -> T {
+    inside("lockstep::random::range");
+    assert!(
+        !range.is_empty(),
+        "lockstep::random::range: the range is empty; give a range with at least one value \
+         (`0..10`, `1..=6`)"
+    );
     rng().random_range(range)
+}
+
+/// Panics at the caller's line when called outside a simulation (rather
+/// than deep inside `rand`).
+#[track_caller]
+fn inside(api: &'static str) {
+    context::with(api, |_| ());
 }
 
 /// `true` with probability `p`.
@@ -70,6 +83,7 @@ pub fn range<T: SampleUniform, R: SampleRange<T>>(range: R) -> T {
 /// If `p` is not in `0.0..=1.0`, or outside a simulation.
 #[track_caller]
 pub fn bool(p: f64) -> bool {
+    inside("lockstep::random::bool");
     assert!(
         (0.0..=1.0).contains(&p),
         "lockstep::random::bool: probability {p} is not between 0 and 1"
@@ -78,18 +92,22 @@ pub fn bool(p: f64) -> bool {
 }
 
 /// A uniform `u64`.
+#[track_caller]
 pub fn u64() -> u64 {
     context::with("lockstep::random::u64", |w| w.user_u64())
 }
 
 /// A uniform `f64` in `[0, 1)`.
+#[track_caller]
 pub fn f64() -> f64 {
-    (u64() >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
+    let x = context::with("lockstep::random::f64", |w| w.user_u64());
+    (x >> 11) as f64 * (1.0 / (1u64 << 53) as f64)
 }
 
 /// A uniform duration in `range`, at nanosecond resolution.
 #[track_caller]
 pub fn duration(range: std::ops::Range<std::time::Duration>) -> std::time::Duration {
+    inside("lockstep::random::duration");
     assert!(
         range.start < range.end,
         "lockstep::random::duration: the range {range:?} is empty"

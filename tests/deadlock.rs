@@ -382,11 +382,10 @@ fn owned_permits_that_move_to_other_tasks_are_not_attributed_to_the_acquirer() {
 }
 
 #[test]
-fn a_stalled_run_shows_the_wait_chain_through_a_channel() {
-    // The consumer holds `db` while it waits for a job; the producer needs
-    // `db` before it can send the next one. Channels are not part of early
-    // reports (anyone may send), so the run stalls; the report follows the
-    // channel to the task that sent on it before.
+fn a_cycle_through_a_channel_and_a_mutex_is_found_when_it_closes() {
+    // The consumer holds `db` while it waits for a job; the producer, which
+    // holds the only sender (it sent on it), needs `db` before it can send
+    // the next one: a cycle, found the moment the producer blocks.
     let outcome = Sim::new(2).run(async {
         let db = Rc::new(Mutex::named("db", ()));
         let (tx, mut rx) = mpsc::channel_named::<u32>("jobs", 4);
@@ -407,19 +406,19 @@ fn a_stalled_run_shows_the_wait_chain_through_a_channel() {
         consumer.await.unwrap();
     });
     let report = deadlock(&outcome);
-    assert_eq!(report.kind, DeadlockKind::Stalled);
+    assert_eq!(report.kind, DeadlockKind::Cycle);
     let text = outcome.failure().unwrap().to_string();
     assert!(
         text.contains(
-            "cycle: #1 consumer holds mutex 'db' and waits for a message on channel 'jobs'; \
-             #2 producer waits for mutex 'db'"
+            "#1 consumer holds mutex 'db' and waits for a message on channel 'jobs'; \
+             #2 producer holds the only sender of channel 'jobs' and waits for mutex 'db'"
         ),
         "{text}"
     );
     assert!(
         text.contains(
-            "holds mutex 'db' and waits on a message on channel 'jobs' (empty; 1 sender \
-             alive; last sent by #2 producer)"
+            "holds mutex 'db' and waits on a message on channel 'jobs' (empty; its only \
+             sender is held by #2 producer)"
         ),
         "{text}"
     );

@@ -552,3 +552,32 @@ fn fault_apply_schedules_relative_to_now() {
             .contains("11.000s  -                  fault: partition a b")
     );
 }
+
+#[test]
+fn a_plan_action_naming_an_unknown_host_is_reported_even_if_the_run_ends_before_it() {
+    let plan: FaultPlan = "at 1s crash server\nat 60s crash serverr".parse().unwrap();
+    let outcome = Sim::builder().seed(1).faults(plan).build().run(async {
+        lockstep::net::Host::new("server", || async { Ok(()) });
+        sleep(Duration::from_secs(2)).await;
+    });
+    let failure = outcome.into_result().unwrap_err();
+    assert_eq!(failure.kind(), lockstep::check::FailureKind::InvalidFault);
+    let text = failure.to_string();
+    assert!(text.contains("`crash serverr`"), "{text}");
+    assert!(
+        text.contains(
+            "never applied: due at 60.000s, after the run ended; no host named `serverr`"
+        ),
+        "{text}"
+    );
+}
+
+#[test]
+fn plan_actions_past_the_end_that_name_existing_hosts_are_fine() {
+    let plan: FaultPlan = "at 1s crash server\nat 60s restart server".parse().unwrap();
+    let outcome = Sim::builder().seed(1).faults(plan).build().run(async {
+        lockstep::net::Host::new("server", || async { Ok(()) });
+        sleep(Duration::from_secs(2)).await;
+    });
+    outcome.into_result().unwrap();
+}

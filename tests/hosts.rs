@@ -303,3 +303,32 @@ fn host_handles_find_hosts_and_tell_where_a_task_runs() {
         )
     );
 }
+
+#[test]
+fn a_factory_with_its_own_error_type_makes_a_host_with_from_factory() {
+    async fn serve() -> std::io::Result<()> {
+        let _listener = lockstep::net::TcpListener::bind("0.0.0.0:80").await?;
+        Err(std::io::Error::other("bye"))
+    }
+    let outcome = Sim::new(1).run(async {
+        Host::from_factory("server", serve);
+        Host::from_factory("other", || async { Err::<(), _>("a string error") });
+        sleep(Duration::from_millis(1)).await;
+    });
+    let trace = outcome.trace().render();
+    outcome.into_result().unwrap();
+    assert!(trace.contains("bye"), "{trace}");
+    assert!(trace.contains("a string error"), "{trace}");
+}
+
+#[test]
+fn a_client_host_runs_spawned_tasks_without_a_server_loop() {
+    let outcome = Sim::new(1).run(async {
+        let client = Host::client("client");
+        client
+            .spawn(async { Host::current().map(|h| h.name().to_string()) })
+            .await
+            .unwrap()
+    });
+    assert_eq!(outcome.into_result().unwrap().as_deref(), Some("client"));
+}

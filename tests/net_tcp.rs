@@ -627,3 +627,62 @@ fn under_random_faults_a_stream_delivers_a_prefix_and_eof_means_everything() {
         "both outcomes occur: {complete} complete, {cut} cut"
     );
 }
+
+#[test]
+fn into_split_halves_read_and_write_from_two_tasks() {
+    let outcome = Sim::new(0x5b1).run(async {
+        echo_server("server");
+        Host::client("client")
+            .spawn(async {
+                let stream = TcpStream::connect("server:7").await?;
+                let (mut rd, mut wr) = stream.into_split();
+                let writer = lockstep::spawn(async move {
+                    for i in 0..3u8 {
+                        wr.write_all(&[b'a' + i; 10]).await?;
+                    }
+                    // Dropping the owned write half closes the write side.
+                    Ok::<_, io::Error>(())
+                });
+                let mut got = Vec::new();
+                rd.read_to_end(&mut got).await?;
+                writer.await.unwrap()?;
+                Ok::<_, io::Error>(got)
+            })
+            .await
+            .unwrap()
+            .unwrap()
+    });
+    let got = outcome.into_result().unwrap();
+    assert_eq!(got.len(), 30);
+    assert_eq!(&got[..10], &[b'a'; 10]);
+}
+
+#[test]
+fn the_prelude_brings_read_and_write_methods() {
+    // No `use futures::…` here: the prelude has the extension traits.
+    mod only_prelude {
+        use lockstep::net::{Host, TcpStream};
+        use lockstep::prelude::*;
+
+        pub fn run() -> usize {
+            Sim::new(1)
+                .run(async {
+                    super::echo_server("server");
+                    Host::client("client")
+                        .spawn(async {
+                            let mut s = TcpStream::connect("server:7").await?;
+                            s.write_all(b"hi").await?;
+                            let mut buf = [0; 2];
+                            s.read_exact(&mut buf).await?;
+                            Ok::<_, std::io::Error>(buf.len())
+                        })
+                        .await
+                        .unwrap()
+                        .unwrap()
+                })
+                .into_result()
+                .unwrap()
+        }
+    }
+    assert_eq!(only_prelude::run(), 2);
+}

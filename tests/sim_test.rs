@@ -5,8 +5,17 @@ use std::rc::Rc;
 
 use lockstep::prelude::*;
 
-thread_local! {
-    static SEEDS_RUN: Cell<u32> = const { Cell::new(0) };
+/// Seeds run, per thread name: each seed of a `#[sim_test]` runs on a
+/// worker thread named after the test's thread.
+static SEEDS_RUN: std::sync::Mutex<Vec<(String, u32)>> = std::sync::Mutex::new(Vec::new());
+
+fn seeds_run_here() -> u32 {
+    let me = std::thread::current()
+        .name()
+        .unwrap_or_default()
+        .to_string();
+    let runs = SEEDS_RUN.lock().unwrap();
+    runs.iter().find(|(n, _)| *n == me).map_or(0, |r| r.1)
 }
 
 #[lockstep::sim_test(seeds = 200)]
@@ -27,24 +36,33 @@ async fn counter_without_a_suspension_point_is_atomic() {
     assert_eq!(counter.get(), 10);
 }
 
-/// Counts its seeds (per thread: one test's seeds run on one thread); run
-/// again and checked by `the_default_is_a_hundred_seeds`.
+/// Counts its seeds (per thread name: one test's seeds run on workers that
+/// carry the test thread's name); run again and checked by
+/// `the_default_is_a_hundred_seeds`.
 #[sim_test]
 async fn runs_a_hundred_seeds_by_default() {
-    SEEDS_RUN.with(|c| c.set(c.get() + 1));
+    let me = std::thread::current()
+        .name()
+        .unwrap_or_default()
+        .to_string();
+    let mut runs = SEEDS_RUN.lock().unwrap();
+    match runs.iter_mut().find(|(n, _)| *n == me) {
+        Some(r) => r.1 += 1,
+        None => runs.push((me, 1)),
+    }
 }
 
 #[test]
 fn the_default_is_a_hundred_seeds() {
     // Run the body of `runs_a_hundred_seeds_by_default` again, on this
     // thread, to count its seeds.
-    SEEDS_RUN.with(|c| c.set(0));
+    let before = seeds_run_here();
     runs_a_hundred_seeds_by_default();
     let expected = std::env::var("LOCKSTEP_SEEDS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
-    assert_eq!(SEEDS_RUN.with(Cell::get), expected);
+    assert_eq!(seeds_run_here() - before, expected);
 }
 
 #[sim_test(seeds = 20)]
@@ -134,6 +152,15 @@ async fn faults_from_a_random_plan_reach_the_network() {
 
 #[sim_test(seed = 3, faults = "at 0s partition a b\nat 1s heal a b".parse().unwrap())]
 async fn a_hand_written_plan_applies_from_the_start() {
+    partitioned_then_healed().await;
+}
+
+#[sim_test(seed = 3, faults = "at 0s partition a b\nat 1s heal a b")]
+async fn a_plan_given_as_a_string_literal_applies_the_same() {
+    partitioned_then_healed().await;
+}
+
+async fn partitioned_then_healed() {
     use lockstep::net::{Host, UdpSocket};
     udp_echo_host("a");
     let b = Host::new("b", || async { Ok(()) });

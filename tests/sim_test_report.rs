@@ -158,3 +158,16 @@ fn a_passing_replayed_seed_still_writes_its_trace() {
         "seed {seed}: the replayed run's trace is written"
     );
 }
+
+#[test]
+fn a_trace_path_that_cannot_be_written_is_reported_before_any_seed_runs() {
+    let file = scratch("a-file");
+    std::fs::write(&file, "not a directory").unwrap();
+    let path = file.join("sub").join("trace.txt");
+    let out = child(&[("LOCKSTEP_TRACE", &path)], Some("0x1"));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(stdout.contains("lockstep: LOCKSTEP_TRACE="), "{stdout}");
+    assert!(stdout.contains("cannot be created"), "{stdout}");
+    assert!(!stdout.contains("failed for seed"), "{stdout}");
+}

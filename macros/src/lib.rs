@@ -15,7 +15,8 @@ use quote::{quote, quote_spanned};
 use syn::spanned::Spanned;
 use syn::{Expr, ExprLit, ItemFn, Lit, LitStr, ReturnType, parse_macro_input};
 
-const OPTIONS: &str = "seed, seeds, max_time, max_steps, policy, faults, check_determinism";
+const OPTIONS: &str = "seed, seeds, max_time, max_steps, livelock_steps, blocked_poll, watchdog, \
+                       policy, faults, check_determinism";
 
 /// Runs an `async fn` test in lockstep simulations, one per seed.
 ///
@@ -38,6 +39,9 @@ struct Options {
     seeds: Option<(u64, Span)>,
     max_time: Option<u64>,
     max_steps: Option<u64>,
+    livelock_steps: Option<u64>,
+    blocked_poll: Option<Option<u64>>,
+    watchdog: Option<Option<u64>>,
     policy: Option<TokenStream2>,
     faults: Option<TokenStream2>,
     check_determinism: Option<bool>,
@@ -79,6 +83,7 @@ fn example(what: &str) -> &'static str {
     match what {
         "seeds" => "seeds = 500",
         "max_steps" => "max_steps = 100_000",
+        "livelock_steps" => "livelock_steps = 10_000_000",
         _ => "seed = 0x1a7",
     }
 }
@@ -94,6 +99,32 @@ fn parse_seed_str(s: &str) -> Option<u64> {
 
 /// Parses `"500ms"`, `"30s"`, `"1.5s"`, `"2m"`, `"1h"`, `"250us"`, `"10ns"`
 /// into nanoseconds.
+/// `blocked_poll = "100ms"` / `watchdog = "2s"`, or `= false` to turn it off.
+fn wall_limit(key: &str, expr: Expr) -> syn::Result<Option<u64>> {
+    match &expr {
+        Expr::Lit(ExprLit {
+            lit: Lit::Bool(b), ..
+        }) if !b.value => Ok(None),
+        Expr::Lit(ExprLit {
+            lit: Lit::Str(s), ..
+        }) => parse_duration(&s.value()).map(Some).ok_or_else(|| {
+            syn::Error::new(
+                s.span(),
+                format!(
+                    "invalid {key} {:?}: expected a positive wall-clock duration such as \
+                     \"100ms\", \"1s\" or \"2.5s\" (units: ns, us, ms, s, m, h), or `false` to \
+                     turn it off",
+                    s.value()
+                ),
+            )
+        }),
+        other => Err(syn::Error::new(
+            other.span(),
+            format!("{key} takes a duration string such as \"100ms\", or `false` to turn it off"),
+        )),
+    }
+}
+
 fn parse_duration(s: &str) -> Option<u64> {
     let s = s.trim();
     let split = s.find(|c: char| c.is_ascii_alphabetic())?;
@@ -169,6 +200,32 @@ impl Options {
                 })?;
                 self.max_time = Some(nanos);
             }
+            "livelock_steps" => {
+                once(&self.livelock_steps, &meta)?;
+                let expr: Expr = meta.value()?.parse()?;
+                let n = int_lit(&expr, "livelock_steps")?;
+                if n == 0 {
+                    return Err(syn::Error::new(
+                        expr.span(),
+                        "livelock_steps must be at least 1",
+                    ));
+                }
+                self.livelock_steps = Some(n);
+            }
+            "blocked_poll" | "watchdog" => {
+                let slot = if key == "watchdog" {
+                    &self.watchdog
+                } else {
+                    &self.blocked_poll
+                };
+                once(slot, &meta)?;
+                let value = wall_limit(&key, meta.value()?.parse()?)?;
+                if key == "watchdog" {
+                    self.watchdog = Some(value);
+                } else {
+                    self.blocked_poll = Some(value);
+                }
+            }
             "max_steps" => {
                 once(&self.max_steps, &meta)?;
                 let expr: Expr = meta.value()?.parse()?;
@@ -216,6 +273,31 @@ impl Options {
                             ));
                         }
                         quote_spanned!(f.span()=> ::lockstep::fault::FaultPlan::random(#f))
+                    }
+                    Expr::Unary(syn::ExprUnary {
+                        op: syn::UnOp::Neg(_),
+                        expr: inner,
+                        ..
+                    }) if matches!(&**inner, Expr::Lit(_)) => {
+                        return Err(syn::Error::new_spanned(
+                            &expr,
+                            "a fault intensity is between 0.0 (no faults) and 1.0, not negative \
+                             (e.g. `faults = 0.2`)",
+                        ));
+                    }
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Str(text),
+                        ..
+                    }) => {
+                        let text = text.value();
+                        quote_spanned!(expr.span()=> {
+                            match #text.parse::<::lockstep::fault::FaultPlan>() {
+                                ::core::result::Result::Ok(plan) => plan,
+                                ::core::result::Result::Err(e) => ::core::panic!(
+                                    "#[sim_test(faults = \"...\")]: {}", e
+                                ),
+                            }
+                        })
                     }
                     Expr::Lit(ExprLit {
                         lit: Lit::Int(i), ..
@@ -327,6 +409,22 @@ fn expand(options: Options, func: ItemFn) -> syn::Result<TokenStream2> {
     }
     if let Some(n) = options.max_steps {
         calls.push(quote!(.max_steps(#n)));
+    }
+    if let Some(n) = options.livelock_steps {
+        calls.push(quote!(.livelock_steps(#n)));
+    }
+    for (name, value) in [
+        ("blocked_poll", options.blocked_poll),
+        ("watchdog", options.watchdog),
+    ] {
+        let method = syn::Ident::new(name, Span::call_site());
+        match value {
+            Some(Some(nanos)) => calls.push(
+                quote!(.#method(::core::option::Option::Some(::lockstep::time::Duration::from_nanos(#nanos)))),
+            ),
+            Some(None) => calls.push(quote!(.#method(::core::option::Option::None))),
+            None => {}
+        }
     }
     if let Some(p) = options.policy {
         calls.push(quote!(.policy(#p)));

@@ -50,6 +50,23 @@ fn blocked_list(f: &mut Formatter<'_>, tasks: &[BlockedTask]) -> fmt::Result {
     Ok(())
 }
 
+impl Display for SocketLeak {
+    /// `tcp stream client:49152 -> server:80, opened by #3 fetch
+    /// (spawned at …), which has finished`.
+    fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
+        write!(f, "{}, opened by {}", self.socket, self.opened_by)?;
+        let state = if self.finished {
+            "which has finished"
+        } else {
+            "a leaked task"
+        };
+        match &self.last_used_by {
+            Some(user) => write!(f, ", last used by {user}, {state}"),
+            None => write!(f, ", {state}"),
+        }
+    }
+}
+
 impl Display for CycleLink {
     /// `#1 task-a holds mutex 'lock1' and waits for mutex 'lock2'`.
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
@@ -58,6 +75,29 @@ impl Display for CycleLink {
             write!(f, " holds {holds} and")?;
         }
         write!(f, " waits for {}", self.waits_for)
+    }
+}
+
+/// `1 time`, `3 times`.
+fn times(n: u64) -> String {
+    plural(n, "time")
+}
+
+/// `1 step`, `3 steps`: a count and its noun, singular or plural.
+pub(crate) fn plural(n: u64, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// A wall-time duration for a report: `0.52s`, `100ms`.
+fn seconds(d: std::time::Duration) -> String {
+    if d < std::time::Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.2}s", d.as_secs_f64())
     }
 }
 
@@ -92,14 +132,29 @@ impl Display for Failure {
             }
             Failure::Deadlock(r) => {
                 match r.kind {
-                    DeadlockKind::Cycle => write!(
-                        f,
-                        "deadlock ({}): {}\n  these tasks wait on each other in a cycle, so \
-                         none of them can ever go on (found when the cycle closed, while \
-                         other tasks could still run)",
-                        r.at,
-                        cycle_text(&r.cycle)
-                    )?,
+                    DeadlockKind::Cycle => {
+                        let others = r
+                            .blocked
+                            .iter()
+                            .any(|b| !r.cycle.iter().any(|c| c.task.id == b.task.id));
+                        let who = if r.cycle.len() == 1 {
+                            "this task waits on itself, so it can never go on"
+                        } else {
+                            "these tasks wait on each other in a cycle, so none of them can \
+                             ever go on"
+                        };
+                        write!(
+                            f,
+                            "deadlock ({}): {}\n  {who} (found when the cycle closed{})",
+                            r.at,
+                            cycle_text(&r.cycle),
+                            if others {
+                                ", while other tasks could still run"
+                            } else {
+                                ""
+                            }
+                        )?
+                    }
                     _ => {
                         write!(
                             f,
@@ -128,27 +183,139 @@ impl Display for Failure {
             Failure::StepLimit(r) => {
                 write!(
                     f,
-                    "step limit: {} steps without the main task finishing, a livelock or a \
+                    "step limit: {} without the main task finishing, a livelock or a \
                      busy loop ({}); raise it with `max_steps` if the run is meant to be \
                      this long",
-                    r.limit, r.at
+                    plural(r.limit, "step"),
+                    r.at
                 )?;
                 for (task, polls) in &r.busiest {
-                    write!(f, "\n  {task} was polled {polls} times")?;
+                    write!(f, "\n  {task} was polled {}", times(*polls))?;
                 }
                 Ok(())
             }
             Failure::Leak(r) => {
+                let (t, s) = (r.tasks.len(), r.sockets.len());
+                let tasks = format!(
+                    "{t} task{} still alive",
+                    if t == 1 { " was" } else { "s were" }
+                );
+                let sockets = format!(
+                    "{s} socket{} still open",
+                    if s == 1 { " was" } else { "s were" }
+                );
+                let what = match (t, s) {
+                    (_, 0) => tasks,
+                    (0, _) => sockets,
+                    _ => format!("{tasks} and {sockets}"),
+                };
+                let mut fixes = Vec::new();
+                if t > 0 {
+                    fixes.push("await or abort the tasks, or spawn them as daemons");
+                }
+                if s > 0 {
+                    fixes.push(
+                        "drop or close the sockets before the run ends, or keep them in a \
+                         running host task",
+                    );
+                }
                 write!(
                     f,
-                    "leak: {} task{} still alive when the main task returned ({}); await \
-                     or abort them, or spawn them as daemons",
-                    r.tasks.len(),
-                    if r.tasks.len() == 1 { " was" } else { "s were" },
-                    r.at
+                    "leak: {what} when the main task returned ({}); {}",
+                    r.at,
+                    fixes.join("; ")
                 )?;
-                blocked_list(f, &r.tasks)
+                blocked_list(f, &r.tasks)?;
+                for leak in &r.sockets {
+                    write!(f, "\n  {leak}")?;
+                }
+                Ok(())
             }
+            Failure::Livelock(r) => {
+                match r.kind {
+                    LivelockKind::WithinPoll => {
+                        let who = r
+                            .busiest
+                            .first()
+                            .map_or("a task".to_string(), |(t, _)| format!("task {t}"));
+                        write!(
+                            f,
+                            "livelock: {who} woke itself {} inside one poll without \
+                             returning ({}); a loop inside `poll` re-polls a future that wakes \
+                             itself and returns `Pending` (a busy retry, a shared future \
+                             re-polling its inner future), so the poll would never end; return \
+                             `Pending` to the executor instead of looping",
+                            times(r.window),
+                            r.at
+                        )?;
+                        return Ok(());
+                    }
+                    _ => write!(
+                        f,
+                        "livelock: {} in a row without progress (no virtual time passed, \
+                         no task finished) ({}); tasks keep waking each other or themselves \
+                         without getting anywhere (a `yield_now` loop waiting for a flag, a \
+                         future that wakes itself and returns `Pending`); raise \
+                         `livelock_steps` if the run really needs that many polls between two \
+                         instants",
+                        plural(r.window, "poll"),
+                        r.at
+                    )?,
+                }
+                for (task, polls) in &r.busiest {
+                    write!(f, "\n  {task} was polled {}", times(*polls))?;
+                }
+                Ok(())
+            }
+            Failure::BlockedPoll(r) => {
+                let whose = if r.task.id == TaskId::MAIN {
+                    "the main task".to_string()
+                } else {
+                    format!("task {}", r.task)
+                };
+                // The first line (which also goes into the trace) holds no
+                // wall time: only the second does.
+                if r.returned {
+                    write!(
+                        f,
+                        "blocked poll: one poll of {whose} held the executor for longer than \
+                         the {} threshold ({})",
+                        seconds(r.threshold),
+                        r.at
+                    )?;
+                    write!(
+                        f,
+                        "\n  the poll took at least {} of wall time; a blocking call in a task \
+                         (std::thread::sleep, blocking I/O, a long computation) stops every \
+                         other task; use lockstep::time::sleep and async I/O, or raise the \
+                         threshold with `blocked_poll`",
+                        seconds(r.wall_time)
+                    )
+                } else {
+                    write!(
+                        f,
+                        "blocked poll: one poll of {whose} never returned ({})",
+                        r.at
+                    )?;
+                    write!(
+                        f,
+                        "\n  it was still running after {} of wall time (watchdog limit {}): \
+                         a busy loop without an .await, or a blocking call that does not end; \
+                         the run was abandoned on its worker thread, which keeps spinning \
+                         until the process exits",
+                        seconds(r.wall_time),
+                        seconds(r.threshold)
+                    )
+                }
+            }
+            Failure::UnobservedError(r) => write!(
+                f,
+                "unobserved error: task {} returned `Err` (its output is `{}`) and its \
+                 JoinHandle was dropped without taking it ({}); nobody will ever see this \
+                 error (a forgotten .await): await the handle and handle the `Err`, or \
+                 configure `unobserved_errors`",
+                r.task, r.output_type, r.at
+            ),
             Failure::InvalidFault(r) => write!(
                 f,
                 "invalid fault: fault plan action `{}` at {}: {} ({}); the actions of a \
@@ -201,9 +368,9 @@ impl Display for Failure {
                     write!(
                         f,
                         "non-determinism: {who} was woken from {thread}, outside the \
-                         simulation ({}); a simulation runs on one thread, so a wake from \
-                         a real thread, a thread pool or another runtime makes the run \
-                         depend on the OS scheduler",
+                         simulation ({}); the wake was ignored: a simulation runs on one \
+                         thread, so a wake from a real thread, a thread pool or another \
+                         runtime would make the run depend on the OS scheduler",
                         r.at
                     )
                 }

@@ -19,6 +19,8 @@ use crate::time::{Duration, Instant};
 
 mod display;
 
+pub(crate) use display::plural;
+
 /// Why a simulation failed.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -28,8 +30,8 @@ pub enum Failure {
     Panic(PanicReport),
     /// Tasks can never make progress: either nothing at all is ready and no
     /// timer is pending although the main task has not finished, or a cycle
-    /// of tasks waiting on each other's locks, semaphores or `JoinHandle`s
-    /// closed (found at the step that closed it, even while other tasks
+    /// of tasks waiting on each other's locks, semaphores, channels or
+    /// `JoinHandle`s closed (found at the step that closed it, even while other tasks
     /// still run).
     Deadlock(DeadlockReport),
     /// The virtual clock would pass the configured `max_virtual_time`.
@@ -40,15 +42,37 @@ pub enum Failure {
     StepLimit(StepLimitReport),
     /// Tasks were still alive when the main task returned.
     Leak(LeakReport),
-    /// The run could not be reproduced: two runs of one seed diverged, or a
-    /// task was woken from outside the simulation's thread.
+    /// The run could not be reproduced: two runs of one seed diverged. (A
+    /// task woken from outside the simulation's thread is listed with this
+    /// kind in [`Outcome::warnings`](crate::Outcome::warnings): the wake is
+    /// not applied, so it never decides a verdict.)
     NonDeterminism(NonDeterminismReport),
     /// A fault plan's action could not apply when its time came (it names a
     /// host that does not exist then, or the same host twice).
     InvalidFault(InvalidFaultReport),
+    /// Tasks kept running without making progress: no virtual time passed
+    /// and no task finished for `livelock_steps` polls in a row, or a task
+    /// woke itself over and over inside one poll that never returned.
+    Livelock(LivelockReport),
+    /// One poll held the executor for longer than the wall-time threshold
+    /// (a blocking call inside a task), or never returned at all.
+    BlockedPoll(BlockedPollReport),
+    /// A task returned a `Result::Err` and its `JoinHandle` was dropped
+    /// without taking it: nobody will ever see that error (a forgotten
+    /// `.await`).
+    UnobservedError(UnobservedErrorReport),
 }
 
 impl Failure {
+    /// The backtrace of a panic, when one was captured (see
+    /// [`PanicReport::backtrace`]).
+    pub fn backtrace(&self) -> Option<&std::backtrace::Backtrace> {
+        match self {
+            Failure::Panic(r) => r.backtrace.as_deref(),
+            _ => None,
+        }
+    }
+
     /// Where the run stood when it failed: seed, virtual time, step.
     pub fn at(&self) -> &RunPoint {
         match self {
@@ -59,6 +83,9 @@ impl Failure {
             Failure::Leak(r) => &r.at,
             Failure::NonDeterminism(r) => &r.at,
             Failure::InvalidFault(r) => &r.at,
+            Failure::Livelock(r) => &r.at,
+            Failure::BlockedPoll(r) => &r.at,
+            Failure::UnobservedError(r) => &r.at,
         }
     }
 
@@ -78,6 +105,9 @@ impl Failure {
             Failure::Leak(_) => FailureKind::Leak,
             Failure::NonDeterminism(_) => FailureKind::NonDeterminism,
             Failure::InvalidFault(_) => FailureKind::InvalidFault,
+            Failure::Livelock(_) => FailureKind::Livelock,
+            Failure::BlockedPoll(_) => FailureKind::BlockedPoll,
+            Failure::UnobservedError(_) => FailureKind::UnobservedError,
         }
     }
 }
@@ -101,6 +131,12 @@ pub enum FailureKind {
     NonDeterminism,
     /// [`Failure::InvalidFault`].
     InvalidFault,
+    /// [`Failure::Livelock`].
+    Livelock,
+    /// [`Failure::BlockedPoll`].
+    BlockedPoll,
+    /// [`Failure::UnobservedError`].
+    UnobservedError,
 }
 
 impl FailureKind {
@@ -113,10 +149,14 @@ impl FailureKind {
         FailureKind::Leak,
         FailureKind::NonDeterminism,
         FailureKind::InvalidFault,
+        FailureKind::Livelock,
+        FailureKind::BlockedPoll,
+        FailureKind::UnobservedError,
     ];
 
     /// The short, stable name: `panic`, `deadlock`, `time-limit`,
-    /// `step-limit`, `leak`, `non-determinism`, `invalid-fault`.
+    /// `step-limit`, `leak`, `non-determinism`, `invalid-fault`, `livelock`,
+    /// `blocked-poll`, `unobserved-error`.
     pub fn name(self) -> &'static str {
         match self {
             FailureKind::Panic => "panic",
@@ -126,6 +166,9 @@ impl FailureKind {
             FailureKind::Leak => "leak",
             FailureKind::NonDeterminism => "non-determinism",
             FailureKind::InvalidFault => "invalid-fault",
+            FailureKind::Livelock => "livelock",
+            FailureKind::BlockedPoll => "blocked-poll",
+            FailureKind::UnobservedError => "unobserved-error",
         }
     }
 }
@@ -217,6 +260,12 @@ pub struct PanicReport {
     /// task's `JoinHandle` was dropped, or still held but never awaited when
     /// the main task returned.
     pub unobserved: bool,
+    /// The panic's backtrace, captured when `RUST_BACKTRACE` (or
+    /// `RUST_LIB_BACKTRACE`) asks for one, as std's panic hook would print
+    /// it. The `#[sim_test]` report and [`Outcome::unwrap`](crate::Outcome::unwrap)
+    /// print it; the failure's `Display` does not (it is the same in every
+    /// replay of the seed, and a backtrace is not).
+    pub backtrace: Option<std::sync::Arc<std::backtrace::Backtrace>>,
     /// When it happened.
     pub at: RunPoint,
 }
@@ -303,14 +352,35 @@ pub struct StepLimitReport {
     pub at: RunPoint,
 }
 
-/// Tasks outlived the main task.
+/// Tasks or sockets outlived the main task.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct LeakReport {
     /// The leaked tasks and what they were waiting on.
     pub tasks: Vec<BlockedTask>,
+    /// Sockets (TCP streams and listeners, UDP sockets) still open when
+    /// the main task returned although no running host task holds them
+    /// (the rule is in the [`net`](crate::net) module docs).
+    pub sockets: Vec<SocketLeak>,
     /// When the main task returned.
     pub at: RunPoint,
+}
+
+/// A socket still open when the main task returned, and who opened it.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SocketLeak {
+    /// The socket: `tcp stream client:49152 -> server:80`, `tcp listener
+    /// server:80`, `udp socket client:5353`.
+    pub socket: String,
+    /// The task that opened it (`connect`, `accept`, `bind`).
+    pub opened_by: TaskInfo,
+    /// The last task that used it, when another than the one that opened
+    /// it.
+    pub last_used_by: Option<TaskInfo>,
+    /// Whether the last task to hold it had finished (`false`: that task
+    /// is itself a leaked task on no host).
+    pub finished: bool,
 }
 
 /// The run is not reproducible.
@@ -335,6 +405,70 @@ pub struct InvalidFaultReport {
     pub at: RunPoint,
 }
 
+/// How a livelock was found.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum LivelockKind {
+    /// `window` polls in a row passed with no virtual time passing and no
+    /// task finishing.
+    NoProgress,
+    /// The task being polled woke itself `window` times inside one poll: a loop inside `poll` that re-polls a
+    /// self-waking future and would never return. The poll was stopped by
+    /// a panic raised from inside the wake.
+    WithinPoll,
+}
+
+/// Tasks ran without making progress.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct LivelockReport {
+    /// How it was found.
+    pub kind: LivelockKind,
+    /// Polls without progress ([`LivelockKind::NoProgress`]), or self-wakes
+    /// inside the one poll ([`LivelockKind::WithinPoll`]).
+    pub window: u64,
+    /// The tasks polled most often, with their poll counts, busiest first
+    /// (at most five); for [`LivelockKind::WithinPoll`], the looping task
+    /// alone.
+    pub busiest: Vec<(TaskInfo, u64)>,
+    /// When it was found.
+    pub at: RunPoint,
+}
+
+/// One poll took too long in wall time.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct BlockedPollReport {
+    /// The task whose poll it was.
+    pub task: TaskInfo,
+    /// How long the poll ran, at least (wall time, measured by the
+    /// watchdog thread to within a few milliseconds). Never in a trace.
+    pub wall_time: std::time::Duration,
+    /// The threshold it passed: `blocked_poll` when the poll returned, the
+    /// `watchdog` limit when it did not.
+    pub threshold: std::time::Duration,
+    /// Whether the poll returned. `false`: it was still running when the
+    /// watchdog limit passed, and the run was abandoned on its worker
+    /// thread (see [`Sim::run_isolated`](crate::Sim::run_isolated)).
+    pub returned: bool,
+    /// The step of that poll.
+    pub at: RunPoint,
+}
+
+/// A task's `Err` that nobody took.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct UnobservedErrorReport {
+    /// The task that returned it.
+    pub task: TaskInfo,
+    /// The task's output type (`Result<(), String>`): the error value itself
+    /// cannot be shown, since an output need not implement `Debug`.
+    pub output_type: String,
+    /// When the error became unobservable (the handle was dropped, or the
+    /// task returned with its handle already gone).
+    pub at: RunPoint,
+}
+
 /// How a run showed it is not deterministic.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -355,7 +489,9 @@ pub enum Divergence {
         context: Vec<String>,
     },
     /// A task was woken from a thread other than the simulation's: a real
-    /// thread, a thread pool or another runtime got hold of its waker.
+    /// thread, a thread pool or another runtime got hold of its waker. The
+    /// wake was not applied; this is listed in
+    /// [`Outcome::warnings`](crate::Outcome::warnings), never the verdict.
     ForeignWake {
         /// The woken task, if it is still alive.
         task: Option<TaskInfo>,

@@ -16,9 +16,14 @@
 //! Host names in a plan resolve when the action applies, not when the plan
 //! is installed, so a plan may name hosts that the main task creates later.
 //! An action naming a host that does not exist *at its time* fails the run
-//! with [`Failure::InvalidFault`], naming the
-//! action, its time and the hosts that exist, since a hand-written plan with a typo would otherwise test
-//! nothing. Host slots (`@N`, used by random plans) always resolve once a
+//! with [`Failure::InvalidFault`], naming the action, its time and the
+//! hosts that exist, since a hand-written plan with a typo would otherwise
+//! test nothing. An action the run never reached (due after the main task
+//! returned) is checked when the main task returns: if it names a host that
+//! does not exist then, the run fails the same way ("never applied: due at
+//! 60.000s, after the run ended; no host named `serverr`"), so a typo is
+//! caught whatever the run's length. Unreached actions that name existing
+//! hosts are fine: a plan may reach past a short run. Host slots (`@N`, used by random plans) always resolve once a
 //! host exists; an action whose two slots land on the same host is skipped
 //! (and traced as such). Before any host exists, slot actions are skipped.
 //!
@@ -26,11 +31,13 @@
 //! seed's `FAULT` stream, apart from the network's and the scheduler's:
 //! adding a `buggify!` point does not change which latencies are drawn.
 
+use std::cell::RefCell;
+
 use crate::check::{Failure, InvalidFaultReport};
 use crate::net::{self, HostId, LinkFault};
 use crate::runtime::context;
 use crate::runtime::world::World;
-use crate::time::format_duration;
+use crate::time::{Instant, format_duration};
 use crate::trace::EventKind;
 
 mod buggify;
@@ -65,13 +72,53 @@ pub fn apply(plan: &FaultPlan) {
     context::with("lockstep::fault::apply", |w| install(w, plan));
 }
 
+/// Fault plan actions scheduled and not yet applied, by the order they
+/// were installed (checked when the main task returns).
+#[derive(Default)]
+pub(crate) struct Pending(RefCell<Vec<Option<(Instant, FaultAction)>>>);
+
+/// The check when the main task returns: an action never applied that names
+/// a host that does not exist fails the run.
+pub(crate) fn check_unapplied(w: &World) {
+    let pending = std::mem::take(&mut *w.net.faults.0.borrow_mut());
+    let mut bad = pending.into_iter().flatten().filter_map(|(at, action)| {
+        let unknown = names(&action)
+            .into_iter()
+            .find(|n| !n.starts_with('@') && net::host_id(w, n).is_err())?;
+        let why = net::host_id(w, unknown).err().unwrap_or_default();
+        Some((at, action, why))
+    });
+    let Some((at, action, why)) = bad.next() else {
+        return;
+    };
+    let more = bad.count();
+    let more = match more {
+        0 => String::new(),
+        1 => " (1 more unapplied action names an unknown host)".to_string(),
+        n => format!(" ({n} more unapplied actions name unknown hosts)"),
+    };
+    w.fail(Failure::InvalidFault(InvalidFaultReport {
+        action: action.to_string(),
+        message: format!("never applied: due at {at}, after the run ended; {why}{more}"),
+        at: w.point(),
+    }));
+}
+
 /// Schedules every action of `plan` relative to now.
 pub(crate) fn install(w: &World, plan: &FaultPlan) {
     let now = w.now();
     for timed in &plan.actions {
         let action = timed.action.clone();
         let at = now.saturating_add(timed.at);
+        let index = {
+            let mut p = w.net.faults.0.borrow_mut();
+            p.push(Some((at, action.clone())));
+            p.len() - 1
+        };
         w.call_at(at, move |w| {
+            if let Some(slot) = w.net.faults.0.borrow_mut().get_mut(index) {
+                *slot = None;
+            }
             if let Err(message) = act(w, &action) {
                 w.fail(Failure::InvalidFault(InvalidFaultReport {
                     action: action.to_string(),
@@ -116,10 +163,10 @@ fn no_hosts_yet(w: &World, names: &[&str]) -> bool {
     names.iter().any(|n| n.starts_with('@')) && net::fabric::with(w, |f| f.hosts.is_empty())
 }
 
-/// Applies one action now.
-pub(crate) fn act(w: &World, action: &FaultAction) -> Result<(), String> {
+/// The host names (or `@N` slots) an action uses.
+fn names(action: &FaultAction) -> Vec<&str> {
     use FaultAction::*;
-    let names: Vec<&str> = match action {
+    match action {
         Partition { a, b }
         | Heal { a, b }
         | LinkLoss { a, b, .. }
@@ -137,7 +184,13 @@ pub(crate) fn act(w: &World, action: &FaultAction) -> Result<(), String> {
             vec![host]
         }
         HealAll | Random { .. } => vec![],
-    };
+    }
+}
+
+/// Applies one action now.
+pub(crate) fn act(w: &World, action: &FaultAction) -> Result<(), String> {
+    use FaultAction::*;
+    let names = names(action);
     if no_hosts_yet(w, &names) {
         skip(w, action, "no host exists yet");
         return Ok(());

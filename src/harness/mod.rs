@@ -12,12 +12,19 @@
 //! match, so the trace shown is the trace of the run that failed, and a
 //! seed that does not replay is reported as non-determinism instead.
 //!
+//! Each seed runs on a worker thread ([`Sim::run_isolated`]): a poll that
+//! never returns fails that seed with a report (and its trace up to the
+//! stuck step) instead of aborting the test binary, so the other tests in
+//! it go on. Thread-locals a test uses are therefore fresh for each seed.
+//!
 //! Seeds are `base, base+1, …, base+n-1`, with `base` 0 unless
 //! `LOCKSTEP_SEED_BASE` says otherwise: the same seeds on every run, so CI
 //! is reproducible, and a nightly job can explore fresh ones.
 
 use std::future::Future;
+use std::sync::Arc;
 
+use crate::check::{BlockedPollReport, Failure};
 use crate::runtime::{Outcome, Policy, Seed, Sim, SimBuilder};
 use crate::time::Duration;
 use crate::trace::Verbosity;
@@ -116,6 +123,24 @@ impl SimTest {
         self
     }
 
+    /// See [`SimBuilder::livelock_steps`].
+    pub fn livelock_steps(mut self, steps: u64) -> Self {
+        self.builder = self.builder.livelock_steps(steps);
+        self
+    }
+
+    /// See [`SimBuilder::blocked_poll`].
+    pub fn blocked_poll(mut self, threshold: Option<Duration>) -> Self {
+        self.builder = self.builder.blocked_poll(threshold);
+        self
+    }
+
+    /// See [`SimBuilder::watchdog`].
+    pub fn watchdog(mut self, limit: Option<Duration>) -> Self {
+        self.builder = self.builder.watchdog(limit);
+        self
+    }
+
     /// See [`SimBuilder::policy`].
     pub fn policy(mut self, policy: Policy) -> Self {
         self.builder = self.builder.policy(policy);
@@ -140,22 +165,26 @@ impl SimTest {
         &self,
         seed: Seed,
         verbosity: Verbosity,
-        body: &F,
+        body: &Arc<F>,
     ) -> Outcome<Result<(), String>>
     where
-        F: Fn() -> Fut,
-        Fut: Future,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future + 'static,
         Fut::Output: TestOutput,
     {
         let sim = self.builder.clone().seed(seed).verbosity(verbosity).build();
-        let make = || {
+        let body = body.clone();
+        let make = move || {
             let fut = body();
             async move { fut.await.into_test_result() }
         };
+        // On a worker thread: a poll that never returns fails this seed
+        // (and this test) with a report, and the other tests of the binary
+        // go on.
         if self.check_determinism {
-            sim.run_checking_determinism(make)
+            sim.run_isolated_checking_determinism(make)
         } else {
-            sim.run(make())
+            sim.run_isolated(make)
         }
     }
 
@@ -164,14 +193,22 @@ impl SimTest {
     #[track_caller]
     pub fn run<F, Fut>(self, body: F)
     where
-        F: Fn() -> Fut,
-        Fut: Future,
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future + 'static,
         Fut::Output: TestOutput,
     {
         let env = match env::Env::read() {
             Ok(env) => env,
             Err(e) => panic!("lockstep: {e}"),
         };
+        if let Some(path) = &env.trace {
+            // Checked before any seed runs: a path that cannot be written
+            // is an error now, not a silent nothing when the test passes.
+            if let Err(e) = report::prepare_trace_path(path) {
+                panic!("lockstep: LOCKSTEP_TRACE={}: {e}", path.display());
+            }
+        }
+        let body = Arc::new(body);
         let seeds: Vec<Seed> = if let Some(seed) = env.seed.or(self.seed) {
             vec![seed]
         } else {
@@ -193,7 +230,19 @@ impl SimTest {
                 Ok(Err(e)) => Cause::Returned(e.clone()),
                 Err(f) => Cause::Failure(f.clone()),
             };
-            let (traced, cause) = if explore == Verbosity::Full {
+            // Already traced: the run itself, a determinism check (which
+            // traces the two runs it compares), or a run whose poll never
+            // returned (its trace was recorded up to the stuck step).
+            let has_trace = explore == Verbosity::Full
+                || matches!(
+                    outcome.failure(),
+                    Some(Failure::NonDeterminism(_))
+                        | Some(Failure::BlockedPoll(BlockedPollReport {
+                            returned: false,
+                            ..
+                        }))
+                );
+            let (traced, cause) = if has_trace {
                 (outcome, cause)
             } else {
                 let traced = self.run_seed(seed, Verbosity::Full, &body);
@@ -207,24 +256,49 @@ impl SimTest {
                 };
                 (traced, cause)
             };
-            let file = report::write_failure_traces(&self.meta, seed, traced.trace());
-            if let Some(path) = &env.trace {
+            self.report_failure(&env, seed, (i, seeds.len()), &cause, &traced);
+        }
+        match (&env.trace, seeds.as_slice()) {
+            (Some(path), [seed]) => {
+                // A replayed seed that passed: still write its trace, as asked.
+                let traced = self.run_seed(*seed, Verbosity::Full, &body);
                 if let Err(e) = report::write_trace(path, traced.trace()) {
-                    eprintln!("lockstep: LOCKSTEP_TRACE={}: {e}", path.display());
+                    panic!("lockstep: LOCKSTEP_TRACE={}: {e}", path.display());
                 }
             }
-            panic!(
-                "{}",
-                report::render(&self.meta, seed, (i, seeds.len()), &cause, &traced, &file)
-            );
+            (Some(path), _) => eprintln!(
+                "lockstep: LOCKSTEP_TRACE={}: no trace written: all {} seeds of `{}` passed; \
+                 a trace is written for a failing seed, or for the one seed LOCKSTEP_SEED \
+                 replays",
+                path.display(),
+                seeds.len(),
+                self.meta.test_path()
+            ),
+            (None, _) => {}
         }
-        if let (Some(path), [seed]) = (&env.trace, seeds.as_slice()) {
-            // A replayed seed that passed: still write its trace, as asked.
-            let traced = self.run_seed(*seed, Verbosity::Full, &body);
+    }
+
+    /// Everything a failing seed leaves behind, then the panic that fails
+    /// the test: trace files, then the report (see [`report`]).
+    #[track_caller]
+    fn report_failure(
+        &self,
+        env: &env::Env,
+        seed: Seed,
+        tried: (usize, usize),
+        cause: &Cause,
+        traced: &Outcome<Result<(), String>>,
+    ) -> ! {
+        let file = report::write_failure_traces(&self.meta, seed, traced.trace());
+        if let Some(path) = &env.trace {
             if let Err(e) = report::write_trace(path, traced.trace()) {
-                panic!("lockstep: LOCKSTEP_TRACE={}: {e}", path.display());
+                eprintln!("lockstep: LOCKSTEP_TRACE={}: {e}", path.display());
             }
         }
+        panic!(
+            "{}",
+            report::render(&self.meta, seed, tried, cause, traced, &file)
+        );
     }
 }
 

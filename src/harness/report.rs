@@ -1,11 +1,14 @@
 //! What a failing `#[sim_test]` prints, and the command that replays it.
 //!
-//! The report lists, in this order: the failure, the seed, the virtual time
-//! and step count, the last events of the trace, and the exact command that
-//! replays the seed; then where the full trace was written. The replay
-//! command is built from what the macro captured at the test's definition
+//! The report lists, in this order: the failure (and a panic's backtrace,
+//! when `RUST_BACKTRACE` asked for one), the seed, the virtual time and step
+//! count, the last events of the trace, and the exact command that replays
+//! the seed; then where the full trace was written. The replay command is
+//! built from what the macro captured at the test's definition
 //! (`CARGO_PKG_NAME`, `CARGO_CRATE_NAME`, `file!()`, `module_path!()`), so
-//! it selects exactly this test in exactly this target.
+//! it selects exactly this test in exactly this target, and from where the
+//! running test binary lives (`target/release/…` adds `--release`), so it
+//! rebuilds nothing the failing run did not use.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -65,10 +68,15 @@ impl TestMeta {
         }
     }
 
-    /// The command that reruns `seed` of this test alone.
+    /// The command that reruns `seed` of this test alone, built the way
+    /// the running test binary was (see [`build_flags`]).
     pub(crate) fn replay_command(&self, seed: Seed) -> String {
+        self.replay_command_for(seed, &build_flags())
+    }
+
+    pub(crate) fn replay_command_for(&self, seed: Seed, flags: &str) -> String {
         format!(
-            "LOCKSTEP_SEED={seed} cargo test -p {} {} -- {} --exact{}",
+            "LOCKSTEP_SEED={seed} cargo test{flags} -p {} {} -- {} --exact{}",
             self.package,
             self.target(),
             self.test_path(),
@@ -87,6 +95,45 @@ impl TestMeta {
             self.test_path().replace("::", "__")
         )
     }
+}
+
+/// The cargo flags that build the running test binary again: ` --release`
+/// for one under `target/release/`, ` --profile NAME` for a custom profile,
+/// and ` --target TRIPLE` when cross-built; empty for the default debug
+/// build. A replay under another profile would rebuild everything and might
+/// not reproduce the timing-dependent behaviour of the code under test.
+pub(crate) fn build_flags() -> String {
+    let exe = std::env::current_exe().ok();
+    let target_dir = exe
+        .as_deref()
+        .and_then(|e| e.ancestors().find(|a| a.join("CACHEDIR.TAG").is_file()));
+    match (exe.as_deref(), target_dir) {
+        (Some(exe), Some(dir)) => flags_for(exe.strip_prefix(dir).unwrap_or(exe)),
+        // Not under a cargo target directory: fall back on how lockstep
+        // itself was compiled.
+        _ if cfg!(debug_assertions) => String::new(),
+        _ => " --release".to_string(),
+    }
+}
+
+/// The flags for a binary at `rel`, relative to the target directory
+/// (`release/deps/x-123`, `x86_64-unknown-linux-gnu/debug/deps/x-123`).
+pub(crate) fn flags_for(rel: &Path) -> String {
+    let parts: Vec<&str> = rel.iter().filter_map(|p| p.to_str()).collect();
+    let (triple, profile) = match parts.as_slice() {
+        [profile, "deps", _] => (None, *profile),
+        [triple, profile, "deps", _] => (Some(*triple), *profile),
+        _ => (None, "debug"),
+    };
+    let mut flags = match profile {
+        "debug" => String::new(),
+        "release" => " --release".to_string(),
+        custom => format!(" --profile {custom}"),
+    };
+    if let Some(triple) = triple {
+        flags.push_str(&format!(" --target {triple}"));
+    }
+    flags
 }
 
 /// Where trace files go: `<target dir>/lockstep/`. The target directory is
@@ -122,6 +169,25 @@ pub(crate) fn write_trace(path: &Path, trace: &Trace) -> std::io::Result<()> {
     std::fs::rename(&tmp, path).inspect_err(|_| {
         let _ = std::fs::remove_file(&tmp);
     })
+}
+
+/// Makes sure a trace can be written at `path`: its directory exists (or
+/// is created) and `path` is not a directory.
+pub(crate) fn prepare_trace_path(path: &Path) -> Result<(), String> {
+    if path.is_dir() {
+        return Err("this is a directory; give a file path (`trace.txt`, or \
+                    `trace.jsonl` for JSON lines)"
+            .to_string());
+    }
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => std::fs::create_dir_all(dir).map_err(|e| {
+            format!(
+                "its directory {} does not exist and cannot be created: {e}",
+                dir.display()
+            )
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Writes both forms of the failing seed's trace; returns the text path, or
@@ -170,13 +236,21 @@ pub(crate) fn render<T>(
     for line in failure.lines() {
         let _ = writeln!(r, "  {line}");
     }
+    if let Cause::Failure(f) = cause {
+        if let Some(bt) = f.backtrace() {
+            let _ = writeln!(r, "\n  backtrace of the panic:");
+            for line in bt.to_string().lines() {
+                let _ = writeln!(r, "    {line}");
+            }
+        }
+    }
     let stats = traced.stats();
     let _ = writeln!(r, "\n  seed:          {seed}");
     let _ = writeln!(
         r,
-        "  virtual time:  {} after {} steps",
+        "  virtual time:  {} after {}",
         crate::time::format_duration(stats.virtual_time),
-        stats.steps
+        crate::check::plural(stats.steps, "step")
     );
     let _ = writeln!(r, "\n  last events:");
     for line in traced.trace().render_tail(TAIL).lines() {
@@ -198,6 +272,27 @@ pub(crate) fn render<T>(
 mod tests {
     use super::*;
 
+    #[test]
+    fn the_replay_command_matches_the_profile_the_test_ran_under() {
+        let flags = |p: &str| flags_for(Path::new(p));
+        assert_eq!(flags("debug/deps/race-1a2b"), "");
+        assert_eq!(flags("release/deps/race-1a2b"), " --release");
+        assert_eq!(flags("ci/deps/race-1a2b"), " --profile ci");
+        assert_eq!(
+            flags("aarch64-unknown-linux-gnu/release/deps/race-1a2b"),
+            " --release --target aarch64-unknown-linux-gnu"
+        );
+        // This very test binary runs from the debug profile.
+        assert_eq!(
+            build_flags(),
+            if cfg!(debug_assertions) {
+                ""
+            } else {
+                " --release"
+            }
+        );
+    }
+
     fn meta(
         file: &'static str,
         module_path: &'static str,
@@ -218,7 +313,7 @@ mod tests {
     fn replay_commands_select_the_right_target() {
         let integration = meta("tests/race.rs", "race", "lockstep", "race");
         assert_eq!(
-            integration.replay_command(Seed(0x1a7)),
+            integration.replay_command_for(Seed(0x1a7), ""),
             "LOCKSTEP_SEED=0x1a7 cargo test -p lockstep --test race -- my_test --exact"
         );
         let dashed = meta("app/tests/my-race.rs", "my_race::nested", "app", "my_race");
@@ -233,6 +328,10 @@ mod tests {
         assert_eq!(unit.test_path(), "tests::my_test");
         let bin = meta("src/bin/tool.rs", "tool", "app", "tool");
         assert_eq!(bin.target(), "--bin tool");
+        assert_eq!(
+            integration.replay_command_for(Seed(1), " --release"),
+            "LOCKSTEP_SEED=0x1 cargo test --release -p lockstep --test race -- my_test --exact"
+        );
         let mut ignored = integration;
         ignored.ignored = true;
         assert!(

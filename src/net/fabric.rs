@@ -47,6 +47,8 @@ pub(crate) struct NetSlot {
     pub(crate) skewed: Cell<bool>,
     pub(crate) clocks: RefCell<Vec<HostClock>>,
     state: RefCell<Option<Box<Fabric>>>,
+    /// Fault plan actions scheduled and not yet applied.
+    pub(crate) faults: crate::fault::Pending,
 }
 
 impl NetSlot {
@@ -289,20 +291,37 @@ pub(crate) fn with_existing<R>(w: &World, f: impl FnOnce(&mut Fabric) -> R) -> O
     slot.as_mut().map(|fabric| f(fabric))
 }
 
-/// Up to two wakers to wake once the fabric is released.
+/// Up to four wakers to wake once the fabric is released (a reset wakes
+/// a reader, a writer and a pending connect of each end).
 #[derive(Default)]
-pub(crate) struct Wakes(pub(crate) Option<Waker>, pub(crate) Option<Waker>);
+pub(crate) struct Wakes([Option<Waker>; 4]);
 
 impl Wakes {
     pub(crate) fn one(w: Option<Waker>) -> Wakes {
-        Wakes(w, None)
+        let mut wakes = Wakes::default();
+        wakes.push(w);
+        wakes
+    }
+
+    /// Adds a waker (if any) to wake.
+    pub(crate) fn push(&mut self, w: Option<Waker>) {
+        let Some(w) = w else { return };
+        match self.0.iter_mut().find(|s| s.is_none()) {
+            Some(slot) => *slot = Some(w),
+            // Never more than four at once; wake at once rather than lose one.
+            None => w.wake(),
+        }
+    }
+
+    /// Adds every waker of `other`.
+    pub(crate) fn merge(&mut self, other: Wakes) {
+        for w in other.0 {
+            self.push(w);
+        }
     }
 
     pub(crate) fn wake(self) {
-        if let Some(w) = self.0 {
-            w.wake();
-        }
-        if let Some(w) = self.1 {
+        for w in self.0.into_iter().flatten() {
             w.wake();
         }
     }

@@ -154,6 +154,7 @@ impl AsRef<str> for Host {
     }
 }
 
+#[track_caller]
 fn check_name(name: &str) {
     let valid = !name.is_empty()
         && name.len() <= 63
@@ -174,6 +175,12 @@ impl Host {
     /// and its future spawned as the host's main task (named after the
     /// host). On [`restart`](Host::restart) the factory is called again.
     ///
+    /// The factory's future returns a [`HostResult`], so `Ok(())` and `?`
+    /// on any error type need no annotation. For a factory with an error
+    /// type of its own (an `async fn serve() -> io::Result<()>`), use
+    /// [`Host::from_factory`]; for a host that only runs client tasks,
+    /// [`Host::client`].
+    ///
     /// # Panics
     ///
     /// Outside a simulation; if the name is taken or is not a usable host
@@ -184,10 +191,75 @@ impl Host {
         F: Fn() -> Fut + 'static,
         Fut: Future<Output = HostResult> + 'static,
     {
-        let name: String = name.into();
-        check_name(&name);
-        let site = Location::caller();
         let factory: Factory = Rc::new(move || Box::pin(factory()));
+        Host::make(name.into(), factory, Location::caller())
+    }
+
+    /// Like [`Host::new`], for a factory whose future returns
+    /// `Result<(), E>` with any error type `E` that converts into
+    /// `Box<dyn Error>` (`io::Error`, `String`, your own error type):
+    ///
+    /// ```
+    /// use lockstep::prelude::*;
+    /// use lockstep::net::{Host, TcpListener};
+    ///
+    /// async fn serve() -> std::io::Result<()> {
+    ///     let _listener = TcpListener::bind("0.0.0.0:80").await?;
+    ///     Ok(())
+    /// }
+    ///
+    /// Sim::new(1).run(async {
+    ///     Host::from_factory("server", serve);
+    /// }).into_result().unwrap();
+    /// ```
+    ///
+    /// (`Host::new` fixes the error type so that a factory ending in a bare
+    /// `Ok(())` compiles; here the factory names its own.)
+    ///
+    /// # Panics
+    ///
+    /// As [`Host::new`].
+    #[track_caller]
+    pub fn from_factory<F, Fut, E>(name: impl Into<String>, factory: F) -> Host
+    where
+        F: Fn() -> Fut + 'static,
+        Fut: Future<Output = Result<(), E>> + 'static,
+        E: Into<Box<dyn std::error::Error>> + 'static,
+    {
+        let factory: Factory = Rc::new(move || {
+            let fut = factory();
+            Box::pin(async move { fut.await.map_err(Into::into) })
+        });
+        Host::make(name.into(), factory, Location::caller())
+    }
+
+    /// A host with no server loop, for client tasks: its main future
+    /// returns at once, and [`spawn`](Host::spawn) runs tasks on it.
+    /// Short for `Host::new(name, || async { Ok(()) })`.
+    ///
+    /// ```
+    /// use lockstep::prelude::*;
+    /// use lockstep::net::Host;
+    ///
+    /// Sim::new(1).run(async {
+    ///     let client = Host::client("client");
+    ///     let name = client.spawn(async { Host::current().unwrap().name().to_string() });
+    ///     assert_eq!(name.await.unwrap(), "client");
+    /// }).into_result().unwrap();
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// As [`Host::new`].
+    #[track_caller]
+    pub fn client(name: impl Into<String>) -> Host {
+        let factory: Factory = Rc::new(|| Box::pin(async { Ok(()) }));
+        Host::make(name.into(), factory, Location::caller())
+    }
+
+    #[track_caller]
+    fn make(name: String, factory: Factory, site: &'static Location<'static>) -> Host {
+        check_name(&name);
         context::with("lockstep::net::Host::new", |w| {
             let host = fabric::with(w, |f| {
                 assert!(

@@ -48,6 +48,7 @@
 //! | reordering | [`LinkConfig::reorder`] | 0 | datagrams taking different paths: one held back 1–10× its latency is overtaken (streams stay ordered) |
 //! | two-way partition | [`partition`] / [`heal`] | none | a switch reboots or a cable is pulled: nothing crosses for a while |
 //! | one-way partition | [`partition_oneway`] / [`heal_oneway`] | none | an asymmetric firewall rule or a half-broken NIC: a hears b, b does not hear a |
+//! | slow reader | [`TcpConfig::send_window`] / [`TcpStream::set_send_window`] | 64 KiB | a peer that reads slowly: its receive window fills and the writer's `write` waits (backpressure) until it reads |
 //! | stalled stream | [`TcpConfig::user_timeout`] | 30 s | data unacknowledged across a partition: the stream waits, then fails with `TimedOut` / `ConnectionReset` |
 //! | unreachable host | [`TcpConfig::connect_timeout`] | 127 s | SYNs retransmitted to a dead or partitioned host (1 s, 2 s, 4 s, …) until `connect` gives up |
 //! | crash | [`Host::crash`] | — | the process is killed: tasks and memory lost, sockets closed, peers reset |
@@ -71,6 +72,22 @@
 //! end one link latency later. The details, event by event, are in
 //! `src/net/stream.rs`.
 //!
+//! ## Sockets left open
+//!
+//! When the main task returns, a TCP stream, listener or UDP socket whose
+//! handle still exists is a [`Failure::Leak`](crate::Failure::Leak) (with
+//! the `leaks` severity, like leaked tasks) if the last task that used it
+//! (or opened it: `connect`, `accept`, `bind`) has finished, or is the main
+//! task or a leaked task on no host: it was kept in a `static`, forgotten
+//! with `mem::forget`, leaked in a `Box`, or left in a finished task's
+//! unawaited output. The report names the socket and that task
+//! (`tcp stream client:49152 -> server:80, opened by #3 fetch (spawned at
+//! …), which has finished`). A socket held by a host task that is still
+//! running (a server's accept loop and its handlers, a client still at
+//! work) is not a leak: it ends with the simulation, as its task does. A
+//! stream closed with `close()` or `shutdown(Write)`, or whose connection
+//! was reset, is closed, even if its handle lives on.
+//!
 //! ## Errors
 //!
 //! Socket calls return the `std::io::ErrorKind` a real stack does:
@@ -91,7 +108,9 @@ mod addr;
 mod clock;
 pub(crate) mod fabric;
 mod host;
+mod leaks;
 mod link;
+mod split;
 mod stream;
 mod tcp;
 mod udp;
@@ -102,6 +121,7 @@ pub(crate) use host::HostId;
 pub use host::{Host, HostResult};
 pub(crate) use link::unit;
 pub use link::{Latency, LinkConfig};
+pub use split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 pub use tcp::{TcpConfig, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 
@@ -112,6 +132,7 @@ use crate::trace::EventKind;
 
 pub(crate) use clock::{drift, signed, skew};
 pub(crate) use host::{crash, pause, restart, resume};
+pub(crate) use leaks::leaked as leaked_sockets;
 
 /// Resolves a host for a fault: a name, or `@N` (the N-th host created,
 /// from 0, modulo the number of hosts: how random fault plans name hosts).
@@ -141,8 +162,14 @@ pub(crate) fn host_name(w: &World, h: HostId) -> String {
 }
 
 #[track_caller]
-fn resolve_or_panic(w: &World, api: &str, name: &str) -> HostId {
-    host_id(w, name).unwrap_or_else(|e| panic!("`{api}`: {e}"))
+fn resolve_or_panic(
+    w: &World,
+    api: &str,
+    name: &str,
+    caller: &'static std::panic::Location<'static>,
+) -> HostId {
+    host_id(w, name)
+        .unwrap_or_else(|e| crate::runtime::panics::misuse(caller, format!("`{api}`: {e}")))
 }
 
 fn fault_event(w: &World, action: String) {
@@ -229,10 +256,20 @@ pub(crate) fn link_fault(w: &World, a: HostId, b: HostId, fault: LinkFault) {
     fault_event(w, text);
 }
 
-fn two_hosts(api: &str, a: &str, b: &str, f: impl FnOnce(&World, HostId, HostId)) {
-    context::with("lockstep::net", |w| {
-        let (a, b) = (resolve_or_panic(w, api, a), resolve_or_panic(w, api, b));
-        assert!(a != b, "`{api}`: both ends are the same host");
+#[track_caller]
+fn two_hosts(api: &'static str, a: &str, b: &str, f: impl FnOnce(&World, HostId, HostId)) {
+    let caller = std::panic::Location::caller();
+    context::with(api, |w| {
+        let (a, b) = (
+            resolve_or_panic(w, api, a, caller),
+            resolve_or_panic(w, api, b, caller),
+        );
+        if a == b {
+            crate::runtime::panics::misuse(
+                caller,
+                format!("`{api}`: both ends are the same host; name two different hosts"),
+            );
+        }
         f(w, a, b)
     })
 }
@@ -244,6 +281,7 @@ fn two_hosts(api: &str, a: &str, b: &str, f: impl FnOnce(&World, HostId, HostId)
 ///
 /// Outside a simulation; for an unknown host name (the message lists the
 /// hosts).
+#[track_caller]
 pub fn partition(a: impl AsRef<str>, b: impl AsRef<str>) {
     two_hosts(
         "lockstep::net::partition",
@@ -258,6 +296,7 @@ pub fn partition(a: impl AsRef<str>, b: impl AsRef<str>) {
 /// # Panics
 ///
 /// As [`partition`].
+#[track_caller]
 pub fn partition_oneway(from: impl AsRef<str>, to: impl AsRef<str>) {
     two_hosts(
         "lockstep::net::partition_oneway",
@@ -272,6 +311,7 @@ pub fn partition_oneway(from: impl AsRef<str>, to: impl AsRef<str>) {
 /// # Panics
 ///
 /// As [`partition`].
+#[track_caller]
 pub fn heal(a: impl AsRef<str>, b: impl AsRef<str>) {
     two_hosts("lockstep::net::heal", a.as_ref(), b.as_ref(), |w, a, b| {
         uncut(w, a, b, true)
@@ -283,6 +323,7 @@ pub fn heal(a: impl AsRef<str>, b: impl AsRef<str>) {
 /// # Panics
 ///
 /// As [`partition`].
+#[track_caller]
 pub fn heal_oneway(from: impl AsRef<str>, to: impl AsRef<str>) {
     two_hosts(
         "lockstep::net::heal_oneway",
@@ -297,6 +338,7 @@ pub fn heal_oneway(from: impl AsRef<str>, to: impl AsRef<str>) {
 /// # Panics
 ///
 /// Outside a simulation.
+#[track_caller]
 pub fn heal_all() {
     context::with("lockstep::net::heal_all", uncut_all);
 }
@@ -306,6 +348,7 @@ pub fn heal_all() {
 /// # Panics
 ///
 /// As [`partition`].
+#[track_caller]
 pub fn set_link(a: impl AsRef<str>, b: impl AsRef<str>, config: LinkConfig) {
     two_hosts(
         "lockstep::net::set_link",
@@ -325,6 +368,7 @@ pub fn set_link(a: impl AsRef<str>, b: impl AsRef<str>, config: LinkConfig) {
 /// # Panics
 ///
 /// As [`partition`].
+#[track_caller]
 pub fn set_link_oneway(from: impl AsRef<str>, to: impl AsRef<str>, config: LinkConfig) {
     two_hosts(
         "lockstep::net::set_link_oneway",
@@ -343,6 +387,7 @@ pub fn set_link_oneway(from: impl AsRef<str>, to: impl AsRef<str>, config: LinkC
 /// # Panics
 ///
 /// Outside a simulation.
+#[track_caller]
 pub fn set_default_link(config: LinkConfig) {
     context::with("lockstep::net::set_default_link", |w| {
         fabric::with(w, |f| f.default_link = config)
@@ -354,6 +399,7 @@ pub fn set_default_link(config: LinkConfig) {
 /// # Panics
 ///
 /// Outside a simulation.
+#[track_caller]
 pub fn set_tcp_config(config: TcpConfig) {
     context::with("lockstep::net::set_tcp_config", |w| {
         fabric::with(w, |f| f.tcp = config)
@@ -366,6 +412,7 @@ pub fn set_tcp_config(config: TcpConfig) {
 /// # Errors
 ///
 /// `NotFound` if no host has that name.
+#[track_caller]
 pub fn lookup_host(name: &str) -> io::Result<IpAddr> {
     context::with("lockstep::net::lookup_host", |w| {
         let here = w.exec.current_host();

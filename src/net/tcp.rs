@@ -2,9 +2,10 @@
 //! hosts. The model (handshake, partitions, crashes, closing) is described
 //! in the [`net`](super) module docs.
 
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::net::{Shutdown, SocketAddr};
+use std::panic::Location;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
@@ -14,20 +15,25 @@ use futures::io::{AsyncRead, AsyncWrite};
 use super::addr::{self, ToAddr};
 use super::fabric::{self, Fabric};
 use super::host::{Binding, HostId, Proto};
+use super::leaks::Owner;
+use super::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 use super::stream::{self, Backlog, ConnKey};
 use crate::runtime::context;
 use crate::runtime::executor::Waiting;
 use crate::runtime::world::World;
 use crate::time::Duration;
 
-/// The host of the calling task; panics with a clear message if it runs on
-/// none.
-pub(crate) fn here(w: &World, api: &str) -> HostId {
+/// The host of the calling task; panics with a clear message, at the
+/// user's line `caller`, if it runs on none.
+pub(crate) fn here(w: &World, api: &str, caller: &'static Location<'static>) -> HostId {
     w.exec.current_host().unwrap_or_else(|| {
-        panic!(
-            "`{api}` was called from a task that runs on no host: sockets belong to hosts, so \
-             call it from a host's task (`lockstep::net::Host::new(..)`'s factory, or \
-             `host.spawn(..)`)"
+        crate::runtime::panics::misuse(
+            caller,
+            format!(
+                "`{api}` was called from a task that runs on no host: sockets belong to hosts, \
+                 so call it from a host's task (`lockstep::net::Host::new(..)`'s factory, or \
+                 `host.spawn(..)`)"
+            ),
         )
     })
 }
@@ -79,17 +85,18 @@ impl Bound {
         api: &str,
         addr: &(impl ToAddr + ?Sized),
         proto: Proto,
-        make: impl FnOnce(u64) -> Binding,
+        make: impl FnOnce(u64, Option<Owner>) -> Binding,
         verb: &str,
+        caller: &'static Location<'static>,
     ) -> io::Result<Bound> {
         let spec = addr.to_addr_spec()?;
         context::with("lockstep::net", |w| {
-            let host = here(w, api);
+            let host = here(w, api, caller);
             fabric::with(w, |f| {
                 let port = addr::local_port(f, &spec, host)?;
                 let id = f.next_socket;
                 f.next_socket += 1;
-                let port = bind_port(f, host, proto, port, make(id))?;
+                let port = bind_port(f, host, proto, port, make(id, Owner::here(w)))?;
                 let hs = f.host(host);
                 Ok(Bound {
                     host,
@@ -182,21 +189,27 @@ impl TcpListener {
     /// # Panics
     ///
     /// Outside a host's task.
-    pub async fn bind(addr: impl ToAddr) -> io::Result<TcpListener> {
-        let bound = Bound::new(
-            "lockstep::net::TcpListener::bind",
-            &addr,
-            Proto::Tcp,
-            |id| {
-                Binding::Listener(Backlog {
-                    id,
-                    queue: Default::default(),
-                    waker: None,
-                })
-            },
-            "accept on",
-        )?;
-        Ok(TcpListener { bound })
+    #[track_caller]
+    pub fn bind(addr: impl ToAddr) -> impl Future<Output = io::Result<TcpListener>> {
+        let caller = Location::caller();
+        async move {
+            let bound = Bound::new(
+                "lockstep::net::TcpListener::bind",
+                &addr,
+                Proto::Tcp,
+                |id, owner| {
+                    Binding::Listener(Backlog {
+                        id,
+                        owner,
+                        queue: Default::default(),
+                        waker: None,
+                    })
+                },
+                "accept on",
+                caller,
+            )?;
+            Ok(TcpListener { bound })
+        }
     }
 
     /// The bound address.
@@ -223,6 +236,7 @@ impl TcpListener {
                         .get_mut(&(Proto::Tcp, self.bound.port))
                     {
                         Some(Binding::Listener(b)) if b.id == self.bound.id => {
+                            Owner::touch_opt(&mut b.owner, w);
                             match b.queue.pop_front() {
                                 Some(key) => key,
                                 None => {
@@ -236,6 +250,7 @@ impl TcpListener {
                         _ => return Some(Err(self.bound.closed_error())),
                     };
                     if let Some(stream) = TcpStream::from_key(f, key, 1) {
+                        stream::set_owner(f, w, key, 1);
                         stream::trace_accept(f, w, key);
                         let peer = stream.peer;
                         return Some(Ok((stream, peer)));
@@ -270,7 +285,13 @@ impl Drop for TcpListener {
 /// `futures::{AsyncReadExt, AsyncWriteExt}` for `read`, `write_all`, …).
 ///
 /// Reads and writes also work through `&TcpStream`, so one task may read
-/// while another writes. Writes never block (there is no flow control).
+/// while another writes ([`split`](TcpStream::split) and
+/// [`into_split`](TcpStream::into_split) name the halves). Writes are
+/// flow-controlled: an end may have at most its send window
+/// ([`TcpConfig::send_window`], 64 KiB by default;
+/// [`set_send_window`](TcpStream::set_send_window) per stream) written but
+/// not yet read by the peer; a write takes what fits and waits when
+/// nothing does, until the peer reads.
 /// `close()` (or [`shutdown`](TcpStream::shutdown) with
 /// `Shutdown::Write`) sends a FIN: the peer reads what was written, then
 /// `0`. Dropping the stream closes it the same way.
@@ -281,22 +302,22 @@ pub struct TcpStream {
     local: SocketAddr,
     peer: SocketAddr,
     desc: Rc<str>,
+    write_desc: Rc<str>,
 }
 
 impl TcpStream {
     fn from_key(f: &Fabric, key: ConnKey, side: usize) -> Option<TcpStream> {
         let (local, peer) = stream::endpoints(f, key, side)?;
-        let desc = format!(
-            "read from {} on {}",
-            f.label(peer.0, peer.1),
-            f.label(local.0, local.1)
-        );
+        let (p, l) = (f.label(peer.0, peer.1), f.label(local.0, local.1));
         Some(TcpStream {
             key,
             side: side as u8,
             local: fabric::socket_addr(f, local),
             peer: fabric::socket_addr(f, peer),
-            desc: Rc::from(desc),
+            desc: Rc::from(format!("read from {p} on {l}")),
+            write_desc: Rc::from(format!(
+                "room to write to {p} on {l} (the send window is full)"
+            )),
         })
     }
 
@@ -313,45 +334,87 @@ impl TcpStream {
     /// # Panics
     ///
     /// Outside a host's task.
-    pub async fn connect(addr: impl ToAddr) -> io::Result<TcpStream> {
-        let spec = addr.to_addr_spec()?;
-        let key = context::with("lockstep::net::TcpStream::connect", |w| {
-            let host = here(w, "lockstep::net::TcpStream::connect");
-            fabric::with(w, |f| {
-                let (dst, port) = addr::resolve(f, &spec, Some(host))?;
-                stream::open(f, w, host, dst, port)
-            })
-        })?;
-        let mut pending = PendingConnect(Some(key));
-        let desc: Rc<str> = context::with("lockstep::net::TcpStream::connect", |w| {
-            fabric::with(w, |f| {
-                let (_, peer) = stream::endpoints(f, key, 0).expect("a new connection exists");
-                Rc::from(format!("connect to {}", f.label(peer.0, peer.1)))
-            })
-        });
-        poll_fn(|cx| {
-            context::with("lockstep::net::TcpStream::connect", |w| {
-                let poll = fabric::with(w, |f| {
-                    stream::poll_connect(f, key, cx).map(|r| {
-                        r.and_then(|()| {
-                            TcpStream::from_key(f, key, 0)
-                                .ok_or_else(|| io::ErrorKind::NotConnected.into())
+    #[track_caller]
+    pub fn connect(addr: impl ToAddr) -> impl Future<Output = io::Result<TcpStream>> {
+        let caller = Location::caller();
+        async move {
+            let spec = addr.to_addr_spec()?;
+            let key = context::with("lockstep::net::TcpStream::connect", |w| {
+                let host = here(w, "lockstep::net::TcpStream::connect", caller);
+                fabric::with(w, |f| {
+                    let (dst, port) = addr::resolve(f, &spec, Some(host))?;
+                    stream::open(f, w, host, dst, port)
+                })
+            })?;
+            let mut pending = PendingConnect(Some(key));
+            let desc: Rc<str> = context::with("lockstep::net::TcpStream::connect", |w| {
+                fabric::with(w, |f| {
+                    let (_, peer) = stream::endpoints(f, key, 0).expect("a new connection exists");
+                    Rc::from(format!("connect to {}", f.label(peer.0, peer.1)))
+                })
+            });
+            poll_fn(|cx| {
+                context::with("lockstep::net::TcpStream::connect", |w| {
+                    let poll = fabric::with(w, |f| {
+                        stream::poll_connect(f, key, cx).map(|r| {
+                            r.and_then(|()| {
+                                TcpStream::from_key(f, key, 0)
+                                    .ok_or_else(|| io::ErrorKind::NotConnected.into())
+                            })
                         })
-                    })
-                });
-                if poll.is_pending() {
-                    w.exec.note_waiting(Waiting::Net(desc.clone()));
-                }
-                poll
+                    });
+                    if poll.is_pending() {
+                        w.exec.note_waiting(Waiting::Net(desc.clone()));
+                    }
+                    poll
+                })
             })
-        })
-        .await
-        .inspect(|_| pending.0 = None)
+            .await
+            .inspect(|_| pending.0 = None)
+        }
     }
 
     /// The local address.
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         Ok(self.local)
+    }
+
+    /// Splits the stream into a read half and a write half that borrow it,
+    /// for reading and writing from two futures at once (a `select`, a
+    /// `join`).
+    ///
+    /// ```
+    /// use lockstep::prelude::*;
+    /// use lockstep::net::{Host, TcpListener, TcpStream};
+    ///
+    /// Sim::new(1).run(async {
+    ///     Host::new("server", || async {
+    ///         let (mut s, _) = TcpListener::bind("0.0.0.0:7").await?.accept().await?;
+    ///         let (mut rd, mut wr) = s.split();
+    ///         futures::io::copy(&mut rd, &mut wr).await?;
+    ///         Ok(())
+    ///     });
+    ///     let reply = Host::client("client").spawn(async {
+    ///         let mut s = TcpStream::connect("server:7").await?;
+    ///         s.write_all(b"ping").await?;
+    ///         s.close().await?;
+    ///         let mut reply = String::new();
+    ///         s.read_to_string(&mut reply).await?;
+    ///         Ok::<_, std::io::Error>(reply)
+    ///     });
+    ///     assert_eq!(reply.await.unwrap().unwrap(), "ping");
+    /// }).into_result().unwrap();
+    /// ```
+    pub fn split(&mut self) -> (ReadHalf<'_>, WriteHalf<'_>) {
+        (ReadHalf(self), WriteHalf(self))
+    }
+
+    /// Splits the stream into owned halves that can move to two tasks.
+    /// Dropping the write half closes the write side (the peer reads `0`
+    /// after the data); the stream closes when both halves are gone.
+    pub fn into_split(self) -> (OwnedReadHalf, OwnedWriteHalf) {
+        let shared = Rc::new(self);
+        (OwnedReadHalf(shared.clone()), OwnedWriteHalf(shared))
     }
 
     /// The peer's address.
@@ -363,30 +426,58 @@ impl TcpStream {
     /// return `0`), the write half (a FIN is sent), or both.
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         context::with("lockstep::net::TcpStream::shutdown", |w| {
-            let (result, waker) = fabric::with(w, |f| {
+            let (result, wakes) = fabric::with(w, |f| {
                 let side = self.side as usize;
-                let waker = match how {
+                let wakes = match how {
                     Shutdown::Read | Shutdown::Both => stream::shutdown_read(f, self.key, side),
-                    Shutdown::Write => None,
+                    Shutdown::Write => Default::default(),
                 };
                 let result = match how {
                     Shutdown::Write | Shutdown::Both => stream::close_write(f, w, self.key, side),
                     Shutdown::Read => Ok(()),
                 };
-                (result, waker)
+                (result, wakes)
             });
-            if let Some(waker) = waker {
-                waker.wake();
-            }
+            wakes.wake();
             result
         })
     }
 
+    /// Sets how many bytes this end may have written that the peer has not
+    /// read yet before writes wait (its send window; the default is
+    /// [`TcpConfig::send_window`], 64 KiB). A small window shows a slow
+    /// reader holding its writer back; a large one lets a writer run ahead.
+    ///
+    /// # Panics
+    ///
+    /// For a window of 0 (a write could never proceed), or outside a
+    /// simulation.
+    #[track_caller]
+    pub fn set_send_window(&self, bytes: usize) {
+        assert!(
+            bytes > 0,
+            "`TcpStream::set_send_window(0)`: the window must be at least 1 byte"
+        );
+        let waker = context::with("lockstep::net::TcpStream::set_send_window", |w| {
+            fabric::with(w, |f| {
+                stream::set_window(f, self.key, self.side as usize, bytes)
+            })
+        });
+        if let Some(waker) = waker {
+            waker.wake();
+        }
+    }
+
     fn read_poll(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
         context::with("lockstep::net::TcpStream::read", |w| {
+            let mut wake = None;
             let poll = fabric::with(w, |f| {
-                stream::poll_read(f, self.key, self.side as usize, buf, cx)
+                stream::touch(f, w, self.key, self.side as usize);
+                stream::poll_read(f, self.key, self.side as usize, buf, cx, &mut wake)
             });
+            if let Some(waker) = wake {
+                waker.wake();
+            }
             if poll.is_pending() {
                 w.exec.note_waiting(Waiting::Net(self.desc.clone()));
             }
@@ -394,12 +485,17 @@ impl TcpStream {
         })
     }
 
-    fn write_now(&self, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Poll::Ready(context::with("lockstep::net::TcpStream::write", |w| {
-            fabric::with(w, |f| {
-                stream::write(f, w, self.key, self.side as usize, buf)
-            })
-        }))
+    fn write_poll(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        context::with("lockstep::net::TcpStream::write", |w| {
+            let poll = fabric::with(w, |f| {
+                stream::touch(f, w, self.key, self.side as usize);
+                stream::poll_write(f, w, self.key, self.side as usize, buf, cx)
+            });
+            if poll.is_pending() {
+                w.exec.note_waiting(Waiting::Net(self.write_desc.clone()));
+            }
+            poll
+        })
     }
 
     fn close_now(&self) -> Poll<io::Result<()>> {
@@ -417,16 +513,22 @@ struct PendingConnect(Option<ConnKey>);
 impl Drop for PendingConnect {
     fn drop(&mut self) {
         if let Some(key) = self.0 {
-            context::try_with(|w| fabric::with(w, |f| stream::drop_end(f, w, key, 0)));
+            let waker = context::try_with(|w| fabric::with(w, |f| stream::drop_end(f, w, key, 0)));
+            if let Some(Some(waker)) = waker {
+                waker.wake();
+            }
         }
     }
 }
 
 impl Drop for TcpStream {
     fn drop(&mut self) {
-        context::try_with(|w| {
+        let waker = context::try_with(|w| {
             fabric::with(w, |f| stream::drop_end(f, w, self.key, self.side as usize))
         });
+        if let Some(Some(waker)) = waker {
+            waker.wake();
+        }
     }
 }
 
@@ -447,10 +549,10 @@ macro_rules! stream_io {
         impl AsyncWrite for $t {
             fn poll_write(
                 self: Pin<&mut Self>,
-                _: &mut Context<'_>,
+                cx: &mut Context<'_>,
                 buf: &[u8],
             ) -> Poll<io::Result<usize>> {
-                self.write_now(buf)
+                self.write_poll(cx, buf)
             }
 
             fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -479,6 +581,12 @@ pub struct TcpConfig {
     /// The first retransmission timeout after a segment loss (default
     /// 200 ms, Linux's minimum RTO); it doubles on every further loss.
     pub rto: Duration,
+    /// How many bytes one end of a stream may have written that the peer
+    /// has not read yet (in flight or in its receive buffer) before writes
+    /// wait: the send buffer and the peer's receive window together
+    /// (default 64 KiB). Applies to streams opened after it is set;
+    /// [`TcpStream::set_send_window`] changes one stream.
+    pub send_window: usize,
 }
 
 impl Default for TcpConfig {
@@ -487,6 +595,7 @@ impl Default for TcpConfig {
             connect_timeout: Duration::from_secs(127),
             user_timeout: Duration::from_secs(30),
             rto: Duration::from_millis(200),
+            send_window: 64 * 1024,
         }
     }
 }
@@ -507,6 +616,21 @@ impl TcpConfig {
     /// Sets the first retransmission timeout.
     pub fn rto(mut self, d: Duration) -> Self {
         self.rto = d;
+        self
+    }
+
+    /// Sets the send window of new streams.
+    ///
+    /// # Panics
+    ///
+    /// For a window of 0 (a write could never proceed).
+    #[track_caller]
+    pub fn send_window(mut self, bytes: usize) -> Self {
+        assert!(
+            bytes > 0,
+            "`TcpConfig::send_window(0)`: the window must be at least 1 byte"
+        );
+        self.send_window = bytes;
         self
     }
 }

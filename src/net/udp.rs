@@ -9,14 +9,16 @@
 //! 1024 datagrams; later ones are dropped until the socket is read.
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
+use std::future::{Future, poll_fn};
 use std::io;
 use std::net::SocketAddr;
+use std::panic::Location;
 use std::task::{Context, Poll, Waker};
 
 use super::addr::{self, ToAddr};
 use super::fabric::{self, Due, Endpoint, Fabric, MsgEvent, Wakes};
 use super::host::{Binding, Proto};
+use super::leaks::Owner;
 use super::tcp::Bound;
 use crate::runtime::context;
 use crate::runtime::executor::Waiting;
@@ -30,6 +32,8 @@ const QUEUE: usize = 1024;
 /// A socket's receive queue.
 pub(crate) struct Inbox {
     pub(crate) id: u64,
+    /// The task that bound the socket, and its last user.
+    pub(crate) owner: Option<Owner>,
     queue: VecDeque<(SocketAddr, Vec<u8>)>,
     pub(crate) waker: Option<Waker>,
 }
@@ -79,21 +83,27 @@ impl UdpSocket {
     /// # Panics
     ///
     /// Outside a host's task.
-    pub async fn bind(addr: impl ToAddr) -> io::Result<UdpSocket> {
-        let bound = Bound::new(
-            "lockstep::net::UdpSocket::bind",
-            &addr,
-            Proto::Udp,
-            |id| {
-                Binding::Udp(Inbox {
-                    id,
-                    queue: VecDeque::new(),
-                    waker: None,
-                })
-            },
-            "recv_from on",
-        )?;
-        Ok(UdpSocket { bound })
+    #[track_caller]
+    pub fn bind(addr: impl ToAddr) -> impl Future<Output = io::Result<UdpSocket>> {
+        let caller = Location::caller();
+        async move {
+            let bound = Bound::new(
+                "lockstep::net::UdpSocket::bind",
+                &addr,
+                Proto::Udp,
+                |id, owner| {
+                    Binding::Udp(Inbox {
+                        id,
+                        owner,
+                        queue: VecDeque::new(),
+                        waker: None,
+                    })
+                },
+                "recv_from on",
+                caller,
+            )?;
+            Ok(UdpSocket { bound })
+        }
     }
 
     /// The bound address.
@@ -124,6 +134,13 @@ impl UdpSocket {
                 if !self.bound.live(f) {
                     return Err(self.bound.closed_error());
                 }
+                let port = (Proto::Udp, self.bound.port);
+                if let Some(Binding::Udp(inbox)) = f.host_mut(self.bound.host).ports.get_mut(&port)
+                {
+                    if inbox.id == self.bound.id {
+                        Owner::touch_opt(&mut inbox.owner, w);
+                    }
+                }
                 let dst = addr::resolve(f, &spec, Some(self.bound.host))?;
                 send(f, w, (self.bound.host, self.bound.port), dst, buf);
                 Ok(buf.len())
@@ -153,6 +170,7 @@ impl UdpSocket {
                 else {
                     return Poll::Ready(Err(self.bound.closed_error()));
                 };
+                Owner::touch_opt(&mut inbox.owner, w);
                 match inbox.queue.pop_front() {
                     Some((from, payload)) => {
                         let n = payload.len().min(buf.len());

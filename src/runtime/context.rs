@@ -72,6 +72,31 @@ pub(crate) fn with<R>(api: &'static str, f: impl FnOnce(&World) -> R) -> R {
     }
 }
 
+/// [`with`] for a future's poll: the API was called at `at` (captured with
+/// `#[track_caller]` when the future was made), which the message names,
+/// since the poll itself runs far from the user's line.
+#[inline]
+pub(crate) fn with_at<R>(
+    api: &'static str,
+    at: &'static std::panic::Location<'static>,
+    f: impl FnOnce(&World) -> R,
+) -> R {
+    match try_with(f) {
+        Some(r) => r,
+        None => outside_at(api, at),
+    }
+}
+
+#[cold]
+#[inline(never)]
+fn outside_at(api: &str, at: &'static std::panic::Location<'static>) -> ! {
+    panic!(
+        "`{api}` was called outside a lockstep simulation (the future was made at {at} and \
+         polled there): lockstep's runtime APIs work only inside `Sim::run(..)` or a \
+         `#[lockstep::sim_test]` body, on the simulation's own thread"
+    )
+}
+
 #[cold]
 #[inline(never)]
 #[track_caller]

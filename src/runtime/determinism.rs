@@ -1,12 +1,17 @@
 //! The determinism check: run a seed twice, compare, explain a difference.
 //!
-//! Every run keeps a rolling hash of its scheduling decisions, clock jumps
-//! and random draws (see [`Outcome::determinism_hash`]), tracing or not. Two
-//! runs of one seed with equal hashes made the same decisions. When the
-//! hashes differ, both runs are repeated with full tracing and the hash of
-//! every step recorded, and the report names the first trace event (or, if
-//! the traces agree, the first step) where they part, with the events just
-//! before it.
+//! Every run keeps a rolling hash of its scheduling decisions, clock jumps,
+//! random draws and `trace!` text (see [`Outcome::determinism_hash`]),
+//! tracing or not. Two runs of one seed with equal hashes made the same
+//! decisions.
+//!
+//! The two runs compared are also the two runs explained: both record the
+//! hash at the end of every step and a full trace, so when they differ the
+//! report names the first trace event where *those* runs part (or, when
+//! their traces agree, the first step whose hash differs, with both hashes,
+//! which then differ by construction). Explaining the difference with a
+//! second pair of runs would describe runs that may diverge elsewhere, or
+//! not at all, and contradict the verdict.
 
 use std::future::Future;
 use std::panic::Location;
@@ -28,37 +33,46 @@ where
     M: FnMut() -> F,
     F: Future,
 {
-    let first = World::new(config, false).run(make(), site);
-    let second = World::new(config, false).run(make(), site);
+    let mut traced = config.clone();
+    traced.verbosity = Verbosity::Full;
+    let first = World::new(&traced, true).run(make(), site);
+    let second = World::new(&traced, true).run(make(), site);
     if first.determinism_hash() == second.determinism_hash() {
         return first;
     }
-    let mut traced = config.clone();
-    traced.verbosity = Verbosity::Full;
-    let a = World::new(&traced, true).run(make(), site);
-    let b = World::new(&traced, true).run(make(), site);
+    let (cause, step) = divergence(&first, &second);
+    let time = first
+        .trace()
+        .events()
+        .iter()
+        .take_while(|e| e.step <= step)
+        .last()
+        .map_or(crate::time::Instant::START, |e| e.time);
     let failure = Failure::NonDeterminism(NonDeterminismReport {
-        cause: divergence(&a, &b),
+        cause,
         at: RunPoint {
             seed: config.seed,
-            time: first.stats().virtual_time_instant(),
-            step: first.stats().steps,
+            time,
+            step,
         },
     });
     first.with_failure(failure)
 }
 
-fn divergence<T, U>(a: &Outcome<T>, b: &Outcome<U>) -> Divergence {
+/// Where two runs of one seed part, and the step of it.
+fn divergence<T, U>(a: &Outcome<T>, b: &Outcome<U>) -> (Divergence, u64) {
     let (ta, tb) = (a.trace(), b.trace());
-    let first_step = match (a.step_hashes(), b.step_hashes()) {
-        (Some(x), Some(y)) => x
-            .iter()
-            .zip(y)
-            .position(|(p, q)| p != q)
-            .map(|i| i as u64 + 1)
-            .unwrap_or(x.len().min(y.len()) as u64),
-        _ => 0,
-    };
+    let (ha, hb) = (
+        a.step_hashes().unwrap_or_default(),
+        b.step_hashes().unwrap_or_default(),
+    );
+    // Entry `j` is the hash at the end of step `j`; the last entry is the
+    // final hash, so two lists of hashes of differing runs always differ.
+    let first_step = ha
+        .iter()
+        .zip(hb)
+        .position(|(p, q)| p != q)
+        .unwrap_or(ha.len().min(hb.len()).saturating_sub(1)) as u64;
     let event = ta
         .events()
         .iter()
@@ -71,45 +85,57 @@ fn divergence<T, U>(a: &Outcome<T>, b: &Outcome<U>) -> Divergence {
             .map_or("(the run ended here)".to_string(), |e| t.render_event(e))
     };
     match event {
-        Some(i) => Divergence::Diverged {
-            event: Some(i),
-            step: first_step,
-            first: show(ta, i),
-            second: show(tb, i),
-            context: (i.saturating_sub(CONTEXT)..i)
-                .map(|j| show(ta, j))
-                .collect(),
-        },
+        Some(i) => {
+            let step = ta
+                .events()
+                .get(i)
+                .or_else(|| tb.events().get(i))
+                .map_or(first_step, |e| e.step);
+            (
+                Divergence::Diverged {
+                    event: Some(i),
+                    step,
+                    first: show(ta, i),
+                    second: show(tb, i),
+                    context: (i.saturating_sub(CONTEXT)..i)
+                        .map(|j| show(ta, j))
+                        .collect(),
+                },
+                step,
+            )
+        }
         None => {
-            // Same events: point at the last event before the first
-            // differing step.
+            // Same events: point at the events of the first differing step.
             let i = ta
                 .events()
                 .iter()
-                .rposition(|e| e.step < first_step)
+                .rposition(|e| e.step <= first_step)
                 .unwrap_or(0);
-            Divergence::Diverged {
-                event: None,
-                step: first_step,
-                first: format!(
-                    "hash {:#018x} after step {first_step}",
-                    hash_at(a, first_step)
-                ),
-                second: format!(
-                    "hash {:#018x} after step {first_step}",
-                    hash_at(b, first_step)
-                ),
-                context: (i.saturating_sub(CONTEXT)..=i)
-                    .filter(|&j| j < ta.len())
-                    .map(|j| show(ta, j))
-                    .collect(),
-            }
+            (
+                Divergence::Diverged {
+                    event: None,
+                    step: first_step,
+                    first: format!(
+                        "hash {:#018x} at the end of step {first_step}",
+                        hash_at(a, first_step)
+                    ),
+                    second: format!(
+                        "hash {:#018x} at the end of step {first_step}",
+                        hash_at(b, first_step)
+                    ),
+                    context: (i.saturating_sub(CONTEXT)..=i)
+                        .filter(|&j| j < ta.len())
+                        .map(|j| show(ta, j))
+                        .collect(),
+                },
+                first_step,
+            )
         }
     }
 }
 
 fn hash_at<T>(o: &Outcome<T>, step: u64) -> u64 {
     o.step_hashes()
-        .and_then(|h| h.get(step.saturating_sub(1) as usize).copied())
+        .and_then(|h| h.get(step as usize).copied())
         .unwrap_or_else(|| o.determinism_hash())
 }

@@ -131,6 +131,12 @@ impl Table {
                 i
             }
             None => {
+                assert!(
+                    self.slots.len() < 1 << waker::INDEX_BITS,
+                    "a lockstep run holds more than {} tasks alive at once; end or abort \
+                     some (a task that spawns in a loop without awaiting is a common cause)",
+                    1u32 << waker::INDEX_BITS
+                );
                 self.slots.push(Some(entry));
                 (self.slots.len() - 1) as u32
             }
@@ -189,7 +195,28 @@ pub(crate) struct Executor {
     /// the table so that a waker dropped while the table is borrowed can
     /// still be counted.
     wakers_out: RefCell<Vec<(u16, u32)>>,
+    /// Wakes of the polled task by itself in this poll.
+    self_wakes: Cell<u64>,
+    /// Set when a poll was stopped for waking itself too often.
+    poll_livelock: Cell<Option<u64>>,
+    /// Tasks that returned `Err` while their handle was alive: reported if
+    /// the handle is dropped without taking the output.
+    errored: RefCell<Vec<(Rc<dyn RawTask>, TaskInfo)>>,
+    /// Tasks woken from another thread, and by which.
+    foreign: RefCell<Vec<(TaskId, String)>>,
 }
+
+/// Self-wakes of one task within one poll past which the poll is taken to
+/// loop forever. A correct poll wakes itself a handful of times (a `select`
+/// over a few branches that each yield once); a million is a loop that
+/// re-polls a self-waking future. Waker clones do not count: a poll that
+/// arms a hundred thousand timers at once (a `join_all` of sleeps) clones
+/// its waker that often, and is fine.
+pub(crate) const SELF_WAKE_LIMIT: u64 = 1_000_000;
+
+/// The panic payload that stops a poll found looping (see
+/// [`Executor::after_poll`]).
+pub(crate) struct PollLivelock;
 
 pub(crate) const MAIN_KEY: TaskKey = TaskKey {
     index: 0,
@@ -218,6 +245,10 @@ impl Executor {
             policy,
             panicked: RefCell::new(Vec::new()),
             wakers_out: RefCell::new(Vec::new()),
+            self_wakes: Cell::new(0),
+            poll_livelock: Cell::new(None),
+            foreign: RefCell::new(Vec::new()),
+            errored: RefCell::new(Vec::new()),
         }
     }
 
@@ -314,8 +345,40 @@ impl Executor {
         key
     }
 
+    /// Counts one wake of the task being polled by itself;
+    /// past [`SELF_WAKE_LIMIT`] in one poll, stops the poll with a panic
+    /// (see `LivelockKind::WithinPoll`).
+    #[inline]
+    fn note_self_wake(&self, index: u32, id_low: u16) {
+        let Some(cur) = self.current.get() else {
+            return;
+        };
+        if cur.index != index || cur.id.0 as u16 != id_low {
+            return;
+        }
+        let n = self.self_wakes.get() + 1;
+        self.self_wakes.set(n);
+        // Never while unwinding: a second panic would abort the process.
+        if n >= SELF_WAKE_LIMIT && !std::thread::panicking() {
+            self.poll_livelock.set(Some(n));
+            std::panic::panic_any(PollLivelock);
+        }
+    }
+
+    /// After a poll returned (or unwound): a livelock found inside it fails
+    /// the run before anything else is made of the poll's result.
+    pub(crate) fn after_poll(&self, w: &World, key: TaskKey) {
+        if let Some(wakes) = self.poll_livelock.take() {
+            let found = self.inspect(key, |e| (e.info(), e.polls));
+            if let Some((info, polls)) = found {
+                w.poll_livelock(info, wakes, polls);
+            }
+        }
+    }
+
     /// Makes task `index` ready if its id still matches (a waker's wake).
     pub(crate) fn wake(&self, w: &World, index: u32, id_low: u16) {
+        self.note_self_wake(index, id_low);
         let mut t = self.table.borrow_mut();
         let Some(Some(e)) = t.slots.get_mut(index as usize) else {
             return;
@@ -447,21 +510,25 @@ impl Executor {
         };
         self.current.set(Some(key));
         self.current_host.set(host);
+        self.self_wakes.set(0);
         if w.tracing(Verbosity::Full) {
             w.record(EventKind::Poll);
         }
         let Some(cell) = cell else {
             return Step::Main;
         };
-        let waker = waker::waker(key, w.tag);
+        let waker = waker::waker(key, w.tag.0);
         let mut cx = Context::from_waker(&waker);
         if let Some(wd) = &w.watchdog {
-            wd.enter(key.id.0, site, w.now().as_nanos());
+            wd.enter(key.id.0, site, w.now().as_nanos(), w.point().step);
         }
         let res = panics::catch(|| cell.poll(&mut cx));
-        if let Some(wd) = &w.watchdog {
-            wd.exit();
+        if let Some(wall) = w.watchdog.as_ref().and_then(|wd| wd.exit()) {
+            if let Some(info) = self.inspect(key, Entry::info) {
+                w.blocked_poll(info, wall);
+            }
         }
+        self.after_poll(w, key);
         match res {
             Ok(Poll::Pending) => {
                 // One look at the entry decides both follow-ups.
@@ -479,7 +546,13 @@ impl Executor {
             }
             Ok(Poll::Ready(())) => {
                 w.record(EventKind::Finish);
-                self.remove(w, key);
+                w.progressed();
+                let entry = self.remove(w, key);
+                if cell.header().unobserved_err() {
+                    if let Some(e) = entry {
+                        self.finished_with_err(w, cell, e.info());
+                    }
+                }
             }
             Err(payload) => self.task_panicked(w, key, cell, payload),
         }
@@ -520,6 +593,7 @@ impl Executor {
             message: p.message.clone(),
             location: p.location.clone(),
             unobserved: false,
+            backtrace: p.backtrace,
             at: w.point(),
         };
         let err = JoinError::Panicked {
@@ -537,6 +611,32 @@ impl Executor {
             // future panicked again: nobody can observe this panic.
             _ => w.unobserved_panic(report),
         }
+    }
+
+    /// A task returned `Err`: reported now if nobody holds its handle, else
+    /// kept until the handle takes it or is dropped.
+    #[cold]
+    fn finished_with_err(&self, w: &World, cell: Rc<dyn RawTask>, info: TaskInfo) {
+        if cell.header().handle_alive() {
+            let mut list = self.errored.borrow_mut();
+            list.retain(|(c, _)| c.header().unobserved_err() && c.header().handle_alive());
+            list.push((cell, info));
+        } else {
+            w.unobserved_error(info, cell.output_type());
+        }
+    }
+
+    /// A `JoinHandle` holding an `Err` output was dropped without taking it.
+    pub(crate) fn err_unobserved(&self, w: &World, id: TaskId) {
+        let found = {
+            let mut list = self.errored.borrow_mut();
+            let Some(i) = list.iter().position(|(_, info)| info.id == id) else {
+                return;
+            };
+            list.remove(i)
+        };
+        let (cell, info) = found;
+        w.unobserved_error(info, cell.output_type());
     }
 
     /// A `JoinHandle` holding a panic was dropped without taking it.
@@ -591,6 +691,7 @@ impl Executor {
                 ),
                 location: p.location,
                 unobserved: true,
+                backtrace: p.backtrace,
                 at: w.point(),
             });
         }
@@ -692,7 +793,27 @@ impl Executor {
         (e.id.0 as u16 == id_low).then(|| e.info())
     }
 
+    /// A wake of task `id` came from `thread` and was not applied.
+    pub(crate) fn note_foreign(&self, id: TaskId, thread: &str) {
+        let mut f = self.foreign.borrow_mut();
+        if !f.iter().any(|(t, _)| *t == id) {
+            f.push((id, thread.to_string()));
+        }
+    }
+
     fn describe(&self, e: &Entry) -> String {
+        let what = self.describe_wait(e);
+        match self.foreign.borrow().iter().find(|(id, _)| *id == e.id) {
+            Some((_, thread)) => format!(
+                "{what}; it was woken from {thread}, outside the simulation, and that wake was \
+                 ignored (a simulation runs on one thread: a real thread, a thread pool or \
+                 another runtime holds this task's waker)"
+            ),
+            None => what,
+        }
+    }
+
+    fn describe_wait(&self, e: &Entry) -> String {
         let what = (!e.waiting.is_empty()).then(|| {
             let each: Vec<String> = e
                 .waiting
@@ -793,6 +914,7 @@ impl Executor {
                         ),
                         location: p.location,
                         unobserved: true,
+                        backtrace: p.backtrace,
                         at: w.point(),
                     });
                 }
@@ -803,6 +925,20 @@ impl Executor {
 }
 
 impl World {
+    /// Applies the configured severity to a task `Err` nobody observed.
+    pub(crate) fn unobserved_error(&self, task: TaskInfo, output_type: String) {
+        let report = Failure::UnobservedError(crate::check::UnobservedErrorReport {
+            task,
+            output_type,
+            at: self.point(),
+        });
+        match self.config.unobserved_errors {
+            Severity::Fail => self.fail(report),
+            Severity::Warn => self.warn(report),
+            Severity::Ignore => {}
+        }
+    }
+
     /// Applies the configured severity to a panic nobody observed.
     pub(crate) fn unobserved_panic(&self, mut report: PanicReport) {
         report.unobserved = true;

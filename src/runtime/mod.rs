@@ -7,15 +7,19 @@
 //! - `context.rs`: the scoped thread-local through which lockstep APIs find
 //!   the running world.
 //! - `waker.rs`: allocation-free wakers that carry a task id.
-//! - `panics.rs`, `watchdog.rs`: panics become reports; stuck polls become a
-//!   loud abort instead of a silent hang.
+//! - `panics.rs`, `watchdog.rs`: panics become reports; a poll that blocks
+//!   the executor becomes a report, and one that never returns a report
+//!   (isolated runs) or a loud abort instead of a silent hang.
+//! - `isolated.rs`: runs on a worker thread, so that a poll that never
+//!   returns can be handed back to the caller as a failure.
 //! - `determinism.rs`: run a seed twice and explain any difference.
 
 pub(crate) mod context;
 mod determinism;
 pub(crate) mod executor;
+pub(crate) mod isolated;
 mod outcome;
-mod panics;
+pub(crate) mod panics;
 mod seed;
 mod sim;
 pub(crate) mod waker;

@@ -132,7 +132,10 @@ impl<T> Outcome<T> {
         match self.result {
             Ok(v) => v,
             Err(f) => panic!(
-                "lockstep run failed: {f}\n\nlast events:\n{}",
+                "lockstep run failed: {f}{}\n\nlast events:\n{}",
+                f.backtrace()
+                    .map(|bt| format!("\n\nbacktrace of the panic:\n{bt}"))
+                    .unwrap_or_default(),
                 self.trace.render_tail(20)
             ),
         }
@@ -147,13 +150,5 @@ impl<T: fmt::Debug> fmt::Debug for Outcome<T> {
             .field("stats", &self.stats)
             .field("events", &self.trace.len())
             .finish()
-    }
-}
-
-impl Stats {
-    pub(crate) fn virtual_time_instant(&self) -> crate::time::Instant {
-        crate::time::Instant::from_nanos(
-            u64::try_from(self.virtual_time.as_nanos()).unwrap_or(u64::MAX),
-        )
     }
 }

@@ -70,10 +70,25 @@ pub(crate) struct Config {
     pub(crate) verbosity: Verbosity,
     pub(crate) leaks: Severity,
     pub(crate) unobserved_panics: Severity,
+    pub(crate) unobserved_errors: Severity,
     pub(crate) deadlock_cycles: Severity,
     pub(crate) watchdog: Option<Duration>,
+    pub(crate) blocked_poll: Option<Duration>,
+    pub(crate) livelock_steps: u64,
     pub(crate) faults: Option<crate::fault::FaultPlan>,
     pub(crate) buggify: bool,
+    /// Where the watchdog hands a stuck poll (isolated runs only).
+    pub(crate) handoff: Option<super::watchdog::Handoff>,
+    /// Stop the run before this step with this failure (to record the trace
+    /// of a run whose poll at that step never returned).
+    pub(crate) halt: Option<Halt>,
+}
+
+/// Stops a run just before a step, failing it with a given failure.
+#[derive(Clone, Debug)]
+pub(crate) struct Halt {
+    pub(crate) step: u64,
+    pub(crate) failure: crate::check::Failure,
 }
 
 impl Default for Config {
@@ -86,10 +101,15 @@ impl Default for Config {
             verbosity: Verbosity::Full,
             leaks: Severity::Fail,
             unobserved_panics: Severity::Fail,
+            unobserved_errors: Severity::Fail,
             deadlock_cycles: Severity::Fail,
             watchdog: Some(SimBuilder::DEFAULT_WATCHDOG),
+            blocked_poll: Some(SimBuilder::DEFAULT_BLOCKED_POLL),
+            livelock_steps: SimBuilder::DEFAULT_LIVELOCK_STEPS,
             faults: None,
             buggify: true,
+            handoff: None,
+            halt: None,
         }
     }
 }
@@ -100,13 +120,16 @@ impl Default for Config {
 /// |---|---|---|
 /// | [`seed`](Self::seed) | `0` | every random choice of the run |
 /// | [`max_virtual_time`](Self::max_virtual_time) | 1 hour | virtual time before [`Failure::TimeLimit`](crate::Failure::TimeLimit) |
-/// | [`max_steps`](Self::max_steps) | 1,000,000 | polls before [`Failure::StepLimit`](crate::Failure::StepLimit) (livelock) |
+/// | [`max_steps`](Self::max_steps) | 1,000,000 | polls before [`Failure::StepLimit`](crate::Failure::StepLimit) (a run that is too long) |
+/// | [`livelock_steps`](Self::livelock_steps) | 1,000,000 | polls in a row with no progress before [`Failure::Livelock`](crate::Failure::Livelock); kept with `no_step_limit` |
 /// | [`policy`](Self::policy) | `Random` | which ready task runs next |
 /// | [`verbosity`](Self::verbosity) | `Full` | what the trace records |
 /// | [`leaks`](Self::leaks) | `Fail` | tasks alive when main returns |
 /// | [`unobserved_panics`](Self::unobserved_panics) | `Fail` | task panics nobody awaited |
+/// | [`unobserved_errors`](Self::unobserved_errors) | `Fail` | task `Err` outputs whose handle was dropped untaken |
 /// | [`deadlock_cycles`](Self::deadlock_cycles) | `Fail` | a wait-for cycle that closes while other tasks still run |
-/// | [`watchdog`](Self::watchdog) | 5 s wall time | one poll that never returns |
+/// | [`blocked_poll`](Self::blocked_poll) | 1 s wall time | one poll that blocks the executor: [`Failure::BlockedPoll`](crate::Failure::BlockedPoll) once it returns |
+/// | [`watchdog`](Self::watchdog) | 5 s wall time | one poll that never returns: handed back by [`Sim::run_isolated`], a process abort under [`Sim::run`] |
 /// | [`faults`](Self::faults) | none | a [`FaultPlan`](crate::fault::FaultPlan) applied from the start |
 /// | [`buggify`](Self::buggify) | on | whether [`buggify!`](crate::buggify!) points may fire |
 #[derive(Clone, Debug, Default)]
@@ -120,8 +143,19 @@ impl SimBuilder {
     pub const DEFAULT_MAX_VIRTUAL_TIME: Duration = Duration::from_secs(3600);
     /// Default step limit.
     pub const DEFAULT_MAX_STEPS: u64 = 1_000_000;
-    /// Default watchdog limit: wall time one poll may take.
+    /// Default watchdog limit: wall time after which a poll is taken to
+    /// never return.
     pub const DEFAULT_WATCHDOG: Duration = Duration::from_secs(5);
+    /// Default blocked-poll threshold: wall time one poll may take before
+    /// its run fails with [`Failure::BlockedPoll`](crate::Failure::BlockedPoll).
+    /// One second catches a blocking call of a second or more (a
+    /// `std::thread::sleep(Duration::from_secs(1))`, a slow synchronous
+    /// request) while leaving a wide margin for a poll that is merely slow
+    /// (a debug build, a loaded CI machine); lower it (say to 100 ms) to
+    /// catch shorter blocking calls.
+    pub const DEFAULT_BLOCKED_POLL: Duration = Duration::from_secs(1);
+    /// Default livelock window: steps in a row without progress.
+    pub const DEFAULT_LIVELOCK_STEPS: u64 = 1_000_000;
 
     /// The seed: every random choice of the run derives from it.
     pub fn seed(mut self, seed: impl Into<Seed>) -> Self {
@@ -144,14 +178,67 @@ impl SimBuilder {
 
     /// Fails the run with [`Failure::StepLimit`](crate::Failure::StepLimit)
     /// after `steps` polls.
+    ///
+    /// # Panics
+    ///
+    /// If `steps` is 0: no run could take its first step. Use
+    /// [`no_step_limit`](Self::no_step_limit) to remove the limit.
+    #[track_caller]
     pub fn max_steps(mut self, steps: u64) -> Self {
+        assert!(
+            steps > 0,
+            "SimBuilder::max_steps(0): a run needs at least one step; pass a positive limit, \
+             or call `no_step_limit()` to remove it"
+        );
         self.config.max_steps = Some(steps);
         self
     }
 
-    /// Removes the step limit.
+    /// Removes the step limit. The livelock detector stays on (see
+    /// [`livelock_steps`](Self::livelock_steps)): a run that stops making
+    /// progress still ends with a report.
     pub fn no_step_limit(mut self) -> Self {
         self.config.max_steps = None;
+        self
+    }
+
+    /// Fails the run with [`Failure::Livelock`](crate::Failure::Livelock)
+    /// after `steps` polls in a row without progress: the virtual clock did
+    /// not move and no task finished, while tasks kept being polled (a
+    /// future that wakes itself and returns `Pending`, a `yield_now` loop
+    /// waiting for a flag nobody sets). Independent of
+    /// [`max_steps`](Self::max_steps), so removing the step limit never
+    /// turns a livelock into a hang. Raise it for a program that really
+    /// spends that many polls between two instants of virtual time;
+    /// `u64::MAX` turns the detector off.
+    ///
+    /// # Panics
+    ///
+    /// If `steps` is 0.
+    #[track_caller]
+    pub fn livelock_steps(mut self, steps: u64) -> Self {
+        assert!(
+            steps > 0,
+            "SimBuilder::livelock_steps(0): the livelock window must be at least one step; \
+             pass a larger number to allow longer stretches without progress"
+        );
+        self.config.livelock_steps = steps;
+        self
+    }
+
+    /// The wall-time threshold of one poll, or `None` to turn the check
+    /// off (default: [`DEFAULT_BLOCKED_POLL`](Self::DEFAULT_BLOCKED_POLL),
+    /// 1 s). A poll that takes longer (a `std::thread::sleep`, blocking
+    /// I/O, a long computation inside a task) holds up every other task,
+    /// which virtual time hides: the run fails with
+    /// [`Failure::BlockedPoll`](crate::Failure::BlockedPoll), naming the
+    /// task, its spawn site and the poll's wall time, as soon as the poll
+    /// returns. The check costs one atomic load per poll; a watchdog thread
+    /// does the timing. Wall time is not simulated, so this is the one
+    /// check whose verdict can depend on the machine: keep the threshold
+    /// well above what a correct poll takes.
+    pub fn blocked_poll(mut self, threshold: Option<Duration>) -> Self {
+        self.config.blocked_poll = threshold;
         self
     }
 
@@ -181,6 +268,18 @@ impl SimBuilder {
         self
     }
 
+    /// What to do about a task that returned a `Result::Err` nobody took:
+    /// its `JoinHandle` was dropped (before or after it returned) without
+    /// being awaited, the "forgotten await" that asyncio reports as "Task
+    /// exception was never retrieved". Any output type that is a `Result`
+    /// counts (`io::Result`, `anyhow::Result`, ...); tasks of a dropped
+    /// `JoinSet` do not. [`Failure::UnobservedError`](crate::Failure::UnobservedError)
+    /// names the task, its spawn site and the output type.
+    pub fn unobserved_errors(mut self, severity: Severity) -> Self {
+        self.config.unobserved_errors = severity;
+        self
+    }
+
     /// What to do when tasks close a cycle of waits on locks, semaphores or
     /// each other's `JoinHandle`s while other tasks can still run (a
     /// heartbeat, a monitor). By default the run fails at the step that
@@ -195,11 +294,16 @@ impl SimBuilder {
         self
     }
 
-    /// The wall-clock limit for one poll, or `None` to disable the watchdog
-    /// (under a debugger). A poll that does not return in time (a busy loop,
-    /// a blocking call) cannot be interrupted: the watchdog prints the seed,
-    /// the task and its spawn site, and the virtual time, then aborts the
-    /// process, so that CI fails loudly instead of hanging.
+    /// The wall-clock limit after which a poll is taken to never return, or
+    /// `None` to disable the watchdog (under a debugger). A poll that does
+    /// not return (a busy loop, a blocking call) cannot be interrupted.
+    /// Under [`Sim::run_isolated`] (and `#[sim_test]`) the caller gets a
+    /// [`Failure::BlockedPoll`](crate::Failure::BlockedPoll) with
+    /// `returned: false` and the trace up to the stuck step, while the
+    /// stuck worker thread keeps spinning until the process exits. Under
+    /// [`Sim::run`] there is nobody to hand a report to: the watchdog
+    /// prints the seed, the task, its spawn site and the virtual time, then
+    /// aborts the process, so that CI fails loudly instead of hanging.
     pub fn watchdog(mut self, limit: Option<Duration>) -> Self {
         self.config.watchdog = limit;
         self
@@ -271,10 +375,74 @@ impl Sim {
         World::new(&self.config, false).run(main, Location::caller())
     }
 
+    /// Runs the future `make` returns as the main task, on a worker thread,
+    /// so that a poll that never returns becomes a failure of this run
+    /// instead of a hang or a process abort.
+    ///
+    /// The outcome is the one [`Sim::run`] would give, with one addition:
+    /// when a poll is still running after the
+    /// [`watchdog`](SimBuilder::watchdog) limit, this returns at once with
+    /// [`Failure::BlockedPoll`](crate::Failure::BlockedPoll) (`returned:
+    /// false`) naming the task, its spawn site and the step, and with the
+    /// trace of the run up to that step (recorded at full verbosity by a
+    /// second run of the seed that stops just before the stuck step). The
+    /// stuck worker thread cannot be stopped: it keeps running until the
+    /// process exits (`lockstep explore --isolate process` runs each seed
+    /// in a child process, which can be killed).
+    ///
+    /// `make` is called on the worker thread (twice when a poll got stuck),
+    /// so the future itself need not be `Send`. Thread-locals the program
+    /// uses are the worker thread's, fresh for every call.
+    ///
+    /// ```
+    /// use lockstep::prelude::*;
+    ///
+    /// let outcome = Sim::new(7).run_isolated(|| async {
+    ///     sleep(Duration::from_millis(5)).await;
+    ///     6 * 7
+    /// });
+    /// assert_eq!(outcome.into_result().unwrap(), 42);
+    /// ```
+    #[track_caller]
+    pub fn run_isolated<M, F>(&self, make: M) -> Outcome<F::Output>
+    where
+        M: Fn() -> F + Send + Sync + 'static,
+        F: Future + 'static,
+        F::Output: Send + 'static,
+    {
+        super::isolated::run(
+            &self.config,
+            std::sync::Arc::new(make),
+            false,
+            Location::caller(),
+        )
+    }
+
+    /// [`Sim::run_isolated`] checking determinism as
+    /// [`Sim::run_checking_determinism`] does (both runs on the worker).
+    #[track_caller]
+    pub fn run_isolated_checking_determinism<M, F>(&self, make: M) -> Outcome<F::Output>
+    where
+        M: Fn() -> F + Send + Sync + 'static,
+        F: Future + 'static,
+        F::Output: Send + 'static,
+    {
+        super::isolated::run(
+            &self.config,
+            std::sync::Arc::new(make),
+            true,
+            Location::caller(),
+        )
+    }
+
     /// Runs the seed twice and compares the decision hashes; when they
-    /// differ, runs both again with full tracing and fails with
+    /// differ, fails with
     /// [`Failure::NonDeterminism`](crate::Failure::NonDeterminism) naming
-    /// the first diverging event. Otherwise returns the first outcome.
+    /// the first event (or step) where those two runs diverge. Otherwise
+    /// returns the first outcome. Both runs are traced at full verbosity
+    /// and keep the hash of every step, so the report describes the very
+    /// runs that differed; the returned trace is therefore a full one,
+    /// whatever [`verbosity`](SimBuilder::verbosity) says.
     ///
     /// ```
     /// use lockstep::prelude::*;

@@ -1,9 +1,9 @@
 //! Task wakers: one pointer-sized word, no allocation.
 //!
-//! A waker's data word packs the task's slot index (32 bits), the low 16 bits
+//! A waker's data word packs the task's slot index (24 bits), the low 16 bits
 //! of its [`TaskId`] (a generation: it tells a stale waker of a finished task
-//! from a waker of the task now in the same slot) and the 16-bit tag of the
-//! simulation that made it. Cloning copies the word; waking looks up the
+//! from a waker of the task now in the same slot) and the 24-bit tag of the
+//! simulation run that made it. Cloning copies the word; waking looks up the
 //! current simulation through the thread-local context and pushes the task
 //! into its ready set. Nothing is allocated or reference-counted.
 //!
@@ -26,20 +26,30 @@
 //! `RefCell`, apart from the task table, so a waker dropped anywhere (even
 //! while the table is borrowed) can update it.
 //!
-//! A wake that arrives on a thread where that simulation is not running (a
-//! real OS thread, a thread pool, a tokio runtime) cannot be applied without
-//! a data race, and would make the run depend on the OS scheduler. It is
-//! recorded in a small process-wide table instead, keyed by the
-//! simulation's tag; the simulation checks the table when it stalls and at
-//! its end, and fails with [`Failure::NonDeterminism`] naming the task and
-//! the thread. The table is only a reporting channel: it never influences a
+//! ## Wakes from elsewhere
+//!
+//! A wake that arrives where its run is not the current one (a real OS
+//! thread, a thread pool, a tokio runtime, or this thread after the run
+//! ended) is never applied: applying it from another thread would race, and
+//! would make the run depend on the OS scheduler. Tags are handed out by a
+//! small process-wide registry of *live* runs: a tag is unique among the
+//! runs alive at once, and a wake whose tag names no live run is dropped on
+//! the spot, so nothing of a run that ended can reach a later one, however
+//! many runs came between (a tag is reused only after 16 million runs, and
+//! only if its run has ended). A wake for a live run from another thread is
+//! recorded in the registry; the run collects it when it is idle and at its
+//! end, and lists it in [`Outcome::warnings`]. It never changes the run's
+//! verdict, which the simulation alone decides: the woken task simply is not
+//! woken (typically a deadlock, whose report then says where the wake came
+//! from). The registry is only a reporting channel: it never influences a
 //! scheduling decision, so it cannot make runs differ.
 //!
+//! [`Outcome::warnings`]: crate::Outcome::warnings
 //! [`TaskId`]: crate::task::TaskId
 //! [`Failure::NonDeterminism`]: crate::Failure::NonDeterminism
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
 use super::context;
@@ -53,9 +63,18 @@ pub(crate) struct TaskKey {
     pub(crate) id: TaskId,
 }
 
+/// Bits of the slot index in a waker word: a run holds at most 2^24 tasks
+/// alive at once.
+pub(crate) const INDEX_BITS: u32 = 24;
+/// Bits of the run tag in a waker word.
+const TAG_BITS: u32 = 24;
+
 impl TaskKey {
-    fn pack(self, tag: u16) -> usize {
-        (self.index as usize) | ((self.id.0 as usize & 0xFFFF) << 32) | ((tag as usize) << 48)
+    fn pack(self, tag: u32) -> usize {
+        debug_assert!(self.index < 1 << INDEX_BITS && tag < 1 << TAG_BITS);
+        (self.index as usize)
+            | ((self.id.0 as usize & 0xFFFF) << INDEX_BITS)
+            | ((tag as usize) << (INDEX_BITS + 16))
     }
 }
 
@@ -64,23 +83,66 @@ impl TaskKey {
 pub(crate) struct WakeTarget {
     pub(crate) index: u32,
     pub(crate) id_low: u16,
-    pub(crate) tag: u16,
+    pub(crate) tag: u32,
 }
 
 fn unpack(word: usize) -> WakeTarget {
     WakeTarget {
-        index: word as u32,
-        id_low: (word >> 32) as u16,
-        tag: (word >> 48) as u16,
+        index: (word & ((1 << INDEX_BITS) - 1)) as u32,
+        id_low: (word >> INDEX_BITS) as u16,
+        tag: ((word >> (INDEX_BITS + 16)) & ((1 << TAG_BITS) - 1)) as u32,
     }
 }
 
-static NEXT_TAG: AtomicU16 = AtomicU16::new(1);
+/// The runs alive in this process, by tag, and the wakes that reached them
+/// from other threads.
+struct Registry {
+    next: u32,
+    live: Vec<u32>,
+    foreign: Vec<ForeignWake>,
+}
 
-/// A tag for a new simulation. Tags only tell simulations apart for foreign
+static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
+    next: 1,
+    live: Vec::new(),
+    foreign: Vec::new(),
+});
+/// Foreign wakes waiting in the registry (a cheap check for the usual none).
+static FOREIGN_PENDING: AtomicUsize = AtomicUsize::new(0);
+const FOREIGN_CAP: usize = 256;
+
+fn registry() -> std::sync::MutexGuard<'static, Registry> {
+    REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A live run's tag; dropping it ends the run for wakes: later wakes with
+/// this tag are ignored. Tags only tell runs apart for wakes and foreign
 /// wake reports; they never reach a trace or a decision.
-pub(crate) fn next_tag() -> u16 {
-    NEXT_TAG.fetch_add(1, Ordering::Relaxed)
+#[derive(Debug)]
+pub(crate) struct RunTag(pub(crate) u32);
+
+impl RunTag {
+    pub(crate) fn new() -> RunTag {
+        let mut r = registry();
+        loop {
+            let tag = r.next;
+            r.next = if tag + 1 >= 1 << TAG_BITS { 1 } else { tag + 1 };
+            if !r.live.contains(&tag) {
+                r.live.push(tag);
+                return RunTag(tag);
+            }
+        }
+    }
+}
+
+impl Drop for RunTag {
+    fn drop(&mut self) {
+        let mut r = registry();
+        let tag = self.0;
+        r.live.retain(|t| *t != tag);
+        r.foreign.retain(|f| f.target.tag != tag);
+        FOREIGN_PENDING.store(r.foreign.len(), Ordering::Relaxed);
+    }
 }
 
 /// Copies held outside lockstep's tracked primitives: counted.
@@ -92,12 +154,12 @@ static UNCOUNTED: RawWakerVTable =
 
 /// The (uncounted) waker of task `key` in the simulation tagged `tag`.
 #[inline]
-pub(crate) fn waker(key: TaskKey, tag: u16) -> Waker {
+pub(crate) fn waker(key: TaskKey, tag: u32) -> Waker {
     let data = std::ptr::without_provenance::<()>(key.pack(tag));
     // SAFETY: the vtable functions below never dereference the data pointer:
     // it is a plain integer (built without provenance) that they unpack. They
     // touch no memory shared between threads except through the thread-local
-    // context (only read on the calling thread) and the `FOREIGN` mutex, so
+    // context (only read on the calling thread) and the run registry mutex, so
     // calling them from any thread, any number of times, is sound, as the
     // `RawWaker` contract requires. Clone returns the same word (with the
     // counted vtable, whose functions share these properties), and drop has
@@ -151,7 +213,7 @@ fn drop_uncounted(_: *const ()) {}
 fn count(data: *const (), up: bool) {
     let t = unpack(data.addr());
     context::try_with(|w| {
-        if w.tag == t.tag {
+        if w.tag.0 == t.tag {
             w.exec.count_waker(t.index, t.id_low, up);
         }
     });
@@ -160,7 +222,7 @@ fn count(data: *const (), up: bool) {
 fn wake_by_ref(data: *const ()) {
     let target = unpack(data.addr());
     let applied = context::try_with(|w| {
-        if w.tag == target.tag {
+        if w.tag.0 == target.tag {
             w.exec.wake(w, target.index, target.id_low);
             true
         } else {
@@ -179,12 +241,8 @@ pub(crate) struct ForeignWake {
     pub(crate) thread: String,
 }
 
-/// Foreign wakes not yet collected by their simulation. Bounded: a program
-/// that wakes stale wakers of finished simulations forever cannot grow it.
-static FOREIGN: Mutex<Vec<ForeignWake>> = Mutex::new(Vec::new());
-static FOREIGN_PENDING: AtomicUsize = AtomicUsize::new(0);
-const FOREIGN_CAP: usize = 256;
-
+/// A wake that did not happen where its run is current: recorded for its
+/// run if that run is alive (on another thread), dropped if it ended.
 #[cold]
 fn record_foreign(target: WakeTarget) {
     let current = std::thread::current();
@@ -192,24 +250,26 @@ fn record_foreign(target: WakeTarget) {
         Some(name) => format!("thread '{name}'"),
         None => "an unnamed thread".to_string(),
     };
-    let mut table = FOREIGN.lock().unwrap_or_else(|e| e.into_inner());
-    if table.len() >= FOREIGN_CAP {
-        table.remove(0);
-    } else {
-        FOREIGN_PENDING.fetch_add(1, Ordering::Relaxed);
+    let mut r = registry();
+    if !r.live.contains(&target.tag) {
+        return;
     }
-    table.push(ForeignWake { target, thread });
+    if r.foreign.len() >= FOREIGN_CAP {
+        r.foreign.remove(0);
+    }
+    r.foreign.push(ForeignWake { target, thread });
+    FOREIGN_PENDING.store(r.foreign.len(), Ordering::Relaxed);
 }
 
-/// Takes the foreign wakes recorded for simulation `tag`. Cheap (one atomic
-/// load) when there are none, which is always, in a correct program.
-pub(crate) fn take_foreign(tag: u16) -> Vec<ForeignWake> {
+/// Takes the foreign wakes recorded for the run tagged `tag`. Cheap (one
+/// atomic load) when there are none, which is always, in a correct program.
+pub(crate) fn take_foreign(tag: u32) -> Vec<ForeignWake> {
     if FOREIGN_PENDING.load(Ordering::Relaxed) == 0 {
         return Vec::new();
     }
-    let mut table = FOREIGN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut r = registry();
     let mut mine = Vec::new();
-    table.retain(|f| {
+    r.foreign.retain(|f| {
         if f.target.tag == tag {
             mine.push(f.clone());
             false
@@ -217,6 +277,6 @@ pub(crate) fn take_foreign(tag: u16) -> Vec<ForeignWake> {
             true
         }
     });
-    FOREIGN_PENDING.store(table.len(), Ordering::Relaxed);
+    FOREIGN_PENDING.store(r.foreign.len(), Ordering::Relaxed);
     mine
 }

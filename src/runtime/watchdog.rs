@@ -1,22 +1,43 @@
-//! The wall-clock watchdog: a poll that never returns must not hang CI.
+//! The wall-clock watchdog: a poll that blocks the executor becomes a report,
+//! and a poll that never returns must not hang CI.
 //!
 //! No executor can interrupt a future that loops inside one `poll`. What
 //! lockstep can do is notice, and say which seed, which task and which spawn
-//! site, before the process is killed by a CI timeout that says nothing.
+//! site. Two limits, both wall time of one poll:
 //!
-//! Each run with the watchdog on owns a [`Slot`] of atomics. Around every
-//! poll the simulation thread bumps a counter (odd while inside a poll) and
-//! stores the task id, spawn site and virtual time: plain stores, no
-//! locking. One process-wide watchdog thread, started on first use, looks
-//! at every live slot a few times a second; a slot whose counter stayed odd
-//! and unchanged for longer than its limit gets a report on stderr, and the
-//! process aborts. The watchdog never touches the simulation's state, so it
-//! cannot influence a run.
+//! - the *blocked-poll threshold* (`SimBuilder::blocked_poll`, default 1 s):
+//!   a poll that took longer fails its run with
+//!   [`Failure::BlockedPoll`](crate::Failure::BlockedPoll) as soon as it
+//!   returns. A blocking call in a task (`std::thread::sleep`, blocking I/O,
+//!   a long computation) stops every other task, which a simulation with a
+//!   virtual clock would otherwise hide completely.
+//! - the *watchdog limit* (`SimBuilder::watchdog`, default 5 s): a poll still
+//!   running after it is taken to never return. A run started with
+//!   [`Sim::run_isolated`](crate::Sim::run_isolated) (every `#[sim_test]`
+//!   seed) runs on a worker thread, and the caller is handed a
+//!   `Failure::BlockedPoll` with `returned: false` at once; the stuck worker
+//!   thread cannot be stopped and keeps spinning until the process exits. A
+//!   run on the caller's own thread ([`Sim::run`](crate::Sim::run)) has
+//!   nobody to hand a report to: as a last resort the watchdog prints the
+//!   report on stderr and aborts the process, so that CI fails loudly
+//!   instead of hanging.
+//!
+//! Each run with a limit owns a [`Slot`] of atomics. Around every poll the
+//! simulation thread bumps a counter (odd while inside a poll) and stores
+//! the task id, spawn site, step and virtual time: plain stores, no locking,
+//! no clock read. One process-wide watchdog thread, started on first use,
+//! looks at every live slot many times a second; a counter that stayed odd
+//! and unchanged is one poll that has not returned. Past the threshold the
+//! watchdog marks that very poll (by its counter value) as blocked; when the
+//! poll returns, the simulation thread sees the mark with one atomic load
+//! and fails the run. The watchdog never touches the simulation's state, so
+//! it cannot influence a run: only whether a run that blocked is reported.
 //!
 //! Task names cross threads only for named tasks, through a small map
 //! updated at spawn and finish (not per poll).
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::panic::Location;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Once, Weak};
@@ -24,36 +45,89 @@ use std::time::{Duration, Instant as WallInstant};
 
 use super::Seed;
 
+/// Where a run that is handed back on a stuck poll sends the news.
+#[derive(Clone)]
+pub(crate) struct Handoff(pub(crate) Arc<dyn Fn(StuckPoll) + Send + Sync>);
+
+impl fmt::Debug for Handoff {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Handoff")
+    }
+}
+
+/// A poll that did not return within the watchdog limit.
+#[derive(Clone, Debug)]
+pub(crate) struct StuckPoll {
+    pub(crate) task: u32,
+    pub(crate) name: Option<Arc<str>>,
+    pub(crate) site: Option<&'static Location<'static>>,
+    /// The step whose poll is stuck.
+    pub(crate) step: u64,
+    pub(crate) vtime: u64,
+    pub(crate) stuck_for: Duration,
+    pub(crate) limit: Duration,
+}
+
 pub(crate) struct Slot {
     seed: Seed,
-    limit: Duration,
+    /// A poll running this long never returns.
+    limit: Option<Duration>,
+    /// A poll running this long blocked the executor.
+    threshold: Option<Duration>,
     polls: AtomicU64,
     task: AtomicU32,
     site: AtomicPtr<Location<'static>>,
     vtime: AtomicU64,
+    step: AtomicU64,
+    /// The counter value of the poll found blocked (`u64::MAX`: none).
+    blocked: AtomicU64,
+    /// When the watchdog first saw the blocked poll running.
+    blocked_since: Mutex<Option<WallInstant>>,
     done: AtomicBool,
+    /// Handed back to the caller: the watchdog looks no more.
+    abandoned: AtomicBool,
     names: Mutex<BTreeMap<u32, Arc<str>>>,
+    handoff: Option<Handoff>,
 }
 
 impl Slot {
     /// A poll starts (simulation thread only).
     #[inline]
-    pub(crate) fn enter(&self, task: u32, site: &'static Location<'static>, vtime: u64) {
+    pub(crate) fn enter(&self, task: u32, site: &'static Location<'static>, vtime: u64, step: u64) {
         self.task.store(task, Ordering::Relaxed);
         self.site.store(
             site as *const Location<'static> as *mut _,
             Ordering::Relaxed,
         );
         self.vtime.store(vtime, Ordering::Relaxed);
+        self.step.store(step, Ordering::Relaxed);
         let n = self.polls.load(Ordering::Relaxed);
         self.polls.store(n.wrapping_add(1), Ordering::Release);
     }
 
-    /// The poll returned.
+    /// The poll returned. Returns how long it ran (at least) if the
+    /// watchdog found it blocked.
     #[inline]
-    pub(crate) fn exit(&self) {
+    pub(crate) fn exit(&self) -> Option<Duration> {
         let n = self.polls.load(Ordering::Relaxed);
         self.polls.store(n.wrapping_add(1), Ordering::Release);
+        if self.blocked.load(Ordering::Acquire) == n {
+            return Some(self.blocked_for());
+        }
+        None
+    }
+
+    #[cold]
+    fn blocked_for(&self) -> Duration {
+        self.blocked_since
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map_or(Duration::ZERO, |since| since.elapsed())
+    }
+
+    /// The blocked-poll threshold.
+    pub(crate) fn threshold(&self) -> Duration {
+        self.threshold.unwrap_or(Duration::MAX)
     }
 
     pub(crate) fn name_task(&self, task: u32, name: Arc<str>) {
@@ -74,7 +148,7 @@ impl Slot {
         self.done.store(true, Ordering::Relaxed);
     }
 
-    fn report(&self, stuck_for: Duration) -> String {
+    fn stuck(&self, stuck_for: Duration, limit: Duration) -> StuckPoll {
         let task = self.task.load(Ordering::Relaxed);
         let site = self.site.load(Ordering::Relaxed);
         // SAFETY: `site` only ever holds null or a pointer made from a
@@ -86,25 +160,43 @@ impl Slot {
             .unwrap_or_else(|e| e.into_inner())
             .get(&task)
             .cloned();
-        let who = match (&name, task) {
-            (_, 0) => "#0 main".to_string(),
-            (Some(n), _) => format!("#{task} {n}"),
-            (None, _) => format!("#{task}"),
+        StuckPoll {
+            task,
+            name: if task == 0 {
+                Some(Arc::from("main"))
+            } else {
+                name
+            },
+            site,
+            step: self.step.load(Ordering::Relaxed),
+            vtime: self.vtime.load(Ordering::Relaxed),
+            stuck_for,
+            limit,
+        }
+    }
+
+    fn report(&self, s: &StuckPoll) -> String {
+        let who = match &s.name {
+            Some(n) => format!("#{} {n}", s.task),
+            None => format!("#{}", s.task),
         };
-        let site = site.map_or("an unknown site".to_string(), |l| {
+        let site = s.site.map_or("an unknown site".to_string(), |l| {
             format!("{}:{}", l.file(), l.line())
         });
         format!(
             "lockstep watchdog: task {who} (spawned at {site}) has been inside one poll for \
-             {:.1}s of wall time (limit {:.1}s).\n  seed {}, virtual time {}\n  A poll that \
-             never returns (a busy loop without an .await, a blocking call, a real \
-             std::thread::sleep) cannot be interrupted, so the process is aborted. Replay the \
-             seed to reproduce; disable the watchdog with `SimBuilder::watchdog(None)` when \
-             debugging under a debugger.",
-            stuck_for.as_secs_f64(),
-            self.limit.as_secs_f64(),
+             {:.1}s of wall time (limit {:.1}s).\n  seed {}, virtual time {}, step {}\n  A poll \
+             that never returns (a busy loop without an .await, a blocking call, a real \
+             std::thread::sleep) cannot be interrupted, and this run was started on the \
+             caller's thread (`Sim::run`), so there is nobody to hand a report to: the \
+             process is aborted. `Sim::run_isolated` (which #[sim_test] uses) reports such a \
+             seed as a failure instead. Replay the seed to reproduce; disable the watchdog \
+             with `SimBuilder::watchdog(None)` when debugging under a debugger.",
+            s.stuck_for.as_secs_f64(),
+            s.limit.as_secs_f64(),
             self.seed,
-            crate::time::Instant::from_nanos(self.vtime.load(Ordering::Relaxed)),
+            crate::time::Instant::from_nanos(s.vtime),
+            s.step,
         )
     }
 }
@@ -112,11 +204,17 @@ impl Slot {
 static REGISTRY: Mutex<Vec<Weak<Slot>>> = Mutex::new(Vec::new());
 static START: Once = Once::new();
 
-/// How often the watchdog looks.
-const TICK: Duration = Duration::from_millis(50);
+/// The slowest the watchdog looks; it looks faster for small limits.
+const MAX_TICK: Duration = Duration::from_millis(50);
+const MIN_TICK: Duration = Duration::from_millis(2);
 
 /// A slot for a new run, watched until the run drops it.
-pub(crate) fn register(seed: Seed, limit: Duration) -> Arc<Slot> {
+pub(crate) fn register(
+    seed: Seed,
+    limit: Option<Duration>,
+    threshold: Option<Duration>,
+    handoff: Option<Handoff>,
+) -> Arc<Slot> {
     START.call_once(|| {
         std::thread::Builder::new()
             .name("lockstep-watchdog".into())
@@ -126,12 +224,18 @@ pub(crate) fn register(seed: Seed, limit: Duration) -> Arc<Slot> {
     let slot = Arc::new(Slot {
         seed,
         limit,
+        threshold,
         polls: AtomicU64::new(0),
         task: AtomicU32::new(0),
         site: AtomicPtr::new(std::ptr::null_mut()),
         vtime: AtomicU64::new(0),
+        step: AtomicU64::new(0),
+        blocked: AtomicU64::new(u64::MAX),
+        blocked_since: Mutex::new(None),
         done: AtomicBool::new(false),
+        abandoned: AtomicBool::new(false),
         names: Mutex::new(BTreeMap::new()),
+        handoff,
     });
     REGISTRY
         .lock()
@@ -143,8 +247,9 @@ pub(crate) fn register(seed: Seed, limit: Duration) -> Arc<Slot> {
 fn watch() {
     // Per watched slot: the counter last seen, and since when.
     let mut seen: Vec<(Weak<Slot>, u64, WallInstant)> = Vec::new();
+    let mut tick = MAX_TICK;
     loop {
-        std::thread::sleep(TICK);
+        std::thread::sleep(tick);
         let now = WallInstant::now();
         {
             let mut reg = REGISTRY.lock().unwrap_or_else(|e| e.into_inner());
@@ -156,8 +261,12 @@ fn watch() {
             }
         }
         seen.retain(|(w, _, _)| w.strong_count() > 0);
+        tick = MAX_TICK;
         for (w, last, since) in seen.iter_mut() {
             let Some(slot) = w.upgrade() else { continue };
+            for limit in [slot.threshold, slot.limit].into_iter().flatten() {
+                tick = tick.min(limit / 5).max(MIN_TICK);
+            }
             let polls = slot.polls.load(Ordering::Acquire);
             if polls != *last {
                 *last = polls;
@@ -165,10 +274,32 @@ fn watch() {
                 continue;
             }
             let in_poll = polls % 2 == 1;
+            if !in_poll
+                || slot.done.load(Ordering::Relaxed)
+                || slot.abandoned.load(Ordering::Relaxed)
+            {
+                continue;
+            }
             let stuck_for = now.duration_since(*since);
-            if in_poll && !slot.done.load(Ordering::Relaxed) && stuck_for >= slot.limit {
-                eprintln!("{}", slot.report(stuck_for));
-                std::process::abort();
+            if slot.threshold.is_some_and(|t| stuck_for >= t)
+                && slot.blocked.load(Ordering::Relaxed) != polls
+            {
+                *slot.blocked_since.lock().unwrap_or_else(|e| e.into_inner()) = Some(*since);
+                slot.blocked.store(polls, Ordering::Release);
+            }
+            let Some(limit) = slot.limit.filter(|l| stuck_for >= *l) else {
+                continue;
+            };
+            let stuck = slot.stuck(stuck_for, limit);
+            match &slot.handoff {
+                Some(handoff) => {
+                    slot.abandoned.store(true, Ordering::Relaxed);
+                    (handoff.0)(stuck);
+                }
+                None => {
+                    eprintln!("{}", slot.report(&stuck));
+                    std::process::abort();
+                }
             }
         }
     }

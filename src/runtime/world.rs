@@ -70,10 +70,13 @@ impl Tracer {
 }
 
 pub(crate) struct World {
-    pub(crate) tag: u16,
+    pub(crate) tag: waker::RunTag,
     pub(crate) config: Config,
     now: Cell<u64>,
     step: Cell<u64>,
+    /// The last step at which the run made progress (the clock moved, a
+    /// task finished): the livelock detector's reference.
+    progress: Cell<u64>,
     hash: Cell<u64>,
     /// The decision hash after each step, kept only when diagnosing a
     /// divergence.
@@ -85,12 +88,33 @@ pub(crate) struct World {
     pub(crate) tracer: Tracer,
     failure: RefCell<Option<Failure>>,
     warnings: RefCell<Vec<Failure>>,
+    /// Tasks woken from other threads (not applied), and by which thread.
+    foreign: RefCell<Vec<(Option<crate::check::TaskInfo>, String)>>,
     pub(crate) stats: Counters,
     pub(crate) watchdog: Option<Arc<Slot>>,
     /// Hosts, sockets, links and faults; empty until a host is created.
     pub(crate) net: crate::net::NetSlot,
     /// Sync primitives' per-run state: auto-names, the deadlock walk.
     pub(crate) sync: crate::sync::Registry,
+}
+
+/// FNV-1a over the bytes of a text, fed piece by piece as it is formatted
+/// (the result does not depend on how the text is split).
+struct TextHash(u64);
+
+impl Default for TextHash {
+    fn default() -> Self {
+        TextHash(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::fmt::Write for TextHash {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        for b in s.bytes() {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        Ok(())
+    }
 }
 
 /// Expands a `u64` seed into a ChaCha key with SplitMix64, so that seeds do
@@ -114,7 +138,7 @@ impl World {
     pub(crate) fn new(config: &Config, record_step_hashes: bool) -> World {
         let seed = config.seed;
         World {
-            tag: waker::next_tag(),
+            tag: waker::RunTag::new(),
             config: config.clone(),
             now: Cell::new(0),
             step: Cell::new(0),
@@ -133,8 +157,17 @@ impl World {
             },
             failure: RefCell::new(None),
             warnings: RefCell::new(Vec::new()),
+            foreign: RefCell::new(Vec::new()),
             stats: Counters::default(),
-            watchdog: config.watchdog.map(|limit| watchdog::register(seed, limit)),
+            watchdog: (config.watchdog.is_some() || config.blocked_poll.is_some()).then(|| {
+                watchdog::register(
+                    seed,
+                    config.watchdog,
+                    config.blocked_poll,
+                    config.handoff.clone(),
+                )
+            }),
+            progress: Cell::new(0),
             net: crate::net::NetSlot::default(),
             sync: crate::sync::Registry::default(),
         }
@@ -160,11 +193,48 @@ impl World {
     /// ready ones) into the decision hash.
     #[inline]
     pub(crate) fn begin_step(&self, task: TaskId, choices: usize) {
-        self.step.set(self.step.get() + 1);
-        self.mix(((choices as u64) << 32) | task.0 as u64);
+        // Entry `j` of the step hashes is the hash at the end of step `j`
+        // (entry 0: before the first step): everything decided or drawn up
+        // to the end of that step's poll.
         if let Some(h) = &self.step_hashes {
             h.borrow_mut().push(self.hash.get());
         }
+        self.step.set(self.step.get() + 1);
+        self.mix(((choices as u64) << 32) | task.0 as u64);
+    }
+
+    /// The run made progress (the clock moved, a task finished).
+    #[inline]
+    pub(crate) fn progressed(&self) {
+        self.progress.set(self.step.get());
+    }
+
+    /// Fails the run with a blocked poll of task `task` that took at least
+    /// `wall` (the watchdog found it past the threshold).
+    #[cold]
+    pub(crate) fn blocked_poll(&self, task: crate::check::TaskInfo, wall: Duration) {
+        let threshold = self
+            .watchdog
+            .as_ref()
+            .map_or(Duration::ZERO, |wd| wd.threshold());
+        self.fail(Failure::BlockedPoll(crate::check::BlockedPollReport {
+            task,
+            wall_time: wall,
+            threshold,
+            returned: true,
+            at: self.point(),
+        }));
+    }
+
+    /// Fails the run with a livelock inside the poll of `task`.
+    #[cold]
+    pub(crate) fn poll_livelock(&self, task: crate::check::TaskInfo, wakes: u64, polls: u64) {
+        self.fail(Failure::Livelock(crate::check::LivelockReport {
+            kind: crate::check::LivelockKind::WithinPoll,
+            window: wakes,
+            busiest: vec![(task, polls)],
+            at: self.point(),
+        }));
     }
 
     /// A uniform index below `n` from the scheduler stream (Lemire's
@@ -229,9 +299,7 @@ impl World {
     /// Jumps the clock to the earliest timer and fires every timer due then.
     /// Returns `false` (and records the failure) if the run cannot go on.
     fn advance(&self) -> bool {
-        if self.foreign_wakes() {
-            return false;
-        }
+        self.collect_foreign();
         let next = self.timers.borrow().next_deadline();
         let Some(deadline) = next else {
             self.fail(Failure::Deadlock(crate::sync::deadlock::stalled(self)));
@@ -251,6 +319,7 @@ impl World {
         }
         if deadline > self.now.get() {
             self.now.set(deadline);
+            self.progressed();
             self.mix(deadline);
             self.stats.clock_jumps.set(self.stats.clock_jumps.get() + 1);
         }
@@ -278,6 +347,7 @@ impl World {
                             message: p.message,
                             location: p.location,
                             unobserved: true,
+                            backtrace: p.backtrace,
                             at: self.point(),
                         }));
                         return false;
@@ -296,20 +366,24 @@ impl World {
         }
     }
 
-    /// Foreign wakes recorded for this run: a determinism failure.
-    fn foreign_wakes(&self) -> bool {
-        let Some(f) = waker::take_foreign(self.tag).into_iter().next() else {
-            return false;
-        };
-        let task = self.exec.info_at(f.target.index, f.target.id_low);
-        self.fail(Failure::NonDeterminism(NonDeterminismReport {
-            cause: Divergence::ForeignWake {
-                task,
-                thread: f.thread,
-            },
-            at: self.point(),
-        }));
-        true
+    /// Collects the wakes of this run's tasks that came from other threads.
+    /// They were not applied, and they do not decide the run's verdict
+    /// (that would depend on when the other thread ran): each is listed in
+    /// the warnings at the end, and named in the report of a task that
+    /// stays blocked.
+    fn collect_foreign(&self) {
+        for f in waker::take_foreign(self.tag.0) {
+            let task = self.exec.info_at(f.target.index, f.target.id_low);
+            if let Some(t) = &task {
+                self.exec.note_foreign(t.id, &f.thread);
+            }
+            let seen = self.foreign.borrow().iter().any(|(t, th)| {
+                t.as_ref().map(|t| t.id) == task.as_ref().map(|t| t.id) && *th == f.thread
+            });
+            if !seen {
+                self.foreign.borrow_mut().push((task, f.thread));
+            }
+        }
     }
 
     // ----- tracing, failures --------------------------------------------
@@ -317,6 +391,26 @@ impl World {
     #[inline]
     pub(crate) fn tracing(&self, level: Verbosity) -> bool {
         self.tracer.level >= level
+    }
+
+    /// A `trace!` line: hashed always, recorded when user lines are traced.
+    pub(crate) fn user_line(&self, args: std::fmt::Arguments<'_>) {
+        let mut hash = TextHash::default();
+        if self.tracing(Verbosity::Summary) {
+            let message = match args.as_str() {
+                Some(s) => s.to_string(),
+                None => args.to_string(),
+            };
+            std::fmt::Write::write_str(&mut hash, &message).ok();
+            self.mix(hash.0);
+            self.record(EventKind::User { message });
+        } else {
+            match args.as_str() {
+                Some(s) => std::fmt::Write::write_str(&mut hash, s).ok(),
+                None => std::fmt::write(&mut hash, args).ok(),
+            };
+            self.mix(hash.0);
+        }
     }
 
     /// Records an event by the current task, if its kind is traced.
@@ -372,19 +466,35 @@ impl World {
         mut main: Pin<&mut Option<F>>,
         main_site: &'static Location<'static>,
     ) -> Option<F::Output> {
-        let main_waker = waker::waker(super::executor::MAIN_KEY, self.tag);
+        let main_waker = waker::waker(super::executor::MAIN_KEY, self.tag.0);
         let max_steps = self.config.max_steps.unwrap_or(u64::MAX);
         loop {
             if self.failed() {
                 return None;
             }
-            if self.step.get() >= max_steps && self.exec.has_ready() {
+            let step = self.step.get();
+            if step >= max_steps && self.exec.has_ready() {
                 self.fail(Failure::StepLimit(StepLimitReport {
                     limit: max_steps,
                     busiest: self.exec.busiest(5),
                     at: self.point(),
                 }));
                 return None;
+            }
+            if step - self.progress.get() >= self.config.livelock_steps && self.exec.has_ready() {
+                self.fail(Failure::Livelock(crate::check::LivelockReport {
+                    kind: crate::check::LivelockKind::NoProgress,
+                    window: self.config.livelock_steps,
+                    busiest: self.exec.busiest(5),
+                    at: self.point(),
+                }));
+                return None;
+            }
+            if let Some(halt) = &self.config.halt {
+                if step + 1 >= halt.step && self.exec.has_ready() {
+                    self.fail(halt.failure.clone());
+                    return None;
+                }
             }
             match self.exec.step(self) {
                 Step::Polled => {}
@@ -400,12 +510,15 @@ impl World {
                         .expect("the main task is polled only until it finishes");
                     let mut cx = Context::from_waker(&main_waker);
                     if let Some(wd) = &self.watchdog {
-                        wd.enter(0, main_site, self.now.get());
+                        wd.enter(0, main_site, self.now.get(), self.step.get());
                     }
                     let res = panics::catch(|| fut.poll(&mut cx));
-                    if let Some(wd) = &self.watchdog {
-                        wd.exit();
+                    if let Some(wall) = self.watchdog.as_ref().and_then(|wd| wd.exit()) {
+                        if let Some(info) = self.exec.info_at(0, 0) {
+                            self.blocked_poll(info, wall);
+                        }
                     }
+                    self.exec.after_poll(self, super::executor::MAIN_KEY);
                     match res {
                         Ok(Poll::Pending) => {
                             crate::sync::deadlock::after_pending(self, super::executor::MAIN_KEY);
@@ -433,6 +546,7 @@ impl World {
                                 message: p.message,
                                 location: p.location,
                                 unobserved: false,
+                                backtrace: p.backtrace,
                                 at: self.point(),
                             }));
                             return None;
@@ -449,13 +563,16 @@ impl World {
         if self.failed() {
             return;
         }
-        if self.foreign_wakes() {
+        crate::fault::check_unapplied(self);
+        if self.failed() {
             return;
         }
         let leaked = self.exec.leaked();
-        if !leaked.is_empty() {
+        let sockets = crate::net::leaked_sockets(self);
+        if !leaked.is_empty() || !sockets.is_empty() {
             let report = Failure::Leak(LeakReport {
                 tasks: leaked,
+                sockets,
                 at: self.point(),
             });
             match self.config.leaks {
@@ -489,9 +606,7 @@ impl World {
             // Host factories and socket buffers may hold user values whose
             // `Drop` calls lockstep: drop them while the context is entered.
             self.net.clear();
-            if !self.failed() {
-                self.foreign_wakes();
-            }
+            self.collect_foreign();
             value
         };
         if let Some(wd) = &self.watchdog {
@@ -505,6 +620,13 @@ impl World {
             virtual_time: Duration::from_nanos(self.now.get()),
         };
         let failure = self.failure.take();
+        let mut warnings = self.warnings.take();
+        for (task, thread) in self.foreign.take() {
+            warnings.push(Failure::NonDeterminism(NonDeterminismReport {
+                cause: Divergence::ForeignWake { task, thread },
+                at: self.point(),
+            }));
+        }
         let result = match (value, failure) {
             (_, Some(f)) => Err(f),
             (Some(v), None) => Ok(v),
@@ -516,8 +638,12 @@ impl World {
             stats,
             self.config.seed,
             self.hash.get(),
-            self.warnings.take(),
-            self.step_hashes.map(RefCell::into_inner),
+            warnings,
+            self.step_hashes.map(|h| {
+                let mut h = h.into_inner();
+                h.push(self.hash.get());
+                h
+            }),
         )
     }
 }

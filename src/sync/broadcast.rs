@@ -17,10 +17,12 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 pub use super::mpsc::SendError;
-use super::resource::{Ev, Kind, Meta, Tracked, WaitOp, block};
+use super::places::{self, Places, senders_held};
+use super::resource::{Ev, Kind, Meta, Release, Tracked, WaitOp, block};
 use super::waiters::{self, State, Ticket, WaitList};
 use crate::runtime::context;
 use crate::runtime::executor::Executor;
+use crate::runtime::waker::TaskKey;
 
 /// A broadcast channel keeping `capacity` messages; reports call it
 /// `broadcast#N`.
@@ -79,13 +81,16 @@ fn make<T: Clone>(name: Option<String>, capacity: usize) -> (Sender<T>, Receiver
                 senders: 1,
                 receivers: 1,
                 waiters: WaitList::default(),
+                tx_at: Places::default(),
             }),
         }),
         buf: RefCell::new(VecDeque::with_capacity(capacity)),
     });
+    let slot = shared.core.state.borrow_mut().tx_at.add();
     (
         Sender {
             shared: shared.clone(),
+            slot,
         },
         Receiver { shared, next: 0 },
     )
@@ -110,6 +115,8 @@ struct BroadcastState {
     senders: usize,
     receivers: usize,
     waiters: WaitList<()>,
+    /// Where the senders are (see `places.rs`).
+    tx_at: Places,
 }
 
 /// Why a receive returned no message.
@@ -160,6 +167,26 @@ impl Tracked for BroadcastCore {
         &self.meta
     }
 
+    /// A receive ends when a sender sends or the last one goes: by the
+    /// tasks holding the senders, if every sender is placed.
+    fn release(&self, op: WaitOp, out: &mut Vec<TaskKey>) -> Release {
+        let st = self.state.borrow();
+        if op == WaitOp::Recv && places::holders(&st.tx_at, out) && !out.is_empty() {
+            Release::Holders
+        } else {
+            Release::Anyone
+        }
+    }
+
+    fn held_as(&self, task: TaskKey, _: WaitOp) -> String {
+        let st = self.state.borrow();
+        senders_held(
+            &self.meta.label(),
+            places::count(&st.tx_at, task),
+            st.senders,
+        )
+    }
+
     fn describe(&self, _: WaitOp, _: &Executor) -> String {
         let st = self.state.borrow();
         format!(
@@ -173,6 +200,8 @@ impl Tracked for BroadcastCore {
 /// Sends to every receiver. Clone it for more senders.
 pub struct Sender<T> {
     shared: Rc<Shared<T>>,
+    /// Its entry in the channel's `tx_at`.
+    slot: u32,
 }
 
 impl<T: Clone> Sender<T> {
@@ -180,7 +209,12 @@ impl<T: Clone> Sender<T> {
     /// value back, if there is none.
     pub fn send(&self, value: T) -> Result<usize, SendError<T>> {
         let core = &self.shared.core;
-        let receivers = core.state.borrow().receivers;
+        places::moved_with::<T>();
+        let receivers = {
+            let mut st = core.state.borrow_mut();
+            st.tx_at.touch(self.slot);
+            st.receivers
+        };
         if receivers == 0 {
             return Err(SendError(value));
         }
@@ -215,9 +249,12 @@ impl<T: Clone> Sender<T> {
 
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
-        self.shared.core.state.borrow_mut().senders += 1;
+        let mut st = self.shared.core.state.borrow_mut();
+        st.senders += 1;
+        let slot = st.tx_at.add();
         Sender {
             shared: self.shared.clone(),
+            slot,
         }
     }
 }
@@ -227,6 +264,7 @@ impl<T> Drop for Sender<T> {
         let core = &self.shared.core;
         waiters::wake_after(&core.state, |st, wake| {
             st.senders -= 1;
+            st.tx_at.remove(self.slot);
             if st.senders == 0 {
                 st.waiters.settle_all(State::Woken, wake);
                 core.meta

@@ -6,7 +6,10 @@
 //! Nodes are tasks. A task's edges come from what it noted while returning
 //! `Pending` in its last poll (its executor entry's `waiting` list): a wait
 //! on a lock or a semaphore leads to the tasks that hold it; a wait on a
-//! `JoinHandle` leads to that task. A task with several waits (a `select`,
+//! `JoinHandle` leads to that task; a wait on a channel leads to the tasks
+//! holding its other end (the senders, for a receive; the receiver, for a
+//! bounded send), when every one of those handles is placed in a task
+//! (`places.rs`). A task with several waits (a `select`,
 //! `future::wait` over several handles) may go on when *any* of them ends,
 //! and a wait on a primitive with several holders (a semaphore, readers of
 //! an `RwLock`) may end when *any* holder releases. So a task is stuck only
@@ -20,7 +23,8 @@
 //! timer, a `JoinSet`, a channel from another crate, any foreign future: the
 //! executor counts these copies, see `runtime/waker.rs`), or waits on
 //! something that anyone may end: an event, a notify, a barrier, a channel
-//! (values move between tasks, so nobody knows who holds a `Sender`), a
+//! with a handle of its other end held by no task lockstep can name (made
+//! and never used, sent in a message, kept in a static), a oneshot, a
 //! permit or lock held outside any task. Those waits do show in reports.
 //!
 //! What is left is exact: a borrowed guard or permit cannot leave the task
@@ -38,8 +42,8 @@
 //! ## When it runs, and its cost
 //!
 //! The check runs after a task returns `Pending`, and only if it noted a
-//! wait on a lock, a semaphore or a `JoinHandle`: the uncontended path never
-//! gets here. It walks from that task along the edges above, stopping at
+//! wait on a lock, a semaphore, a channel or a `JoinHandle`: the
+//! uncontended path never gets here. It walks from that task along the edges above, stopping at
 //! the first task that can go on, so a contended lock whose holder is
 //! running costs one look-up. Its scratch buffers are kept between walks.
 //! Every cycle closes at such a step (the last task of it to block), so the
@@ -105,7 +109,13 @@ pub(crate) fn followed(waiting: &Waiting) -> bool {
         Waiting::JoinSet(_) | Waiting::Net(_) => false,
         Waiting::Sync(on) => matches!(
             on.op,
-            WaitOp::Lock | WaitOp::Read | WaitOp::Write | WaitOp::Acquire(_)
+            WaitOp::Lock
+                | WaitOp::Read
+                | WaitOp::Write
+                | WaitOp::Acquire(_)
+                | WaitOp::Recv
+                | WaitOp::Send
+                | WaitOp::Changed
         ),
     }
 }
@@ -374,7 +384,7 @@ fn links(w: &World, waits: &[(TaskKey, Waiting)]) -> Vec<CycleLink> {
                 Waiting::Sync(on) => {
                     let mut tmp = Vec::new();
                     (on.res.release(on.op, &mut tmp) == Release::Holders && tmp.contains(key))
-                        .then(|| on.res.held_as(*key))
+                        .then(|| on.res.held_as(*key, on.op))
                 }
                 _ => None,
             };
@@ -536,7 +546,7 @@ pub(crate) fn holdings<'a>(
             tmp.sort_by_key(|k| k.id);
             tmp.dedup();
             for k in &tmp {
-                out.entry(k.id).or_default().push(on.res.held_as(*k));
+                out.entry(k.id).or_default().push(on.res.held_as(*k, on.op));
             }
         }
     }

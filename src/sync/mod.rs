@@ -21,10 +21,11 @@
 //!   deadlocks, [`Failure::Deadlock`] lists each task, what it waits on, who
 //!   holds that, and the cycle: `#1 task-a holds mutex 'lock1' and waits for
 //!   mutex 'lock2'; #2 task-b holds mutex 'lock2' and waits for mutex
-//!   'lock1'`. A cycle of waits on locks, semaphores and `JoinHandle`s fails
-//!   the run *at the step that closes it*, even while other tasks keep
-//!   running (see the `deadlock` module docs for what is certain and what
-//!   it costs, and [`SimBuilder::deadlock_cycles`]).
+//!   'lock1'`. A cycle of waits on locks, semaphores, `JoinHandle`s and
+//!   channels whose other end is held by a known task fails the run *at
+//!   the step that closes it*, even while other tasks keep running (see the
+//!   `deadlock` module docs for what is certain and what it costs, and
+//!   [`SimBuilder::deadlock_cycles`]).
 //!
 //! ## Rules every primitive keeps
 //!
@@ -59,11 +60,27 @@
 //!   `JoinHandle`s: a task awaiting another) are certain, and found early.
 //! - **Owned permits** ([`Semaphore::acquire_owned`]) may move to any task,
 //!   so a semaphore with owned permits out is never part of an early report.
-//! - **Signals and channels** can be ended by anyone holding the other end
-//!   (and senders move between tasks), so they are never part of an early
-//!   report. When the whole run stalls, the report still says what is
-//!   known: `a message on channel 'jobs' (empty; 2 senders alive; last sent
-//!   by #2 producer)`, and follows that to the cycle it closes.
+//! - **Channels** ([`mpsc`], [`broadcast`], [`watch`]) can be ended by
+//!   whoever holds the other end, and handles move between tasks without
+//!   running any code. A handle is *placed* in the task that last used it
+//!   (sent, received), until that task spawns a task or sends a value that
+//!   could carry a handle (one with drop glue: a `u32` cannot); a wait is
+//!   certain only when every handle of the other end is placed in a task.
+//!   Then `#1 a holds the only sender of channel 'to-b' and waits for a
+//!   message on channel 'to-a'; #2 b holds the only sender of channel 'to-a'
+//!   and waits for a message on channel 'to-b'` is found when it closes. A
+//!   handle made and never used, kept in a static or a struct, or sent in a
+//!   message is held by no task lockstep can name: a wait on it is never
+//!   part of an early report (the rule, and its one assumption, are in
+//!   `places.rs`). A [`oneshot`] sender is used once, by the send that
+//!   consumes it, so where it is is never known.
+//! - **Signals** ([`Event`], [`Notify`], [`Barrier`]) are shared by
+//!   reference (`Rc`, `'static`), and anyone who can reach one may set it:
+//!   they are never part of an early report.
+//!
+//!   When the whole run stalls, the report still says what is known about
+//!   every wait: `a message on channel 'jobs' (empty; 2 senders alive; last
+//!   sent by #2 producer)`, and follows that to the cycle it closes.
 //! - **Anything else** that may wake a task (a timer, a `timeout`, a
 //!   `JoinSet`, a future from another crate) keeps the task out of an early
 //!   report: the executor counts the copies of each task's waker held
@@ -89,6 +106,7 @@ pub mod mpsc;
 mod mutex;
 mod notify;
 pub mod oneshot;
+mod places;
 mod resource;
 mod rwlock;
 mod semaphore;
@@ -105,4 +123,5 @@ pub use semaphore::{
     Acquire, AcquireError, OwnedSemaphorePermit, Semaphore, SemaphorePermit, TryAcquireError,
 };
 
+pub(crate) use places::moved as task_spawned;
 pub(crate) use resource::{Registry, WaitOn};

@@ -131,11 +131,14 @@ impl<T: ?Sized> Mutex<T> {
     ///
     /// # Panics
     ///
-    /// When polled outside a simulation.
+    /// When polled outside a simulation (the message names this call's
+    /// line).
+    #[track_caller]
     pub fn lock(&self) -> Lock<'_, T> {
         Lock {
             mutex: self,
             ticket: None,
+            caller: std::panic::Location::caller(),
         }
     }
 
@@ -230,6 +233,7 @@ impl Tracked for MutexCore {
 pub struct Lock<'a, T: ?Sized> {
     mutex: &'a Mutex<T>,
     ticket: Option<Ticket>,
+    caller: &'static std::panic::Location<'static>,
 }
 
 impl<'a, T: ?Sized> Future for Lock<'a, T> {
@@ -238,7 +242,7 @@ impl<'a, T: ?Sized> Future for Lock<'a, T> {
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<MutexGuard<'a, T>> {
         let mutex = self.mutex;
         let core = &mutex.core;
-        context::with("lockstep::sync::Mutex::lock", |w| {
+        context::with_at("lockstep::sync::Mutex::lock", self.caller, |w| {
             let task = w.exec.current_key();
             let mut st = core.state.borrow_mut();
             let st = &mut *st;

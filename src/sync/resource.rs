@@ -10,7 +10,7 @@
 //! anywhere on the fast path, and a primitive nobody waits on costs the
 //! analysis nothing.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::rc::Rc;
 use std::task::Poll;
@@ -65,7 +65,7 @@ pub(crate) struct Meta {
     kind: Kind,
     name: Option<Box<str>>,
     /// The auto-name number and the tag of the run it belongs to.
-    number: Cell<Option<(u16, u32)>>,
+    number: Cell<Option<(u32, u32)>>,
 }
 
 impl Meta {
@@ -87,10 +87,10 @@ impl Meta {
 
     fn number_in(&self, w: &World) -> u32 {
         match self.number.get() {
-            Some((tag, n)) if tag == w.tag => n,
+            Some((tag, n)) if tag == w.tag.0 => n,
             _ => {
                 let n = w.sync.next_number(self.kind);
-                self.number.set(Some((w.tag, n)));
+                self.number.set(Some((w.tag.0, n)));
                 n
             }
         }
@@ -166,9 +166,29 @@ impl fmt::Debug for Meta {
 pub(crate) struct Registry {
     numbers: [Cell<u32>; Kind::COUNT],
     pub(crate) deadlock: super::deadlock::State,
+    /// Per task slot: how many times the task spawned or sent a value on a
+    /// channel (see `places.rs`).
+    moves: RefCell<Vec<u32>>,
 }
 
 impl Registry {
+    pub(crate) fn moves_of(&self, task: TaskKey) -> u32 {
+        self.moves
+            .borrow()
+            .get(task.index as usize)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    pub(crate) fn bump_moves(&self, task: TaskKey) {
+        let mut m = self.moves.borrow_mut();
+        let i = task.index as usize;
+        if m.len() <= i {
+            m.resize(i + 1, 0);
+        }
+        m[i] = m[i].wrapping_add(1);
+    }
+
     fn next_number(&self, kind: Kind) -> u32 {
         let c = &self.numbers[kind as usize];
         let n = c.get();
@@ -225,10 +245,11 @@ pub(crate) trait Tracked {
     /// #2 task-b`.
     fn describe(&self, op: WaitOp, exec: &Executor) -> String;
 
-    /// How holder `task`'s hold reads in a report (`semaphore 'pool' (2
-    /// permits)`).
-    fn held_as(&self, task: TaskKey) -> String {
-        let _ = task;
+    /// How holder `task`'s hold, which a wait of kind `op` waits on, reads
+    /// in a report (`semaphore 'pool' (2 permits)`, `the only sender of
+    /// channel 'jobs'`).
+    fn held_as(&self, task: TaskKey, op: WaitOp) -> String {
+        let _ = (task, op);
         self.meta().label()
     }
 }

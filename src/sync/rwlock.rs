@@ -290,7 +290,7 @@ impl Tracked for RwCore {
         )
     }
 
-    fn held_as(&self, task: TaskKey) -> String {
+    fn held_as(&self, task: TaskKey, _: WaitOp) -> String {
         let st = self.state.borrow();
         let mode = if st.writer == Some(Some(task)) {
             Mode::Write

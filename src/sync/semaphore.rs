@@ -381,7 +381,7 @@ impl Tracked for SemCore {
         text
     }
 
-    fn held_as(&self, task: TaskKey) -> String {
+    fn held_as(&self, task: TaskKey, _: WaitOp) -> String {
         let st = self.state.borrow();
         match st.holders.iter().find(|(k, _)| *k == task) {
             Some((_, n)) if *n != 1 => format!("{} ({n} permits)", self.meta.label()),

@@ -20,10 +20,12 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 pub use super::mpsc::SendError;
-use super::resource::{Ev, Kind, Meta, Tracked, WaitOp, block};
+use super::places::{self, Place};
+use super::resource::{Ev, Kind, Meta, Release, Tracked, WaitOp, block};
 use super::waiters::{self, State, Ticket, WaitList};
 use crate::runtime::context;
 use crate::runtime::executor::Executor;
+use crate::runtime::waker::TaskKey;
 
 /// A watch channel holding `init`; reports call it `watch#N`.
 ///
@@ -63,6 +65,7 @@ fn make<T>(name: Option<String>, init: T) -> (Sender<T>, Receiver<T>) {
                 tx_alive: true,
                 receivers: 1,
                 waiters: WaitList::default(),
+                tx_at: None,
             }),
         }),
         value: RefCell::new(init),
@@ -90,6 +93,8 @@ struct WatchState {
     tx_alive: bool,
     receivers: usize,
     waiters: WaitList<()>,
+    /// Where the sender is (see `places.rs`).
+    tx_at: Option<Place>,
 }
 
 /// The error of `changed` once the sender is gone.
@@ -107,6 +112,21 @@ impl std::error::Error for RecvError {}
 impl Tracked for WatchCore {
     fn meta(&self) -> &Meta {
         &self.meta
+    }
+
+    /// A wait for a change ends when the sender sends or goes: by the task
+    /// holding it, if it is placed.
+    fn release(&self, op: WaitOp, out: &mut Vec<TaskKey>) -> Release {
+        let st = self.state.borrow();
+        if op == WaitOp::Changed && st.tx_alive && places::holder(st.tx_at, out) {
+            Release::Holders
+        } else {
+            Release::Anyone
+        }
+    }
+
+    fn held_as(&self, _: TaskKey, _: WaitOp) -> String {
+        format!("the sender of {}", self.meta.label())
     }
 
     fn describe(&self, _: WaitOp, _: &Executor) -> String {
@@ -155,7 +175,9 @@ impl<T> Sender<T> {
             modify(&mut v);
         }
         let core = &self.shared.core;
+        places::moved_with::<T>();
         waiters::wake_after(&core.state, |st, wake| {
+            st.tx_at = Place::current();
             st.version += 1;
             st.waiters.settle_all(State::Woken, wake);
             core.meta.trace(Ev::Send, || None);
@@ -184,7 +206,9 @@ impl<T> Sender<T> {
 
     /// Whether every receiver is gone.
     pub fn is_closed(&self) -> bool {
-        self.receiver_count() == 0
+        let mut st = self.shared.core.state.borrow_mut();
+        st.tx_at = Place::current();
+        st.receivers == 0
     }
 }
 

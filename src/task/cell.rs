@@ -34,6 +34,11 @@ pub(crate) struct Header {
     join_waker: Cell<Option<Waker>>,
     handle_alive: Cell<bool>,
     set_link: Cell<Option<SetLink>>,
+    /// The task returned a `Result::Err` (see `output.rs`).
+    output_err: Cell<bool>,
+    /// Whoever holds the handle takes responsibility for the output (a
+    /// `JoinSet` dropped on purpose): an `Err` in it is not reported.
+    quiet: Cell<bool>,
 }
 
 impl Header {
@@ -43,6 +48,8 @@ impl Header {
             join_waker: Cell::new(None),
             handle_alive: Cell::new(true),
             set_link: Cell::new(None),
+            output_err: Cell::new(false),
+            quiet: Cell::new(false),
         }
     }
 
@@ -56,6 +63,18 @@ impl Header {
 
     pub(crate) fn set_handle_dropped(&self) {
         self.handle_alive.set(false);
+    }
+
+    /// Whether the task finished with a `Result::Err` that nobody took and
+    /// nobody took responsibility for.
+    pub(crate) fn unobserved_err(&self) -> bool {
+        self.output_err.get() && !self.quiet.get() && self.state.get() == State::Finished
+    }
+
+    /// The output's `Err` is not to be reported (the handle is dropped by
+    /// design).
+    pub(crate) fn set_quiet(&self) {
+        self.quiet.set(true);
     }
 
     /// Keeps the joiner's waker: a tracked copy, since the joiner notes
@@ -98,6 +117,9 @@ impl Header {
 pub(crate) trait RawTask {
     fn header(&self) -> &Header;
 
+    /// The output type, for reports (`Result<(), String>`).
+    fn output_type(&self) -> String;
+
     /// Polls the future. `Ready` means it finished: the output is stored and
     /// the joiner woken.
     fn poll(&self, cx: &mut Context<'_>) -> Poll<()>;
@@ -139,6 +161,10 @@ impl<F: Future> RawTask for TaskCell<F> {
         &self.header
     }
 
+    fn output_type(&self) -> String {
+        super::output::type_label::<F::Output>()
+    }
+
     fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
         let mut slot = self.future.borrow_mut();
         let Some(future) = slot.as_mut() else {
@@ -154,6 +180,7 @@ impl<F: Future> RawTask for TaskCell<F> {
         match future.poll(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(value) => {
+                self.header.output_err.set(super::output::is_err(&value));
                 self.output.set(Some(Ok(value)));
                 self.header.state.set(State::Finished);
                 *slot = None;

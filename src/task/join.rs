@@ -77,6 +77,12 @@ impl From<JoinError> for std::io::Error {
 /// Dropping the handle detaches the task: it keeps running. If a detached
 /// task panics, nobody can observe the panic, so the run fails (see
 /// [`SimBuilder::unobserved_panics`](crate::SimBuilder::unobserved_panics)).
+/// Likewise if it returns a `Result::Err` that nobody takes (asyncio's
+/// "exception was never retrieved"; see
+/// [`SimBuilder::unobserved_errors`](crate::SimBuilder::unobserved_errors)):
+/// dropping the handle of a task that returned `Err`, or dropping it before
+/// the task returns `Err`, fails the run. A handle still held, unawaited,
+/// when the run ends is not reported.
 pub struct JoinHandle<T> {
     raw: Rc<dyn JoinTarget<T>>,
     key: TaskKey,
@@ -148,9 +154,19 @@ impl<T> Drop for JoinHandle<T> {
     fn drop(&mut self) {
         let header = self.raw.header();
         header.set_handle_dropped();
-        if header.state() == State::Panicked {
+        // A handle dropped while its holder unwinds from a panic is not
+        // "unobserved": the panic in progress is the one that explains the
+        // failure (typically `a.await.unwrap()` failing drops `b`'s handle).
+        // The stored panic stays listed, so it is still reported at the end
+        // of the run if nothing else fails it (the unwinding panic was
+        // caught inside the program, say).
+        if header.state() == State::Panicked && !std::thread::panicking() {
             // The panic was stored for this handle and is now out of reach.
             context::try_with(|w| w.exec.panic_unobserved(w, self.key.id));
+        }
+        if header.unobserved_err() && !std::thread::panicking() {
+            // The task's `Err` was never taken, and now never will be.
+            context::try_with(|w| w.exec.err_unobserved(w, self.key.id));
         }
     }
 }

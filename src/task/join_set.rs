@@ -177,10 +177,14 @@ impl<T: 'static> JoinSet<T> {
     }
 
     /// Removes every task from the set without aborting it: they keep
-    /// running, detached (as if their `JoinHandle`s were dropped).
+    /// running, detached (as if their `JoinHandle`s were dropped). Detaching
+    /// is deliberate, so a `Result::Err` they return is not reported as
+    /// unobserved (as asyncio's `gather` marks the exceptions of the
+    /// children it leaves behind as retrieved); a panic still is.
     pub fn detach_all(&mut self) {
         for h in self.handles.iter_mut().filter_map(Option::take) {
             h.raw().header().unlink_from_set();
+            h.raw().header().set_quiet();
         }
         self.free.clear();
         self.handles.clear();
@@ -222,6 +226,9 @@ impl<T> Drop for JoinSet<T> {
     fn drop(&mut self) {
         for h in self.handles.iter().flatten() {
             h.raw().header().unlink_from_set();
+            // Dropping a set drops its tasks' outputs on purpose (`gather`
+            // failing fast does): an `Err` among them is not "unobserved".
+            h.raw().header().set_quiet();
             h.abort();
         }
     }

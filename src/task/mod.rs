@@ -24,6 +24,7 @@ use serde::{Deserialize, Serialize};
 mod cell;
 mod join;
 mod join_set;
+mod output;
 
 pub(crate) use cell::{RawTask, State as TaskState};
 pub use join::{JoinError, JoinHandle};
@@ -90,6 +91,7 @@ where
     spawn_at(future, None, false, Location::caller())
 }
 
+#[track_caller]
 pub(crate) fn spawn_at<F>(
     future: F,
     name: Option<String>,
@@ -120,6 +122,8 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
+    // The parent's channel handles may have moved into the child.
+    crate::sync::task_spawned();
     let cell = cell::TaskCell::new(future);
     let key = w.exec.spawn(w, cell.clone(), name, daemon, host, site);
     JoinHandle::new(cell, key)

@@ -70,7 +70,14 @@ pub fn now() -> Instant {
 /// Outside a simulation.
 #[track_caller]
 pub fn sleep(duration: Duration) -> Sleep {
-    let now = context::with("lockstep::time::sleep", |w| w.local_now());
+    sleep_for("lockstep::time::sleep", duration)
+}
+
+/// A sleep of `duration`, made by the API `api` (named if it is called
+/// outside a simulation).
+#[track_caller]
+fn sleep_for(api: &'static str, duration: Duration) -> Sleep {
+    let now = context::with(api, |w| w.local_now());
     Sleep::new(now.saturating_add(duration))
 }
 
@@ -202,7 +209,7 @@ impl From<Elapsed> for std::io::Error {
 pub fn timeout<F: IntoFuture>(duration: Duration, future: F) -> Timeout<F::IntoFuture> {
     Timeout {
         future: future.into_future(),
-        sleep: sleep(duration),
+        sleep: sleep_for("lockstep::time::timeout", duration),
     }
 }
 

@@ -446,15 +446,28 @@ pub fn user_events_enabled() -> bool {
 /// Records a user line; a no-op outside a simulation.
 #[doc(hidden)]
 pub fn user_event(message: String) {
-    context::try_with(|w| w.record(EventKind::User { message }));
+    context::try_with(|w| w.user_line(format_args!("{message}")));
+}
+
+/// What [`trace!`] expands to: folds the line's text into the run's
+/// determinism hash (always: what a program writes into its trace is part of
+/// its behaviour) and records it when user lines are traced. With tracing
+/// off the text is hashed as it is formatted, without allocating.
+#[doc(hidden)]
+pub fn user_line(args: std::fmt::Arguments<'_>) {
+    context::try_with(|w| w.user_line(args));
 }
 
 /// Logs a line into the running simulation's trace.
 ///
 /// Takes `format!` arguments. The line is recorded at [`Verbosity::Summary`]
-/// and above, stamped with the virtual time and the current task; with
-/// tracing off, the arguments are not even formatted. Outside a simulation it
-/// does nothing, so code shared with production may keep its `trace!` lines.
+/// and above, stamped with the virtual time and the current task. Its text
+/// is part of the run's behaviour: it is folded into the determinism hash
+/// whatever the verbosity (with tracing off it is hashed as it is formatted,
+/// without allocating), so two runs of a seed that log different text fail
+/// [`Sim::check_determinism`](crate::Sim::check_determinism). Outside a
+/// simulation it does nothing (the arguments are not evaluated), so code
+/// shared with production may keep its `trace!` lines.
 ///
 /// ```
 /// use lockstep::prelude::*;
@@ -467,8 +480,8 @@ pub fn user_event(message: String) {
 #[macro_export]
 macro_rules! trace {
     ($($arg:tt)*) => {
-        if $crate::__private::user_events_enabled() {
-            $crate::__private::user_event(::std::format!($($arg)*));
+        if $crate::in_simulation() {
+            $crate::__private::user_line(::std::format_args!($($arg)*));
         }
     };
 }

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::io;
 use std::task::{Context, Poll, Waker};
 
-use super::wire::{close_write, wire_push};
+use super::wire::{close_write, credit, unread, wire_push};
 use super::{Conn, ConnKey, Due, End, Seg, State, nanos, now, schedule, trace_conn};
 use crate::net::fabric::{Fabric, MsgEvent, Wakes};
 use crate::net::host::{Binding, HostId, Proto};
@@ -27,10 +27,11 @@ pub(crate) fn open(
     })?;
     let inc = f.host(here).incarnation;
     let deadline = now(w).saturating_add(nanos(f.tcp.connect_timeout));
+    let window = f.tcp.send_window;
     let key = f.conns.insert(
         [
-            End::new(here, local, inc, true),
-            End::new(dst, port, 0, false),
+            End::new(here, local, inc, true, window),
+            End::new(dst, port, 0, false, window),
         ],
         State::Connecting {
             attempt: 0,
@@ -38,6 +39,7 @@ pub(crate) fn open(
             waker: None,
         },
     );
+    super::set_owner(f, w, key, 0);
     trace_conn(f, w, key, 0, "connect", None);
     send_syn(f, w, key);
     Ok(key)
@@ -153,15 +155,20 @@ pub(super) fn on_syn(f: &mut Fabric, w: &World, key: ConnKey) -> Wakes {
 }
 
 /// The handle of end `side` is gone (a stream dropped, a connect
-/// abandoned).
-pub(crate) fn drop_end(f: &mut Fabric, w: &World, key: ConnKey, side: usize) {
-    let Some(c) = f.conns.get_mut(key) else {
-        return;
-    };
+/// abandoned). Returns the peer's writer to wake, if its window opened.
+pub(crate) fn drop_end(f: &mut Fabric, w: &World, key: ConnKey, side: usize) -> Option<Waker> {
+    let c = f.conns.get_mut(key)?;
     let connecting = matches!(c.state, State::Connecting { .. });
     let end = &mut c.ends[side];
     end.alive = false;
     end.reader = None;
+    end.writer = None;
+    // Unread data is discarded: the peer's window opens.
+    let unread = unread(end);
+    end.rx.clear();
+    end.rx_off = 0;
+    let close = end.open && !end.gone && !end.wr_closed && end.error.is_none();
+    let peer_writer = credit(&mut c.ends[1 - side], unread);
     if connecting {
         c.state = State::Failed(io::ErrorKind::ConnectionAborted);
         if c.ends[1].open {
@@ -169,10 +176,11 @@ pub(crate) fn drop_end(f: &mut Fabric, w: &World, key: ConnKey, side: usize) {
             let at = now(w) + f.latency(src, dst);
             schedule(f, w, at, Due::Rst(key, 1, "peer abandoned the connect"));
         }
-    } else if end.open && !end.gone && !end.wr_closed && end.error.is_none() {
+    } else if close {
         let _ = close_write(f, w, key, side);
     }
     f.conns.maybe_free(key);
+    peer_writer
 }
 
 /// A listener with a backlog closed: its pending connections are reset.

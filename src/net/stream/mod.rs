@@ -22,8 +22,16 @@
 //!   Otherwise the connection joins the listener's backlog (`accept`
 //!   returns it) and a SYN-ACK travels back; `connect` returns when it
 //!   arrives, one round trip after it started.
-//! - **data**: a write is queued on the wire at once (no flow control: a
-//!   write never blocks) and crosses the link with a fresh latency sample.
+//! - **data**: a write is queued on the wire at once and crosses the link
+//!   with a fresh latency sample. Each end has a *window*
+//!   (`TcpConfig::send_window`, 64 KiB by default; per stream with
+//!   `TcpStream::set_send_window`): the bytes it wrote that the peer has not
+//!   read yet, in flight or in the peer's receive buffer. A write takes
+//!   what fits and returns that count; with the window full it waits
+//!   (`poll_write` is `Pending`) until the peer reads. The window opens the
+//!   moment the peer reads (the ACK's latency is not modelled), and data a
+//!   peer discards (it dropped its stream, or shut its read half) opens it
+//!   too, so a writer never waits on a reader that is gone.
 //!   Link loss makes a segment wait a retransmission timeout (200 ms, then
 //!   doubling) per loss draw; duplication and reordering do not apply.
 //! - **partition**: a segment that finds its direction cut when due
@@ -44,6 +52,8 @@ use std::task::Waker;
 
 use super::fabric::{Due as FabricDue, Fabric, Wakes};
 use super::host::HostId;
+use super::leaks::{Owner, end_leak};
+use crate::check::SocketLeak;
 use crate::runtime::world::World;
 use crate::time::{Duration, format_duration};
 use crate::trace::{ConnEvent, EventKind, Verbosity};
@@ -55,7 +65,9 @@ use connect::{fail_connect, on_syn, send_syn};
 use wire::on_wire;
 
 pub(crate) use connect::{drop_end, open, poll_connect, reset_backlog};
-pub(crate) use wire::{close_write, crash_host, flush_stalls, poll_read, shutdown_read, write};
+pub(crate) use wire::{
+    close_write, crash_host, flush_stalls, poll_read, poll_write, set_window, shutdown_read,
+};
 
 /// A connection's slot and generation.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -67,6 +79,8 @@ pub(crate) struct ConnKey {
 /// A listener's queue of connections waiting for `accept`.
 pub(crate) struct Backlog {
     pub(crate) id: u64,
+    /// The task that bound the listener, and its last user.
+    pub(crate) owner: Option<Owner>,
     pub(crate) queue: VecDeque<ConnKey>,
     pub(crate) waker: Option<Waker>,
 }
@@ -119,6 +133,15 @@ pub(crate) struct End {
     reader: Option<Waker>,
     error: Option<io::ErrorKind>,
     wr_closed: bool,
+    /// Bytes this end wrote that the peer has not read yet (on the wire
+    /// or in the peer's receive buffer): the window in use.
+    unacked: usize,
+    /// How many bytes may be unread before writes wait.
+    window: usize,
+    /// A task waiting for room in the window.
+    writer: Option<Waker>,
+    /// The task that opened this end (connect, accept), and its last user.
+    owner: Option<Owner>,
     wire: VecDeque<(u64, Seg)>,
     wire_armed: bool,
     stalled_since: Option<u64>,
@@ -126,7 +149,7 @@ pub(crate) struct End {
 }
 
 impl End {
-    fn new(host: HostId, port: u16, incarnation: u32, open: bool) -> End {
+    fn new(host: HostId, port: u16, incarnation: u32, open: bool, window: usize) -> End {
         End {
             host,
             port,
@@ -141,6 +164,10 @@ impl End {
             reader: None,
             error: None,
             wr_closed: false,
+            unacked: 0,
+            window,
+            writer: None,
+            owner: None,
             wire: VecDeque::new(),
             wire_armed: false,
             stalled_since: None,
@@ -316,9 +343,16 @@ pub(crate) fn handle(f: &mut Fabric, w: &World, due: Due) -> Wakes {
                 format_duration(f.tcp.user_timeout)
             );
             trace_conn(f, w, key, side, "timeout", Some(detail));
-            let a = reset_end(f, w, key, side, io::ErrorKind::TimedOut, "");
-            let b = reset_end(f, w, key, 1 - side, io::ErrorKind::ConnectionReset, "");
-            Wakes(a.0.or(a.1), b.0.or(b.1))
+            let mut wakes = reset_end(f, w, key, side, io::ErrorKind::TimedOut, "");
+            wakes.merge(reset_end(
+                f,
+                w,
+                key,
+                1 - side,
+                io::ErrorKind::ConnectionReset,
+                "",
+            ));
+            wakes
         }
     }
 }
@@ -342,13 +376,16 @@ fn reset_end(
     end.error = Some(kind);
     end.wire.clear();
     end.stalled_since = None;
-    let reader = end.reader.take();
-    let connect = if to == 0 { fail_connect(c, kind) } else { None };
+    let mut wakes = Wakes::one(end.reader.take());
+    wakes.push(end.writer.take());
+    if to == 0 {
+        wakes.push(fail_connect(c, kind));
+    }
     if !why.is_empty() {
         trace_conn(f, w, key, to, "reset", Some(why.to_string()));
     }
     f.conns.maybe_free(key);
-    Wakes(reader, connect)
+    wakes
 }
 
 /// The two ends' `(host, port)`, seen from `side`: (local, peer).
@@ -360,6 +397,42 @@ pub(crate) fn endpoints(
     let c = f.conns.get(key)?;
     let (a, b) = (&c.ends[side], &c.ends[1 - side]);
     Some(((a.host, a.port), (b.host, b.port)))
+}
+
+/// The task running now opened end `side` (its handle was just made).
+pub(crate) fn set_owner(f: &mut Fabric, w: &World, key: ConnKey, side: usize) {
+    if let Some(c) = f.conns.get_mut(key) {
+        c.ends[side].owner = Owner::here(w);
+    }
+}
+
+/// The task running now used end `side`.
+pub(crate) fn touch(f: &mut Fabric, w: &World, key: ConnKey, side: usize) {
+    if let Some(c) = f.conns.get_mut(key) {
+        Owner::touch_opt(&mut c.ends[side].owner, w);
+    }
+}
+
+/// Stream ends still open whose owner makes them leaks (see `leaks.rs`).
+pub(crate) fn leaked(f: &Fabric, w: &World, out: &mut Vec<SocketLeak>) {
+    for c in f.conns.slots.iter().flatten() {
+        if !matches!(c.state, State::Open) {
+            continue;
+        }
+        for side in 0..2 {
+            let e = &c.ends[side];
+            if !e.alive || !e.open || e.gone || e.error.is_some() || e.wr_closed {
+                continue;
+            }
+            let Some(owner) = &e.owner else { continue };
+            if let Some(leak) = end_leak(owner, w, || {
+                let (a, b) = ends_label(f, c, side);
+                format!("tcp stream {a} -> {b}")
+            }) {
+                out.push(leak);
+            }
+        }
+    }
 }
 
 /// Records an accept.

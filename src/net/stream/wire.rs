@@ -51,6 +51,22 @@ fn segment_time(f: &mut Fabric, w: &World, src: HostId, dst: HostId) -> u64 {
     now(w).saturating_add(lat)
 }
 
+/// Bytes waiting in end `e`'s receive buffer.
+pub(super) fn unread(e: &End) -> usize {
+    e.rx.iter().map(Vec::len).sum::<usize>() - e.rx_off
+}
+
+/// `n` bytes end `e` wrote were read or discarded by its peer: its window
+/// opens; returns its writer to wake, if one waits and there is room.
+pub(super) fn credit(e: &mut End, n: usize) -> Option<Waker> {
+    e.unacked = e.unacked.saturating_sub(n);
+    if n > 0 && e.unacked < e.window {
+        e.writer.take()
+    } else {
+        None
+    }
+}
+
 fn kernel_alive(f: &Fabric, e: &End) -> bool {
     e.open && !e.gone && f.host(e.host).up && f.host(e.host).incarnation == e.incarnation
 }
@@ -99,22 +115,28 @@ pub(super) fn on_wire(f: &mut Fabric, w: &World, key: ConnKey, side: usize) -> W
                 let end = &mut c.ends[d];
                 if end.alive && !end.rd_shut {
                     end.rx.push_back(bytes);
+                } else {
+                    // Nobody will read it: the sender's window opens.
+                    wakes.push(credit(&mut c.ends[side], n));
                 }
-                wakes.0 = end.reader.take();
+                wakes.push(c.ends[d].reader.take());
                 f.trace_msg(w, MsgEvent::Deliver, "tcp", (src, sp), (dst, dp), n);
             }
             Seg::Fin => {
                 c.ends[d].rx_fin = true;
-                wakes.0 = c.ends[d].reader.take();
+                wakes.push(c.ends[d].reader.take());
             }
             Seg::SynAck => {
                 if let State::Connecting { waker, .. } =
                     std::mem::replace(&mut c.state, State::Open)
                 {
-                    wakes.0 = waker;
+                    wakes.push(waker);
                 }
             }
         }
+    } else if let Seg::Data(bytes) = &seg {
+        let n = bytes.len();
+        wakes.push(credit(&mut c.ends[side], n));
     }
     let Some(c) = f.conns.get_mut(key) else {
         return wakes;
@@ -128,18 +150,21 @@ pub(super) fn on_wire(f: &mut Fabric, w: &World, key: ConnKey, side: usize) -> W
     wakes
 }
 
-/// Polls a read on end `side`.
+/// Polls a read on end `side`; a read opens the peer's window, so its
+/// writer (if one waits) is put in `wake`.
 pub(crate) fn poll_read(
     f: &mut Fabric,
     key: ConnKey,
     side: usize,
     buf: &mut [u8],
     cx: &mut Context<'_>,
+    wake: &mut Option<Waker>,
 ) -> Poll<io::Result<usize>> {
     let Some(c) = f.conns.get_mut(key) else {
         return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
     };
-    let end = &mut c.ends[side];
+    let [a, b] = &mut c.ends;
+    let (end, peer) = if side == 0 { (a, b) } else { (b, a) };
     if buf.is_empty() || end.rd_shut {
         return Poll::Ready(Ok(0));
     }
@@ -156,6 +181,7 @@ pub(crate) fn poll_read(
                 end.rx_off = 0;
             }
         }
+        *wake = credit(peer, n);
         return Poll::Ready(Ok(n));
     }
     if let Some(kind) = end.error {
@@ -183,41 +209,59 @@ fn stream_error(kind: io::ErrorKind) -> io::Error {
     io::Error::new(kind, why)
 }
 
-/// Writes on end `side`: the bytes are queued at once.
-pub(crate) fn write(
+/// Writes on end `side`: as many bytes as the window has room for are
+/// queued at once; with the window full, the writer waits.
+pub(crate) fn poll_write(
     f: &mut Fabric,
     w: &World,
     key: ConnKey,
     side: usize,
     buf: &[u8],
-) -> io::Result<usize> {
-    let Some(c) = f.conns.get(key) else {
-        return Err(io::ErrorKind::NotConnected.into());
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    let Some(c) = f.conns.get_mut(key) else {
+        return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
     };
-    let end = &c.ends[side];
+    let end = &mut c.ends[side];
     if let Some(kind) = end.error {
-        return Err(stream_error(kind));
+        return Poll::Ready(Err(stream_error(kind)));
     }
     if end.wr_closed {
-        return Err(stream_error(io::ErrorKind::BrokenPipe));
+        return Poll::Ready(Err(stream_error(io::ErrorKind::BrokenPipe)));
     }
     if end.gone {
-        return Err(io::ErrorKind::NotConnected.into());
+        return Poll::Ready(Err(io::ErrorKind::NotConnected.into()));
     }
     if buf.is_empty() {
-        return Ok(0);
+        return Poll::Ready(Ok(0));
     }
-    let peer = &c.ends[1 - side];
-    f.trace_msg(
-        w,
-        MsgEvent::Send,
-        "tcp",
-        (end.host, end.port),
-        (peer.host, peer.port),
-        buf.len(),
+    let room = end.window.saturating_sub(end.unacked);
+    if room == 0 {
+        if !end.writer.as_ref().is_some_and(|x| x.will_wake(cx.waker())) {
+            end.writer = Some(cx.waker().clone());
+        }
+        return Poll::Pending;
+    }
+    let n = room.min(buf.len());
+    end.unacked += n;
+    let (from, to) = (
+        (c.ends[side].host, c.ends[side].port),
+        (c.ends[1 - side].host, c.ends[1 - side].port),
     );
-    wire_push(f, w, key, side, Seg::Data(buf.to_vec()));
-    Ok(buf.len())
+    f.trace_msg(w, MsgEvent::Send, "tcp", from, to, n);
+    wire_push(f, w, key, side, Seg::Data(buf[..n].to_vec()));
+    Poll::Ready(Ok(n))
+}
+
+/// Sets end `side`'s window; returns its writer to wake if it opened.
+pub(crate) fn set_window(f: &mut Fabric, key: ConnKey, side: usize, bytes: usize) -> Option<Waker> {
+    let end = &mut f.conns.get_mut(key)?.ends[side];
+    end.window = bytes;
+    if end.unacked < end.window {
+        end.writer.take()
+    } else {
+        None
+    }
 }
 
 /// Closes the write half of end `side` (sends a FIN).
@@ -238,14 +282,20 @@ pub(crate) fn close_write(f: &mut Fabric, w: &World, key: ConnKey, side: usize) 
     Ok(())
 }
 
-/// Closes the read half of end `side`: buffered and later data is dropped.
-pub(crate) fn shutdown_read(f: &mut Fabric, key: ConnKey, side: usize) -> Option<Waker> {
-    let c = f.conns.get_mut(key)?;
+/// Closes the read half of end `side`: buffered and later data is dropped
+/// (which opens the peer's window).
+pub(crate) fn shutdown_read(f: &mut Fabric, key: ConnKey, side: usize) -> Wakes {
+    let Some(c) = f.conns.get_mut(key) else {
+        return Wakes::default();
+    };
     let end = &mut c.ends[side];
     end.rd_shut = true;
+    let discarded = unread(end);
     end.rx.clear();
     end.rx_off = 0;
-    end.reader.take()
+    let mut wakes = Wakes::one(end.reader.take());
+    wakes.push(credit(&mut c.ends[1 - side], discarded));
+    wakes
 }
 
 /// Host `h` crashed: its ends vanish, their peers get resets.
@@ -261,9 +311,13 @@ pub(crate) fn crash_host(f: &mut Fabric, w: &World, h: HostId, wakers: &mut Vec<
             end.alive = false;
             end.error = Some(io::ErrorKind::ConnectionAborted);
             end.wire.clear();
+            let discarded = unread(end);
             end.rx.clear();
+            end.rx_off = 0;
             end.stalled_since = None;
             wakers.extend(end.reader.take());
+            wakers.extend(end.writer.take());
+            wakers.extend(credit(&mut c.ends[1 - side], discarded));
             if side == 0 {
                 wakers.extend(fail_connect(c, io::ErrorKind::ConnectionAborted));
             }

@@ -15,10 +15,13 @@
 //!   gets what was buffered; a dropped one drops it.
 //! - `recv` is cancel-safe: a dropped `recv` loses no message.
 //!
-//! Anyone holding a sender may send, and senders move between tasks, so a
-//! wait on a channel never takes part in an early deadlock report. Reports
-//! of a stalled run say what is known: how many senders are alive, and which
-//! tasks sent last (for a receive) or received last (for a send).
+//! Anyone holding a sender may send, and senders move between tasks. A
+//! wait on a channel takes part in an early deadlock report only when
+//! every handle of the other end is placed in a task that used it (see
+//! the `sync` module docs): then `#2 b holds the only sender of channel
+//! 'to-a'` is certain. Otherwise reports of a stalled run say what is
+//! known: how many senders are alive, and which tasks sent last (for a
+//! receive) or received last (for a send).
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -28,7 +31,8 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use super::resource::{Ev, Kind, Meta, Tracked, WaitOp, block, task_list};
+use super::places::{self, Place, Places, senders_held};
+use super::resource::{Ev, Kind, Meta, Release, Tracked, WaitOp, block, task_list};
 use super::waiters::{self, State, Ticket, Turn, WaitList};
 use crate::runtime::context;
 use crate::runtime::executor::Executor;
@@ -114,11 +118,20 @@ fn make<T>(name: Option<String>, cap: Option<usize>) -> (Sender<T>, Receiver<T>)
                 send_waiters: WaitList::default(),
                 recent_senders: Vec::new(),
                 last_receiver: None,
+                tx_at: Places::default(),
+                rx_at: None,
             }),
         }),
         buf: RefCell::new(VecDeque::with_capacity(cap.unwrap_or(0))),
     });
-    (Sender { chan: chan.clone() }, Receiver { chan })
+    let slot = chan.core.state.borrow_mut().tx_at.add();
+    (
+        Sender {
+            chan: chan.clone(),
+            slot,
+        },
+        Receiver { chan },
+    )
 }
 
 struct Chan<T> {
@@ -148,6 +161,10 @@ struct ChanState {
     /// The last few distinct tasks that sent, oldest first.
     recent_senders: Vec<TaskKey>,
     last_receiver: Option<TaskKey>,
+    /// Where the senders are (see `places.rs`).
+    tx_at: Places,
+    /// Where the receiver is.
+    rx_at: Option<Place>,
 }
 
 impl ChanState {
@@ -176,11 +193,16 @@ fn current_task() -> Option<TaskKey> {
 }
 
 impl<T> Chan<T> {
-    /// Buffers a message for which room was checked or reserved.
-    fn push(&self, value: T, reserved: bool) {
+    /// Buffers a message for which room was checked or reserved, sent
+    /// through the sender in `slot`.
+    fn push(&self, value: T, reserved: bool, slot: u32) {
         let task = current_task();
+        // The message may carry handles away: the sender's other handles
+        // lose their place; the one that sent keeps it.
+        places::moved_with::<T>();
         let waker = {
             let mut st = self.core.state.borrow_mut();
+            st.tx_at.touch(slot);
             if reserved {
                 st.reserved -= 1;
             }
@@ -209,6 +231,7 @@ impl<T> Chan<T> {
             st.len -= 1;
             st.rx_waiting = false;
             st.last_receiver = current_task();
+            st.rx_at = Place::current();
             core.meta.trace(Ev::Recv, || None);
             st.grant_slots(core.cap, wake);
         });
@@ -221,6 +244,7 @@ impl<T> Chan<T> {
                 return Poll::Ready(Some(v));
             }
             let mut st = self.core.state.borrow_mut();
+            st.rx_at = Place::here(w);
             if st.senders == 0 || st.rx_closed {
                 st.rx_waiting = false;
                 return Poll::Ready(None);
@@ -241,7 +265,8 @@ impl<T> Chan<T> {
         if let Some(v) = self.pop() {
             return Ok(v);
         }
-        let st = self.core.state.borrow();
+        let mut st = self.core.state.borrow_mut();
+        st.rx_at = Place::current();
         if st.senders == 0 || st.rx_closed {
             Err(TryRecvError::Disconnected)
         } else {
@@ -276,14 +301,17 @@ impl<T> Chan<T> {
         }
     }
 
-    fn add_sender(&self) {
-        self.core.state.borrow_mut().senders += 1;
+    fn add_sender(&self) -> u32 {
+        let mut st = self.core.state.borrow_mut();
+        st.senders += 1;
+        st.tx_at.add()
     }
 
-    fn drop_sender(&self) {
+    fn drop_sender(&self, slot: u32) {
         let waker = {
             let mut st = self.core.state.borrow_mut();
             st.senders -= 1;
+            st.tx_at.remove(slot);
             if st.senders > 0 {
                 return;
             }
@@ -307,12 +335,43 @@ impl Tracked for ChanCore {
         &self.meta
     }
 
+    /// A receive ends when a sender sends or the last one is dropped: by
+    /// the tasks holding the senders, if every sender is placed. A send
+    /// waiting for room ends when the receiver receives or goes: by its
+    /// task, if it is placed.
+    fn release(&self, op: WaitOp, out: &mut Vec<TaskKey>) -> Release {
+        let st = self.state.borrow();
+        let known = match op {
+            WaitOp::Recv => places::holders(&st.tx_at, out),
+            WaitOp::Send => places::holder(st.rx_at, out),
+            _ => false,
+        };
+        if known && !out.is_empty() {
+            Release::Holders
+        } else {
+            Release::Anyone
+        }
+    }
+
     fn likely(&self, op: WaitOp, out: &mut Vec<TaskKey>) {
+        if self.release(op, out) == Release::Holders {
+            return;
+        }
+        out.clear();
         let st = self.state.borrow();
         match op {
             WaitOp::Recv => out.extend(st.recent_senders.iter().rev()),
             _ => out.extend(st.last_receiver),
         }
+    }
+
+    fn held_as(&self, task: TaskKey, op: WaitOp) -> String {
+        let st = self.state.borrow();
+        let label = self.meta.label();
+        if op == WaitOp::Send {
+            return format!("the receiver of {label}");
+        }
+        senders_held(&label, places::count(&st.tx_at, task), st.senders)
     }
 
     fn describe(&self, op: WaitOp, exec: &Executor) -> String {
@@ -329,6 +388,16 @@ impl Tracked for ChanCore {
                 st.len + st.reserved,
                 st.send_waiters.len()
             );
+        }
+        let mut holders = Vec::new();
+        if places::holders(&st.tx_at, &mut holders) && !holders.is_empty() {
+            holders.sort_by_key(|k| k.id);
+            holders.dedup();
+            let who = task_list(exec, &holders);
+            return match st.senders {
+                1 => format!("a message on {label} (empty; its only sender is held by {who})"),
+                n => format!("a message on {label} (empty; its {n} senders are held by {who})"),
+            };
         }
         let senders = match st.senders {
             1 => "1 sender alive".to_string(),
@@ -347,6 +416,8 @@ impl Tracked for ChanCore {
 /// The sending half of a bounded channel. Clone it for more producers.
 pub struct Sender<T> {
     chan: Rc<Chan<T>>,
+    /// Its entry in the channel's `tx_at`.
+    slot: u32,
 }
 
 impl<T> Sender<T> {
@@ -367,7 +438,7 @@ impl<T> Sender<T> {
         };
         match reserve.await {
             Ok(()) => {
-                self.chan.push(value, true);
+                self.chan.push(value, true, self.slot);
                 Ok(())
             }
             Err(()) => Err(SendError(value)),
@@ -385,13 +456,15 @@ impl<T> Sender<T> {
         }
         st.reserved += 1;
         drop(st);
-        self.chan.push(value, true);
+        self.chan.push(value, true, self.slot);
         Ok(())
     }
 
     /// Whether the receiver is gone or closed.
     pub fn is_closed(&self) -> bool {
-        self.chan.core.state.borrow().closed()
+        let mut st = self.chan.core.state.borrow_mut();
+        st.tx_at.touch(self.slot);
+        st.closed()
     }
 
     /// Free slots right now.
@@ -408,16 +481,17 @@ impl<T> Sender<T> {
 
 impl<T> Clone for Sender<T> {
     fn clone(&self) -> Self {
-        self.chan.add_sender();
+        let slot = self.chan.add_sender();
         Sender {
             chan: self.chan.clone(),
+            slot,
         }
     }
 }
 
 impl<T> Drop for Sender<T> {
     fn drop(&mut self) {
-        self.chan.drop_sender();
+        self.chan.drop_sender(self.slot);
     }
 }
 

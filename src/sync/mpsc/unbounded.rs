@@ -17,7 +17,7 @@ impl<T> UnboundedSender<T> {
         if self.0.is_closed() {
             return Err(SendError(value));
         }
-        self.0.chan.push(value, false);
+        self.0.chan.push(value, false, self.0.slot);
         Ok(())
     }
 

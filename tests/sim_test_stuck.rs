@@ -1,0 +1,70 @@
+//! A `#[sim_test]` seed whose poll never returns is reported as a failure
+//! of that seed, with its trace, and the other tests of the binary go on
+//! (no process abort). The tests that get stuck on purpose are `#[ignore]`d
+//! and run in a child process: this same test binary.
+
+use std::process::Command;
+
+use lockstep::prelude::*;
+
+#[lockstep::sim_test(seeds = 50, watchdog = "300ms")]
+#[ignore = "gets stuck on purpose: driven by the test below"]
+async fn child_stuck_seed() {
+    sleep(Duration::from_millis(lockstep::random::range(1..10))).await;
+    if lockstep::random::range(0..4) == 0 {
+        lockstep::trace!("spinning now");
+        lockstep::task::Builder::new()
+            .name("spinner")
+            .spawn(async {
+                // A poll that never returns (the child process exits with
+                // the thread still spinning).
+                loop {
+                    std::hint::spin_loop();
+                }
+            })
+            .await
+            .unwrap();
+    }
+}
+
+#[lockstep::sim_test(seeds = 20)]
+#[ignore = "run by the test below, after the stuck one"]
+async fn child_zz_neighbour_passes() {
+    sleep(Duration::from_millis(1)).await;
+}
+
+#[test]
+fn a_stuck_seed_fails_its_test_with_a_trace_and_the_binary_goes_on() {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["child_", "--ignored", "--test-threads=1"]);
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("LOCKSTEP_")) {
+        cmd.env_remove(k);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // A test failure, not a signal.
+    assert_eq!(out.status.code(), Some(101), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("test child_stuck_seed ... FAILED"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("test child_zz_neighbour_passes ... ok"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("1 passed; 1 failed"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "blocked poll: one poll of task #1 spinner (spawned at tests/sim_test_stuck.rs:"
+        ),
+        "{stdout}"
+    );
+    assert!(stdout.contains("never returned"), "{stdout}");
+    // Its trace up to the stuck step, and the command that replays it.
+    assert!(stdout.contains("spinning now"), "{stdout}");
+    assert!(
+        stdout.contains("replay:        LOCKSTEP_SEED=0x"),
+        "{stdout}"
+    );
+}
