@@ -117,7 +117,7 @@ impl std::fmt::Debug for Returned {
 #[track_caller]
 pub fn run_test<F, Fut>(meta: TestMeta, options: TestOptions, body: F)
 where
-    F: Fn() -> Fut,
+    F: Fn() -> Fut + Send + Sync + 'static,
     Fut: Future + 'static,
     Fut::Output: TestOutput + 'static,
 {
@@ -146,7 +146,7 @@ where
     if let Some(nanos) = options.max_time_nanos {
         test = test.max_virtual_time(lockstep::time::Duration::from_nanos(nanos));
     }
-    test.run(|| on_test_host(body()));
+    test.run(move || on_test_host(body()));
 }
 
 /// Runs a test body on the simulated host [`TEST_HOST`], so that it may
