@@ -204,6 +204,58 @@ pub(crate) fn mixed(what: &str) -> ! {
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
 
+/// Attribute and macro input the macros refuse at compile time, each with
+/// an error at the offending token (`compile_fail` doctests).
+///
+/// An unknown runtime flavor:
+///
+/// ```compile_fail
+/// # extern crate lockstep_tokio as tokio;
+/// #[tokio::test(flavor = "threaded")]
+/// async fn t() {}
+/// ```
+///
+/// An unknown option:
+///
+/// ```compile_fail
+/// # extern crate lockstep_tokio as tokio;
+/// #[tokio::test(sedes = 10)]
+/// async fn t() {}
+/// ```
+///
+/// A test that is not `async`:
+///
+/// ```compile_fail
+/// # extern crate lockstep_tokio as tokio;
+/// #[tokio::test]
+/// fn t() {}
+/// ```
+///
+/// A `select!` without branches:
+///
+/// ```compile_fail
+/// # extern crate lockstep_tokio as tokio;
+/// async fn f() {
+///     tokio::select! {}
+/// }
+/// ```
+///
+/// The same inputs, well formed:
+///
+/// ```
+/// # extern crate lockstep_tokio as tokio;
+/// #[tokio::test(flavor = "current_thread", seeds = 10)]
+/// async fn t() {}
+///
+/// async fn f() -> u8 {
+///     tokio::select! {
+///         v = async { 1 } => v,
+///     }
+/// }
+/// ```
+#[cfg(doctest)]
+pub struct MacroInputDoctests;
+
 /// Paths the macros expand to. Not a public API: it may change in any
 /// release.
 #[doc(hidden)]
