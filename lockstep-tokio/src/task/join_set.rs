@@ -38,6 +38,16 @@ fn from_sim<T>(
     (id, r)
 }
 
+/// A set made outside any simulation, checked not to be spawned into from
+/// inside one (its tasks would need a real runtime there).
+#[track_caller]
+fn real<'a, T>(set: &'a mut tokio::task::JoinSet<T>, api: &str) -> &'a mut tokio::task::JoinSet<T> {
+    if crate::sim() {
+        crate::mixed(api);
+    }
+    set
+}
+
 impl<T: 'static> JoinSet<T> {
     /// An empty set.
     pub fn new() -> JoinSet<T> {
@@ -85,7 +95,7 @@ impl<T: 'static> JoinSet<T> {
         T: Send,
     {
         match &mut self.repr {
-            Repr::Real(s) => AbortHandle::real(s.spawn(future)),
+            Repr::Real(s) => AbortHandle::real(real(s, "JoinSet::spawn").spawn(future)),
             Repr::Sim(s) => Self::spawn_sim(s, future),
         }
     }
@@ -98,7 +108,7 @@ impl<T: 'static> JoinSet<T> {
         F: Future<Output = T> + 'static,
     {
         match &mut self.repr {
-            Repr::Real(s) => AbortHandle::real(s.spawn_local(future)),
+            Repr::Real(s) => AbortHandle::real(real(s, "JoinSet::spawn_local").spawn_local(future)),
             Repr::Sim(s) => Self::spawn_sim(s, future),
         }
     }
@@ -112,7 +122,9 @@ impl<T: 'static> JoinSet<T> {
         T: Send,
     {
         match &mut self.repr {
-            Repr::Real(s) => AbortHandle::real(s.spawn_blocking(f)),
+            Repr::Real(s) => {
+                AbortHandle::real(real(s, "JoinSet::spawn_blocking").spawn_blocking(f))
+            }
             Repr::Sim(s) => Self::spawn_sim(s, async move { f() }),
         }
     }
