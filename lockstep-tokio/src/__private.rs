@@ -8,14 +8,37 @@ pub use std::future::{IntoFuture, poll_fn};
 pub use std::task::{Context, Poll};
 
 /// Where a `select!` without `biased;` starts polling: drawn from the
-/// simulation's seed inside one, from tokio's own generator outside.
+/// simulation's seed inside one; outside, from a per-thread generator
+/// seeded by the OS, as tokio's own `select!` does (tokio's generator is
+/// not public API, so the layer keeps its own).
 #[inline]
 pub fn select_start(branches: u32) -> u32 {
     if lockstep::in_simulation() {
         lockstep::random::range(0..branches)
     } else {
-        tokio::macros::support::thread_rng_n(branches)
+        real_rng_n(branches)
     }
+}
+
+thread_local! {
+    static REAL_RNG: std::cell::Cell<u64> = std::cell::Cell::new({
+        use std::hash::{BuildHasher, RandomState};
+        // Never zero: xorshift would stay at zero.
+        RandomState::new().hash_one(std::thread::current().id()) | 1
+    });
+}
+
+/// A uniform value in `0..n` from a xorshift64* stream (`n > 0`).
+fn real_rng_n(n: u32) -> u32 {
+    REAL_RNG.with(|state| {
+        let mut x = state.get();
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        state.set(x);
+        let r = x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 32;
+        ((r * u64::from(n)) >> 32) as u32
+    })
 }
 
 /// The runtime `#[tokio::main]` runs on: always a real one.

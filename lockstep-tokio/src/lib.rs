@@ -158,8 +158,8 @@ pub use lockstep_tokio_macros::test;
 /// first to poll branches in the order written. Without `biased;` each
 /// poll starts at a random branch: inside a simulation that choice is
 /// drawn from the seed (so the same seed takes the same branch, and
-/// different seeds explore different ones); outside one it comes from
-/// tokio's own generator, as in tokio.
+/// different seeds explore different ones); outside one it comes from an
+/// unseeded per-thread generator, as in tokio.
 #[macro_export]
 macro_rules! select {
     ($($tokens:tt)*) => {
