@@ -108,6 +108,10 @@ impl Runtime {
         JoinHandle::real(self.0.spawn(future))
     }
 
+    pub(crate) fn inner(&self) -> &tokio::runtime::Runtime {
+        &self.0
+    }
+
     /// A handle to the runtime.
     pub fn handle(&self) -> Handle {
         Handle(self.0.handle().clone())

@@ -1,5 +1,5 @@
 //! Tasks: [`spawn`], [`JoinHandle`], [`JoinSet`], [`yield_now`],
-//! [`spawn_blocking`], [`spawn_local`], [`AbortHandle`].
+//! [`spawn_blocking`], [`spawn_local`], [`AbortHandle`], [`LocalSet`].
 //!
 //! Inside a simulation a task is a lockstep task: it runs when the seeded
 //! scheduler picks it, its spawn site (the caller's `file:line`) is in the
@@ -11,9 +11,11 @@ use std::future::Future;
 
 mod join;
 mod join_set;
+mod local_set;
 
 pub use join::{AbortHandle, Id, JoinError, JoinHandle};
 pub use join_set::JoinSet;
+pub use local_set::LocalSet;
 
 /// Spawns a task. Same bounds as tokio's (`Send + 'static`), so the code
 /// still compiles against tokio; inside a simulation the task runs on the
