@@ -14,6 +14,17 @@
 //! let roll = |seed| Sim::new(seed).run(async { lockstep::random::range(1..=6u8) });
 //! assert_eq!(roll(9).into_result().unwrap(), roll(9).into_result().unwrap());
 //! ```
+//!
+//! ## Which `rand`
+//!
+//! [`Rng`], [`RngExt`], and the bounds of [`range`] (`SampleUniform`,
+//! `SampleRange`) are the `rand` crate's own, re-exported: this module's
+//! API follows `rand`'s major version (0.10 today), and a new major `rand`
+//! comes with a new major lockstep. Code that uses another `rand` can still
+//! draw from the simulation through the functions whose signatures name no
+//! `rand` type: [`u64()`], [`f64()`], [`fill`], [`bool()`] and [`duration`] (seed
+//! its own generator with [`u64()`] for anything else; it then draws from the
+//! seed too).
 
 use std::convert::Infallible;
 
@@ -95,6 +106,15 @@ pub fn bool(p: f64) -> bool {
 #[track_caller]
 pub fn u64() -> u64 {
     context::with("lockstep::random::u64", |w| w.user_u64())
+}
+
+/// Fills `dest` with random bytes.
+///
+/// # Panics
+///
+/// Outside a simulation.
+pub fn fill(dest: &mut [u8]) {
+    context::with("lockstep::random::fill", |w| w.user_fill(dest));
 }
 
 /// A uniform `f64` in `[0, 1)`.

@@ -241,3 +241,181 @@ fn broadcast_and_watch_cycles_are_deadlocks() {
     assert!(text.contains("broadcast 'news-a'"), "{text}");
     assert!(text.contains("watch 'state-b'"), "{text}");
 }
+
+#[test]
+fn a_used_sender_sent_away_in_a_oneshot_is_no_longer_placed() {
+    // The task used the sender, then handed it to a worker in a oneshot;
+    // the worker sends later: no deadlock.
+    for seed in 0..20 {
+        let outcome = Sim::new(seed).run(async {
+            let (tx, mut rx) = mpsc::unbounded_channel::<u8>();
+            let (hand_tx, hand_rx) = lockstep::sync::oneshot::channel();
+            let worker = spawn(async move {
+                let tx: mpsc::UnboundedSender<u8> = hand_rx.await.unwrap();
+                sleep(Duration::from_millis(3)).await;
+                tx.send(2).unwrap();
+            });
+            // Placed here (after the spawn), then sent away.
+            tx.send(1).unwrap();
+            hand_tx.send(tx).unwrap();
+            let got = (rx.recv().await, rx.recv().await, rx.recv().await);
+            worker.await.unwrap();
+            got
+        });
+        assert_eq!(outcome.into_result().unwrap(), (Some(1), Some(2), None));
+    }
+}
+
+#[test]
+fn a_sender_shared_by_reference_between_tasks_is_never_placed() {
+    // An `Rc` holding the sender: the producer and the consumer both use
+    // it. Once two tasks have used one handle, lockstep never assumes
+    // where it is, so the consumer waiting on the channel is not reported.
+    for seed in 0..20 {
+        let outcome = Sim::new(seed).run(async {
+            let (tx, mut rx) = mpsc::unbounded_channel::<u8>();
+            let tx = Rc::new(tx);
+            let shared = tx.clone();
+            let producer = spawn(async move {
+                shared.send(1).unwrap();
+                sleep(Duration::from_millis(5)).await;
+                shared.send(3).unwrap();
+            });
+            sleep(Duration::from_millis(1)).await;
+            tx.send(2).unwrap();
+            let got = (rx.recv().await, rx.recv().await, rx.recv().await);
+            producer.await.unwrap();
+            got
+        });
+        assert_eq!(
+            outcome.into_result().unwrap(),
+            (Some(1), Some(2), Some(3)),
+            "seed {seed}"
+        );
+    }
+}
+
+/// Fan-out/fan-in, an actor with oneshot replies, and a bounded pipeline:
+/// correct programs, never reported, for any seed.
+fn common_patterns(seed: u64) -> Outcome<(u32, u32, u32)> {
+    Sim::new(seed).run(async {
+        // Fan-out / fan-in.
+        let (results_tx, mut results) = mpsc::channel::<u32>(2);
+        let mut job_txs = Vec::new();
+        let mut workers = Vec::new();
+        for _ in 0..3 {
+            let (job_tx, mut jobs) = mpsc::channel::<u32>(1);
+            let results_tx = results_tx.clone();
+            workers.push(spawn(async move {
+                while let Some(j) = jobs.recv().await {
+                    lockstep::task::yield_now().await;
+                    results_tx.send(j * 2).await.unwrap();
+                }
+            }));
+            job_txs.push(job_tx);
+        }
+        drop(results_tx);
+        let feeder = spawn(async move {
+            for j in 0..12u32 {
+                job_txs[(j % 3) as usize].send(j).await.unwrap();
+            }
+        });
+        let mut sum = 0;
+        for _ in 0..12 {
+            sum += results.recv().await.unwrap();
+        }
+        feeder.await.unwrap();
+        for w in workers {
+            w.await.unwrap();
+        }
+
+        // An actor answering through oneshots.
+        type Req = (u32, lockstep::sync::oneshot::Sender<u32>);
+        let (mailbox_tx, mut mailbox) = mpsc::unbounded_channel::<Req>();
+        let actor = spawn(async move {
+            while let Some((n, reply)) = mailbox.recv().await {
+                sleep(Duration::from_millis(1)).await;
+                let _ = reply.send(n + 1);
+            }
+        });
+        let mut clients = Vec::new();
+        for i in 0..4u32 {
+            let mailbox_tx = mailbox_tx.clone();
+            clients.push(spawn(async move {
+                let (tx, rx) = lockstep::sync::oneshot::channel();
+                mailbox_tx.send((i, tx)).unwrap();
+                rx.await.unwrap()
+            }));
+        }
+        drop(mailbox_tx);
+        let mut answers = 0;
+        for c in clients {
+            answers += c.await.unwrap();
+        }
+        actor.await.unwrap();
+
+        // A bounded pipeline of three stages.
+        let (a_tx, mut a_rx) = mpsc::channel::<u32>(1);
+        let (b_tx, mut b_rx) = mpsc::channel::<u32>(1);
+        let source = spawn(async move {
+            for i in 0..10 {
+                a_tx.send(i).await.unwrap();
+            }
+        });
+        let middle = spawn(async move {
+            while let Some(v) = a_rx.recv().await {
+                b_tx.send(v + 1).await.unwrap();
+            }
+        });
+        let mut total = 0;
+        while let Some(v) = b_rx.recv().await {
+            sleep(Duration::from_micros(100)).await;
+            total += v;
+        }
+        source.await.unwrap();
+        middle.await.unwrap();
+        (sum, answers, total)
+    })
+}
+
+#[test]
+fn common_channel_patterns_are_never_reported() {
+    for seed in 0..200 {
+        let got = common_patterns(seed).into_result();
+        assert_eq!(got.unwrap(), (132, 10, 55), "seed {seed}");
+    }
+}
+
+thread_local! {
+    static KEPT: RefCell<Option<(mpsc::UnboundedSender<u8>, mpsc::UnboundedReceiver<u8>)>> =
+        const { RefCell::new(None) };
+}
+
+#[test]
+fn a_channel_kept_across_runs_is_not_placed_by_an_earlier_run() {
+    // Run 1's task #1 uses the sender; the channel is kept. In run 2 task
+    // #1 (same id) receives, and task #2 sends later: the sender must not
+    // count as placed in run 2's task #1.
+    Sim::new(1)
+        .run(async {
+            spawn(async {
+                let (tx, rx) = mpsc::unbounded_channel::<u8>();
+                tx.send(0).unwrap();
+                KEPT.with(|k| *k.borrow_mut() = Some((tx, rx)));
+            })
+            .await
+            .unwrap();
+        })
+        .into_result()
+        .unwrap();
+    let outcome = Sim::new(2).run(async {
+        let (tx, mut rx) = KEPT.with(|k| k.borrow_mut().take()).unwrap();
+        let receiver = spawn(async move { (rx.recv().await, rx.recv().await) });
+        spawn(async move {
+            sleep(Duration::from_millis(1)).await;
+            tx.send(1).unwrap();
+        });
+        receiver.await.unwrap()
+    });
+    assert_eq!(outcome.into_result().unwrap(), (Some(0), Some(1)));
+}

@@ -581,3 +581,45 @@ fn plan_actions_past_the_end_that_name_existing_hosts_are_fine() {
     });
     outcome.into_result().unwrap();
 }
+
+#[test]
+fn random_plans_hit_short_runs_and_always_name_two_distinct_hosts() {
+    let mut hit = 0;
+    for seed in 0..40u64 {
+        let outcome = Sim::builder()
+            .seed(seed)
+            .faults(FaultPlan::random(0.5))
+            .build()
+            .run(async {
+                lockstep::net::Host::client("a");
+                lockstep::net::Host::client("b");
+                sleep(Duration::from_millis(300)).await;
+            });
+        let trace = outcome.trace().render();
+        outcome.into_result().unwrap();
+        assert!(!trace.contains("skipped"), "seed {seed}: {trace}");
+        let applied = trace
+            .lines()
+            .filter(|l| l.contains("fault: ") && !l.contains("fault: random"))
+            .count();
+        if applied > 0 {
+            hit += 1;
+        }
+    }
+    assert!(hit >= 30, "only {hit} of 40 runs of 300 ms saw a fault");
+}
+
+#[test]
+fn compound_durations_parse_in_plans() {
+    let plan: FaultPlan = "at 1m30s crash server\nat 1h2m3.5s restart server"
+        .parse()
+        .unwrap();
+    assert_eq!(plan.actions[0].at, Duration::from_secs(90));
+    assert_eq!(plan.actions[1].at, Duration::from_millis(3_723_500));
+    let err = "at 30m1h crash server".parse::<FaultPlan>().unwrap_err();
+    assert!(err.to_string().contains("largest unit first"), "{err}");
+    assert_eq!(
+        lockstep::time::parse_duration("2h"),
+        Ok(Duration::from_secs(7200))
+    );
+}

@@ -332,3 +332,31 @@ fn a_client_host_runs_spawned_tasks_without_a_server_loop() {
     });
     assert_eq!(outcome.into_result().unwrap().as_deref(), Some("client"));
 }
+
+thread_local! {
+    static OLD_HOST: RefCell<Option<Host>> = const { RefCell::new(None) };
+}
+
+#[test]
+fn a_host_handle_from_an_earlier_run_panics_with_a_clear_message() {
+    Sim::new(1)
+        .run(async {
+            let h = Host::client("old");
+            OLD_HOST.with(|o| *o.borrow_mut() = Some(h));
+        })
+        .into_result()
+        .unwrap();
+    let outcome = Sim::new(2).run(async {
+        let old = OLD_HOST.with(|o| o.borrow_mut().take()).unwrap();
+        old.crash();
+    });
+    let text = outcome.into_result().unwrap_err().to_string();
+    assert!(
+        text.contains("this Host handle was made by an earlier simulation run"),
+        "{text}"
+    );
+    assert!(
+        text.contains("tests/hosts.rs"),
+        "points at the caller: {text}"
+    );
+}

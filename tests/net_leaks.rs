@@ -188,3 +188,73 @@ fn socket_leaks_follow_the_leaks_severity() {
     assert_eq!(outcome.warnings().len(), 1);
     outcome.into_result().unwrap();
 }
+
+thread_local! {
+    static KEPT: std::cell::RefCell<Option<TcpStream>> = const { std::cell::RefCell::new(None) };
+}
+
+/// A run with an echo-until-EOF server and one client connection; the
+/// client side is returned to the caller through `keep`.
+fn connect_and(seed: u64, keep: bool) -> Outcome<usize> {
+    Sim::builder()
+        .seed(seed)
+        .leaks(Severity::Ignore)
+        .build()
+        .run(async move {
+            server();
+            let client = Host::client("client");
+            client
+                .spawn(async move {
+                    let mut s = TcpStream::connect("server:80").await.unwrap();
+                    s.write_all(b"hi").await.unwrap();
+                    if keep {
+                        KEPT.with(|k| *k.borrow_mut() = Some(s));
+                        return 0;
+                    }
+                    // A stream from an earlier run, dropped and used here,
+                    // must not touch this run's connection.
+                    let mut old = KEPT.with(|k| k.borrow_mut().take()).unwrap();
+                    let err = old.write_all(b"x").await.unwrap_err();
+                    assert_eq!(err.kind(), io::ErrorKind::NotConnected, "{err}");
+                    drop(old);
+                    s.write_all(b" there").await.unwrap();
+                    8
+                })
+                .await
+                .unwrap()
+        })
+}
+
+#[test]
+fn a_stream_kept_from_an_earlier_run_touches_nothing_in_a_later_one() {
+    assert_eq!(connect_and(9, true).into_result().unwrap(), 0);
+    assert_eq!(connect_and(9, false).into_result().unwrap(), 8);
+}
+
+#[test]
+fn a_stream_given_to_a_running_worker_that_never_used_it_is_not_a_leak() {
+    // A pool: a setup task opens connections and spawns a worker per
+    // connection, then finishes; the workers wait for jobs that never
+    // come, so they never touch their streams. Their streams end with them.
+    let outcome = Sim::new(6).run(async {
+        server();
+        let client = Host::client("client");
+        client
+            .spawn(async {
+                for _ in 0..3 {
+                    let mut stream = TcpStream::connect("server:80").await.unwrap();
+                    let (_jobs_tx, mut jobs) = lockstep::sync::mpsc::channel::<u8>(1);
+                    std::mem::forget(_jobs_tx);
+                    lockstep::spawn(async move {
+                        while let Some(b) = jobs.recv().await {
+                            stream.write_all(&[b]).await.unwrap();
+                        }
+                    });
+                }
+            })
+            .await
+            .unwrap();
+        sleep(Duration::from_millis(20)).await;
+    });
+    outcome.into_result().unwrap();
+}

@@ -196,3 +196,20 @@ async fn partitioned_then_healed() {
         "after the heal at 1 s, pings are answered"
     );
 }
+
+#[sim_test(seed = 1, max_time = "1h30m")]
+async fn a_compound_max_time_is_accepted() {
+    // 1h30m of virtual time: a sleep of 1h20m ends before the limit.
+    sleep(Duration::from_secs(80 * 60)).await;
+}
+
+#[sim_test(seed = 2)]
+async fn random_fill_draws_from_the_seed() {
+    let mut a = [0u8; 16];
+    lockstep::random::fill(&mut a);
+    assert_ne!(a, [0u8; 16]);
+}
+
+#[sim_test(seed = 1, faults = "at 1s explode server")]
+#[should_panic(expected = "#[sim_test(faults = \"...\")]: ")]
+async fn a_plan_string_that_does_not_parse_names_the_attribute() {}

@@ -68,3 +68,42 @@ fn a_stuck_seed_fails_its_test_with_a_trace_and_the_binary_goes_on() {
         "{stdout}"
     );
 }
+
+static BLOCKED_ONCE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[lockstep::sim_test(seeds = 3, blocked_poll = "100ms")]
+#[ignore = "blocks on purpose: driven by the test below"]
+async fn first_run_blocker() {
+    lockstep::trace!("about to block");
+    lockstep::task::Builder::new()
+        .name("blocker")
+        .spawn(async {
+            // Blocks in the first run of the process only: the traced
+            // replay of the failing seed is quick.
+            if !BLOCKED_ONCE.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(400));
+            }
+        })
+        .await
+        .unwrap();
+}
+
+#[test]
+fn a_blocked_poll_is_reported_as_such_even_when_its_replay_is_quick() {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.args(["first_run_blocker", "--exact", "--ignored"]);
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("LOCKSTEP_")) {
+        cmd.env_remove(k);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("blocked poll: one poll of task #1 blocker"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("non-determinism"), "{stdout}");
+    // The trace of the seed, up to the step that blocked.
+    assert!(stdout.contains("about to block"), "{stdout}");
+    assert!(stdout.contains("FAILED (blocked-poll)"), "{stdout}");
+}

@@ -748,3 +748,77 @@ fn a_poll_that_arms_many_timers_at_once_is_not_a_livelock() {
     });
     assert!(outcome.is_ok(), "{:?}", outcome.failure());
 }
+
+/// A scenario-style runner: a function from a configured simulation to its
+/// outcome, whose poll never returns (until the test releases it).
+fn stuck_variant(sim: &Sim) -> Outcome<()> {
+    sim.to_builder()
+        .watchdog(Some(Duration::from_millis(300)))
+        .build()
+        .run(async {
+            lockstep::trace!("variant starts");
+            sleep(Duration::from_millis(4)).await;
+            while !RELEASE_VARIANT.load(std::sync::atomic::Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        })
+}
+
+static RELEASE_VARIANT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+#[test]
+fn a_runner_function_whose_poll_never_returns_is_handed_back_by_isolate() {
+    let outcome = Sim::new(0x5eed).isolate(stuck_variant);
+    RELEASE_VARIANT.store(true, std::sync::atomic::Ordering::Relaxed);
+    let failure = failure_of(&outcome);
+    let Failure::BlockedPoll(report) = failure else {
+        panic!("{failure}")
+    };
+    assert!(!report.returned, "{failure}");
+    assert_eq!(report.task.id, lockstep::task::TaskId::MAIN);
+    assert_eq!(report.at.time, Instant::START + Duration::from_millis(4));
+    let trace = outcome.trace().render();
+    assert!(trace.contains("variant starts"), "{trace}");
+}
+
+static RELEASE_SWEEP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// One seed of a sweep: seeds 3 and 7 spin inside one poll.
+fn sweep_seed(sim: &Sim) -> Outcome<()> {
+    let stuck = matches!(sim.seed().0, 3 | 7);
+    sim.run(async move {
+        lockstep::trace!("seed starts");
+        sleep(Duration::from_millis(lockstep::random::range(1..5))).await;
+        if stuck {
+            while !RELEASE_SWEEP.load(std::sync::atomic::Ordering::Relaxed) {
+                std::hint::spin_loop();
+            }
+        }
+    })
+}
+
+#[test]
+fn a_sweep_reports_each_stuck_seed_with_its_trace_and_goes_on() {
+    let mut verdicts = Vec::new();
+    for seed in 0..10u64 {
+        let sim = Sim::builder()
+            .seed(seed)
+            .watchdog(Some(Duration::from_millis(200)))
+            .build();
+        let outcome = sim.isolate(sweep_seed);
+        if let Some(Failure::BlockedPoll(r)) = outcome.failure() {
+            assert!(!r.returned);
+            let trace = outcome.trace().render();
+            assert!(trace.contains("seed starts"), "seed {seed}: {trace}");
+        }
+        verdicts.push((seed, outcome.failure().map(Failure::kind)));
+    }
+    RELEASE_SWEEP.store(true, std::sync::atomic::Ordering::Relaxed);
+    let stuck: Vec<u64> = verdicts
+        .iter()
+        .filter(|(_, k)| *k == Some(lockstep::check::FailureKind::BlockedPoll))
+        .map(|(s, _)| *s)
+        .collect();
+    assert_eq!(stuck, [3, 7], "{verdicts:?}");
+    assert_eq!(verdicts.iter().filter(|(_, k)| k.is_none()).count(), 8);
+}

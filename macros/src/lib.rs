@@ -97,8 +97,6 @@ fn parse_seed_str(s: &str) -> Option<u64> {
     }
 }
 
-/// Parses `"500ms"`, `"30s"`, `"1.5s"`, `"2m"`, `"1h"`, `"250us"`, `"10ns"`
-/// into nanoseconds.
 /// `blocked_poll = "100ms"` / `watchdog = "2s"`, or `= false` to turn it off.
 fn wall_limit(key: &str, expr: Expr) -> syn::Result<Option<u64>> {
     match &expr {
@@ -125,22 +123,42 @@ fn wall_limit(key: &str, expr: Expr) -> syn::Result<Option<u64>> {
     }
 }
 
+/// Parses `"500ms"`, `"30s"`, `"1.5s"`, `"2m"`, `"1h"`, `"250us"`, `"10ns"`
+/// and compound durations, largest unit first (`"1h30m"`, `"1m30.5s"`),
+/// into nanoseconds (the syntax of `lockstep::time::parse_duration`).
 fn parse_duration(s: &str) -> Option<u64> {
-    let s = s.trim();
-    let split = s.find(|c: char| c.is_ascii_alphabetic())?;
-    let (num, unit) = s.split_at(split);
-    let num: f64 = num.trim().parse().ok()?;
-    let scale = match unit {
-        "ns" => 1.0,
-        "us" | "µs" => 1e3,
-        "ms" => 1e6,
-        "s" => 1e9,
-        "m" | "min" => 60e9,
-        "h" => 3600e9,
-        _ => return None,
-    };
-    let nanos = num * scale;
-    (num.is_finite() && nanos >= 1.0 && nanos < u64::MAX as f64).then_some(nanos as u64)
+    let compact: String = s.chars().filter(|c| !c.is_whitespace()).collect();
+    let mut rest = compact.as_str();
+    let mut total = 0f64;
+    let mut last = f64::INFINITY;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let split = rest.find(|c: char| !(c.is_ascii_digit() || c == '.'))?;
+        let (num, tail) = rest.split_at(split);
+        let end = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(end);
+        let num: f64 = num.parse().ok()?;
+        let scale = match unit {
+            "ns" => 1.0,
+            "us" | "µs" => 1e3,
+            "ms" => 1e6,
+            "s" => 1e9,
+            "m" | "min" => 60e9,
+            "h" => 3600e9,
+            _ => return None,
+        };
+        if scale >= last {
+            return None;
+        }
+        last = scale;
+        total += num * scale;
+        rest = tail;
+    }
+    (total.is_finite() && total >= 1.0 && total < u64::MAX as f64).then_some(total.round() as u64)
 }
 
 impl Options {
@@ -193,7 +211,8 @@ impl Options {
                         lit.span(),
                         format!(
                             "invalid max_time {:?}: expected a positive duration such as \
-                             \"500ms\", \"30s\", \"1.5s\", \"2m\" or \"1h\" (units: ns, us, ms, s, m, h)",
+                             \"500ms\", \"30s\", \"1.5s\", \"2m\" or \"1h30m\" (units: ns, us, \
+                             ms, s, m, h; several parts largest first)",
                             lit.value()
                         ),
                     )

@@ -40,7 +40,8 @@ pub enum Failure {
     /// running but the main task never finishes (a livelock, or a busy loop
     /// of `yield_now`).
     StepLimit(StepLimitReport),
-    /// Tasks were still alive when the main task returned.
+    /// Tasks were still alive, or sockets still open, when the main task
+    /// returned.
     Leak(LeakReport),
     /// The run could not be reproduced: two runs of one seed diverged. (A
     /// task woken from outside the simulation's thread is listed with this

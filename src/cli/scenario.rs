@@ -43,8 +43,10 @@ pub enum Expect {
     /// Every seed passes: a correct program, or a buggy one's fix.
     Pass,
     /// Some seed fails, and with this kind of failure: a buggy program the
-    /// explorer must catch. A seed failing with another kind is a
-    /// misbehaviour of the variant, not a catch.
+    /// explorer must catch. `lockstep explore` judges by the first failing
+    /// seed of the sweep: it must fail with this kind (later seeds failing
+    /// another way are listed, not held against the variant, since a buggy
+    /// program may fail in more than one way).
     Fails(FailureKind),
 }
 

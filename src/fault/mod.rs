@@ -44,6 +44,8 @@ mod buggify;
 mod plan;
 
 pub use buggify::__buggify;
+#[doc(hidden)]
+pub use plan::parse_duration;
 pub use plan::{FaultAction, FaultPlan, FaultPlanParseError, Timed};
 
 /// Applies `plan` to the running simulation: each action runs `at` after
@@ -130,15 +132,25 @@ pub(crate) fn install(w: &World, plan: &FaultPlan) {
     }
 }
 
-/// Resolves two hosts of a two-host action; `None` when slots landed on one
-/// host (the action is skipped and traced).
+/// Resolves two hosts of a two-host action. Two slots that land on one
+/// host resolve the second to another host (the next ones in creation
+/// order, chosen by the slot), so random plans always name two distinct
+/// hosts; `None` only when a single host exists (the action is skipped and
+/// traced).
 fn pair(
     w: &World,
     action: &FaultAction,
     a: &str,
     b: &str,
 ) -> Result<Option<(HostId, HostId)>, String> {
-    let (x, y) = (net::host_id(w, a)?, net::host_id(w, b)?);
+    let (x, mut y) = (net::host_id(w, a)?, net::host_id(w, b)?);
+    if x == y && a.starts_with('@') && b.starts_with('@') {
+        let n = net::fabric::with(w, |f| f.hosts.len());
+        let slot: usize = b[1..].parse().unwrap_or(0);
+        if n > 1 {
+            y = HostId::new((x.index() + 1 + (slot / n) % (n - 1)) % n);
+        }
+    }
     if x == y {
         if a.starts_with('@') || b.starts_with('@') {
             skip(

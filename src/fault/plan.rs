@@ -15,7 +15,9 @@ use crate::time::format_duration;
 /// One fault, as data. Hosts are named (`"server"`), or given as a slot
 /// `"@N"`: the N-th host created (from 0), modulo the number of hosts when
 /// the action applies (random plans name hosts this way, since they are
-/// drawn before the hosts exist).
+/// drawn before the hosts exist). When both hosts of a two-host action are
+/// slots that land on the same host, the second moves on to another host,
+/// so the action always names two distinct hosts once two exist.
 ///
 /// The text form of each action is what [`FaultPlan`]'s text form and the
 /// trace print (`partition client server`).
@@ -233,10 +235,17 @@ impl FaultPlan {
         self.actions.is_empty()
     }
 
-    /// A plan drawn from the run's seed when it is applied: faults of every
-    /// kind over the first 30 s, about `intensity × 15` of them (each
-    /// repaired within 10 s), every partition healed at 30 s. `0.0` means
-    /// no fault.
+    /// A plan drawn from the run's seed when it is applied: about
+    /// `intensity × 15` faults of every kind over the first 30 s, every
+    /// partition healed at 30 s. `0.0` means no fault.
+    ///
+    /// Fault times are spread on a log scale from 1 ms to 30 s, and each
+    /// fault lasts about as long as the run before it (at most 10 s), so a
+    /// run of any length sees its share: a program that ends in 200 ms is
+    /// hit about half as often as one that runs the full 30 s, not 150
+    /// times less. Two-host faults always name two distinct hosts that
+    /// exist (see [`FaultAction`]). [`random_over`](FaultPlan::random_over)
+    /// sets another span.
     ///
     /// # Panics
     ///
@@ -245,7 +254,8 @@ impl FaultPlan {
         FaultPlan::random_over(intensity, Duration::from_secs(30))
     }
 
-    /// Like [`FaultPlan::random`], over `horizon` of virtual time.
+    /// Like [`FaultPlan::random`], over `horizon` of virtual time (faults
+    /// from 1 ms to `horizon`, every partition healed at `horizon`).
     ///
     /// # Panics
     ///
@@ -261,7 +271,11 @@ impl FaultPlan {
     ///
     /// Each fault comes with its repair: a partition heals, a crashed host
     /// restarts, a pause ends, a skewed clock steps back, a lossy or slow
-    /// link is restored, within 10 s; at `horizon` every partition heals.
+    /// link is restored. Start times are log-uniform between 1 ms and
+    /// `horizon` (whole milliseconds), and a fault starting at `t` lasts
+    /// between `t / 2` and `1.5 t` (at least 1 ms, at most 10 s), so the
+    /// plan suits runs of any length up to `horizon`; at `horizon` every
+    /// partition heals.
     ///
     /// ```
     /// use lockstep::fault::FaultPlan;
@@ -283,18 +297,23 @@ impl FaultPlan {
         let secs = horizon.as_secs_f64();
         let episodes = (intensity * secs / 2.0 + unit()).floor() as usize;
         let mut plan = FaultPlan::new();
-        let slot = |x: f64| format!("@{}", (x * 8.0) as u32);
+        // Slots spread over 0..64: resolved modulo the number of hosts, they
+        // reach every host of a run of up to 64, about equally.
+        let slot = |x: f64| format!("@{}", (x * 64.0) as u32);
+        let horizon_ms = (secs * 1000.0).max(1.0);
         for _ in 0..episodes {
-            // Whole milliseconds: plans and traces stay readable.
-            let start = Duration::from_millis((unit() * secs * 800.0) as u64);
-            let room = (secs - start.as_secs_f64()).clamp(0.5, 10.0);
-            let length = Duration::from_millis((500.0 + unit() * (room - 0.5) * 1000.0) as u64);
-            let end = start + length;
+            // Log-uniform in [1 ms, horizon], whole milliseconds: plans and
+            // traces stay readable.
+            let start_ms = horizon_ms.powf(unit()).floor();
+            let start = Duration::from_millis(start_ms as u64);
+            // Repaired by the horizon: start < horizon, so there is room.
+            let length_ms = (start_ms * (0.5 + unit()))
+                .clamp(1.0, 10_000.0)
+                .min((horizon_ms - start_ms).max(1.0));
+            let end = start + Duration::from_millis(length_ms as u64);
+            let length = end - start;
             let a = slot(unit());
-            let b = format!(
-                "@{}",
-                (a[1..].parse::<u32>().unwrap_or(0) + 1 + (unit() * 7.0) as u32) % 8
-            );
+            let b = slot(unit());
             let kind = unit();
             let (fault, repair) = if kind < 0.30 {
                 (
@@ -420,25 +439,74 @@ const ACTIONS: &str = "partition A B, partition-oneway FROM TO, heal A B, heal-o
      clock-skew HOST ±DURATION, clock-drift HOST ±Nppm, link-loss A B PROBABILITY, \
      link-delay A B DURATION, link-restore A B, random INTENSITY for DURATION";
 
-/// Parses `2.5s`, `250ms`, `10us`, `5ns`, `1m`.
-pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
+/// Parses a duration: a number and a unit (`2.5s`, `250ms`, `10us`,
+/// `5ns`, `1m`, `1h`), or several, largest unit first (`1h30m`, `1m30.5s`,
+/// `2s500ms`). Units: `ns`, `us` (or `µs`), `ms`, `s`, `m` (or `min`),
+/// `h`. Exact to the nanosecond: no floating point.
+///
+/// ```
+/// use lockstep::time::{Duration, parse_duration};
+///
+/// assert_eq!(parse_duration("1h30m"), Ok(Duration::from_secs(5400)));
+/// assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+/// assert_eq!(parse_duration("2s500ms"), Ok(Duration::from_millis(2500)));
+/// assert!(parse_duration("30m1h").unwrap_err().contains("largest unit first"));
+/// ```
+///
+/// # Errors
+///
+/// A one-line message naming the input and what is accepted.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    const UNITS: &str = "ns, us, ms, s, m, h";
     let bad = || {
         format!(
-            "`{s}` is not a duration (expected a number and a unit: `2.5s`, `250ms`, `10us`, `5ns`, `1m`)"
+            "`{s}` is not a duration (expected a number and a unit, or several largest \
+             first: `2.5s`, `250ms`, `1m`, `1h30m`; units: {UNITS})"
         )
     };
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(bad)?;
-    let (num, unit) = s.split_at(split);
-    let scale: u128 = match unit {
-        "ns" => 1,
-        "us" | "µs" => 1_000,
-        "ms" => 1_000_000,
-        "s" => 1_000_000_000,
-        "m" => 60_000_000_000,
-        _ => return Err(bad()),
-    };
+    let mut rest = s.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total: u128 = 0;
+    let mut last_scale = u128::MAX;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(bad)?;
+        let (num, tail) = rest.split_at(num_len);
+        let unit_len = tail
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(tail.len());
+        let (unit, tail) = tail.split_at(unit_len);
+        let scale: u128 = match unit {
+            "ns" => 1,
+            "us" | "µs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" | "min" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return Err(bad()),
+        };
+        if scale >= last_scale {
+            return Err(format!(
+                "`{s}` is not a duration: write its parts largest unit first, each once \
+                 (`1h30m`, `1m30s`)"
+            ));
+        }
+        last_scale = scale;
+        total = total
+            .checked_add(parse_part(s, num, scale, &bad)?)
+            .ok_or_else(bad)?;
+        rest = tail;
+    }
+    u64::try_from(total)
+        .map(Duration::from_nanos)
+        .map_err(|_| format!("`{s}` is too long (at most about 584 years)"))
+}
+
+/// `num` (digits, maybe a fraction) times `scale` nanoseconds, exactly.
+fn parse_part(s: &str, num: &str, scale: u128, bad: &impl Fn() -> String) -> Result<u128, String> {
     let (int, frac) = num.split_once('.').unwrap_or((num, ""));
     if int.is_empty() && frac.is_empty() {
         return Err(bad());
@@ -458,9 +526,7 @@ pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
         }
         nanos += d * place;
     }
-    u64::try_from(nanos)
-        .map(Duration::from_nanos)
-        .map_err(|_| bad())
+    Ok(nanos)
 }
 
 fn parse_signed(s: &str) -> Result<i64, String> {

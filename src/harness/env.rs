@@ -6,6 +6,8 @@
 //! | `LOCKSTEP_SEEDS` | how many seeds each test runs (overrides `seeds`) | a whole number ≥ 1 |
 //! | `LOCKSTEP_SEED_BASE` | the first seed of the range (default 0) | a seed, or `random` |
 //! | `LOCKSTEP_TRACE` | write the trace of the failing or replayed seed here | a file path; `.jsonl` writes JSON lines, anything else text |
+//! | `LOCKSTEP_JOBS` | threads running a test's seeds (read by [`jobs`](super::jobs)); the first failing seed is the one one thread finds | a whole number ≥ 1, or `auto` |
+//! | `LOCKSTEP_BUNDLE_DIR` | where failure bundles go (read by [`bundle`](super::bundle)) | a folder; default `<target dir>/lockstep` |
 //!
 //! An empty value counts as unset. Any other value that does not parse is a
 //! test failure whose message names the variable, the value, and what is

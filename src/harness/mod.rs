@@ -2,9 +2,11 @@
 //!
 //! The macro expands a test into `SimTest::new(meta).<options>.run(body)`.
 //! `run` decides which seeds to try (the attribute's `seed`/`seeds`, the
-//! `LOCKSTEP_*` variables of [`env`]), runs them one after another, and
-//! stops at the first failing seed with a report that ends in the command
-//! replaying it ([`report`]).
+//! `LOCKSTEP_*` variables of [`env`]), runs them (on `LOCKSTEP_JOBS`
+//! threads, see [`jobs`]; the first failing seed does not depend on how
+//! many), and stops at the first failing seed with a report that ends in
+//! the command replaying it ([`report`]) and the failure bundle that
+//! `lockstep replay` reruns ([`bundle`]).
 //!
 //! Speed and faithfulness at once: the seeds are explored with tracing off
 //! (the determinism hash is still kept); a failing seed is then run again
@@ -29,7 +31,10 @@ use crate::runtime::{Outcome, Policy, Seed, Sim, SimBuilder};
 use crate::time::Duration;
 use crate::trace::Verbosity;
 
+pub(crate) mod bundle;
 pub(crate) mod env;
+pub(crate) mod jobs;
+pub(crate) mod perfetto;
 pub(crate) mod report;
 pub(crate) mod snapshot;
 
@@ -172,7 +177,22 @@ impl SimTest {
         Fut: Future + 'static,
         Fut::Output: TestOutput,
     {
-        let sim = self.builder.clone().seed(seed).verbosity(verbosity).build();
+        self.run_seed_with(self.builder.clone(), seed, verbosity, body)
+    }
+
+    fn run_seed_with<F, Fut>(
+        &self,
+        builder: SimBuilder,
+        seed: Seed,
+        verbosity: Verbosity,
+        body: &Arc<F>,
+    ) -> Outcome<Result<(), String>>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future + 'static,
+        Fut::Output: TestOutput,
+    {
+        let sim = builder.seed(seed).verbosity(verbosity).build();
         let body = body.clone();
         let make = move || {
             let fut = body();
@@ -223,10 +243,17 @@ impl SimTest {
         } else {
             Verbosity::Off
         };
-        for (i, &seed) in seeds.iter().enumerate() {
-            let outcome = self.run_seed(seed, explore, &body);
+        let jobs = jobs::from_env().unwrap_or_else(|e| panic!("lockstep: {e}"));
+        // The first failing seed, on `jobs` threads: the same seed one
+        // thread would find (see `jobs`).
+        let first_failure = jobs::first_some(seeds.len(), jobs, |i| {
+            let outcome = self.run_seed(seeds[i], explore, &body);
+            (!matches!(outcome.result(), Ok(Ok(())))).then_some(outcome)
+        });
+        if let Some((i, outcome)) = first_failure {
+            let seed = seeds[i];
             let cause = match outcome.result() {
-                Ok(Ok(())) => continue,
+                Ok(Ok(())) => unreachable!("a passing seed is not a failure"),
                 Ok(Err(e)) => Cause::Returned(e.clone()),
                 Err(f) => Cause::Failure(f.clone()),
             };
@@ -244,6 +271,16 @@ impl SimTest {
                 );
             let (traced, cause) = if has_trace {
                 (outcome, cause)
+            } else if let Some(Failure::BlockedPoll(r)) = outcome.failure() {
+                // Wall time is not replayed: the traced run's poll may be
+                // quicker. Trace the same seed up to the end of the step
+                // that blocked, and report what the first run saw.
+                let halt = self
+                    .builder
+                    .clone()
+                    .halt_before(r.at.step + 1, Failure::BlockedPoll(r.clone()));
+                let traced = self.run_seed_with(halt, seed, Verbosity::Full, &body);
+                (traced, cause)
             } else {
                 let traced = self.run_seed(seed, Verbosity::Full, &body);
                 let same = traced.determinism_hash() == outcome.determinism_hash();
@@ -295,10 +332,20 @@ impl SimTest {
                 eprintln!("lockstep: LOCKSTEP_TRACE={}: {e}", path.display());
             }
         }
-        panic!(
-            "{}",
-            report::render(&self.meta, seed, tried, cause, traced, &file)
-        );
+        let mut report = report::render(&self.meta, seed, tried, cause, traced, &file);
+        let sim = self.builder.clone().seed(seed).build();
+        let bundle = bundle::write_for_test(&self.meta, &sim, traced, &cause_kind(cause), &report);
+        report.push_str(&bundle::report_lines(&bundle));
+        panic!("{report}");
+    }
+}
+
+/// The failure kind a bundle records.
+fn cause_kind(cause: &Cause) -> String {
+    match cause {
+        Cause::Failure(f) => f.kind().to_string(),
+        Cause::Returned(_) => "returned-error".to_string(),
+        Cause::ReplayDiverged { .. } => crate::check::FailureKind::NonDeterminism.to_string(),
     }
 }
 

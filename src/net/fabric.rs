@@ -98,6 +98,11 @@ impl Ord for Flight {
 }
 
 pub(crate) struct Fabric {
+    /// This run's network, among every run of the process: a socket handle
+    /// kept from an earlier run (in a `static`, a `thread_local!`) must not
+    /// touch this run's connections, whose slots and ports it may share.
+    /// An identity only: it never reaches behaviour or the trace.
+    pub(crate) epoch: u64,
     pub(crate) hosts: Vec<HostState>,
     pub(crate) names: BTreeMap<std::rc::Rc<str>, HostId>,
     pub(crate) default_link: LinkConfig,
@@ -120,7 +125,9 @@ pub(crate) struct Fabric {
 
 impl Fabric {
     fn new(w: &World) -> Fabric {
+        static EPOCHS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         Fabric {
+            epoch: EPOCHS.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             hosts: Vec::new(),
             names: BTreeMap::new(),
             default_link: LinkConfig::default(),
@@ -291,10 +298,10 @@ pub(crate) fn with_existing<R>(w: &World, f: impl FnOnce(&mut Fabric) -> R) -> O
     slot.as_mut().map(|fabric| f(fabric))
 }
 
-/// Up to four wakers to wake once the fabric is released (a reset wakes
-/// a reader, a writer and a pending connect of each end).
+/// Up to six wakers to wake once the fabric is released (a reset of both
+/// ends wakes at most a reader, a writer and a pending connect of each).
 #[derive(Default)]
-pub(crate) struct Wakes([Option<Waker>; 4]);
+pub(crate) struct Wakes([Option<Waker>; 6]);
 
 impl Wakes {
     pub(crate) fn one(w: Option<Waker>) -> Wakes {
@@ -308,7 +315,7 @@ impl Wakes {
         let Some(w) = w else { return };
         match self.0.iter_mut().find(|s| s.is_none()) {
             Some(slot) => *slot = Some(w),
-            // Never more than four at once; wake at once rather than lose one.
+            // Never more than six at once; wake at once rather than lose one.
             None => w.wake(),
         }
     }

@@ -137,6 +137,8 @@ impl HostState {
 /// ```
 #[derive(Clone)]
 pub struct Host {
+    /// The run's network it belongs to (`Fabric::epoch`).
+    epoch: u64,
     id: HostId,
     name: Rc<str>,
     ip: Ipv4Addr,
@@ -282,7 +284,12 @@ impl Host {
                     site,
                 });
                 f.names.insert(name.clone(), id);
-                Host { id, name, ip }
+                Host {
+                    epoch: f.epoch,
+                    id,
+                    name,
+                    ip,
+                }
             });
             w.net.clocks.borrow_mut().push(HostClock::default());
             w.record(EventKind::Host {
@@ -332,6 +339,7 @@ impl Host {
         F: Future + 'static,
         F::Output: 'static,
     {
+        let id = self.checked_id("lockstep::net::Host::spawn");
         let site = Location::caller();
         let handle = context::with("lockstep::net::Host::spawn", |w| {
             crate::task::spawn_in(
@@ -339,7 +347,7 @@ impl Host {
                 future,
                 Some(self.name.to_string()),
                 false,
-                Some(self.id),
+                Some(id),
                 site,
             )
         });
@@ -350,66 +358,80 @@ impl Host {
     }
 
     /// Whether the host is up (not crashed). A paused host is up.
+    #[track_caller]
     pub fn is_up(&self) -> bool {
+        let id = self.checked_id("lockstep::net::Host::is_up");
         context::with("lockstep::net::Host::is_up", |w| {
-            fabric::with(w, |f| f.host(self.id).up)
+            fabric::with(w, |f| f.host(id).up)
         })
     }
 
     /// Whether the host is paused.
+    #[track_caller]
     pub fn is_paused(&self) -> bool {
+        let id = self.checked_id("lockstep::net::Host::is_paused");
         context::with("lockstep::net::Host::is_paused", |w| {
-            fabric::with(w, |f| f.host(self.id).paused)
+            fabric::with(w, |f| f.host(id).paused)
         })
     }
 
     /// Crashes the host: every task on it is dropped, its sockets close, the
     /// peers of its streams see `ConnectionReset`. A no-op if it is down.
+    #[track_caller]
     pub fn crash(&self) {
-        context::with("lockstep::net::Host::crash", |w| crash(w, self.id));
+        let id = self.checked_id("lockstep::net::Host::crash");
+        context::with("lockstep::net::Host::crash", |w| crash(w, id));
     }
 
     /// Restarts the host: crashes it if it is up, then calls its factory
     /// again and spawns the new main task, with fresh sockets.
+    #[track_caller]
     pub fn restart(&self) {
-        context::with("lockstep::net::Host::restart", |w| restart(w, self.id));
+        let id = self.checked_id("lockstep::net::Host::restart");
+        context::with("lockstep::net::Host::restart", |w| restart(w, id));
     }
 
     /// Pauses the host until [`resume`](Host::resume): its tasks are not
     /// polled (a stop-the-world pause). The clock, timers and the network
     /// go on.
+    #[track_caller]
     pub fn pause(&self) {
-        context::with("lockstep::net::Host::pause", |w| pause(w, self.id, None));
+        let id = self.checked_id("lockstep::net::Host::pause");
+        context::with("lockstep::net::Host::pause", |w| pause(w, id, None));
     }
 
     /// Pauses the host for `duration` of virtual time.
+    #[track_caller]
     pub fn pause_for(&self, duration: Duration) {
+        let id = self.checked_id("lockstep::net::Host::pause_for");
         context::with("lockstep::net::Host::pause_for", |w| {
-            pause(w, self.id, Some(duration))
+            pause(w, id, Some(duration))
         });
     }
 
     /// Resumes a paused host.
+    #[track_caller]
     pub fn resume(&self) {
-        context::with("lockstep::net::Host::resume", |w| resume(w, self.id));
+        let id = self.checked_id("lockstep::net::Host::resume");
+        context::with("lockstep::net::Host::resume", |w| resume(w, id));
     }
 
     /// Steps the host's clock forward by `by` (see the
     /// [`time`](crate::time) module docs for what sleepers see).
+    #[track_caller]
     pub fn clock_forward(&self, by: Duration) {
+        let id = self.checked_id("lockstep::net::Host::clock_forward");
         let nanos = i64::try_from(by.as_nanos()).unwrap_or(i64::MAX);
-        context::with("lockstep::net::Host::clock_forward", |w| {
-            skew(w, self.id, nanos)
-        });
+        context::with("lockstep::net::Host::clock_forward", |w| skew(w, id, nanos));
     }
 
     /// Steps the host's clock back by `by`: the host's `Instant::now` goes
     /// backwards (clamped at `0.000s`).
+    #[track_caller]
     pub fn clock_back(&self, by: Duration) {
+        let id = self.checked_id("lockstep::net::Host::clock_back");
         let nanos = i64::try_from(by.as_nanos()).unwrap_or(i64::MAX);
-        context::with("lockstep::net::Host::clock_back", |w| {
-            skew(w, self.id, -nanos)
-        });
+        context::with("lockstep::net::Host::clock_back", |w| skew(w, id, -nanos));
     }
 
     /// Makes the host's clock run fast (`ppm > 0`) or slow (`ppm < 0`) by
@@ -418,24 +440,41 @@ impl Host {
     /// # Panics
     ///
     /// If `ppm` is not above -1,000,000 (the clock would stop or run back).
+    #[track_caller]
     pub fn clock_drift(&self, ppm: i64) {
-        context::with("lockstep::net::Host::clock_drift", |w| {
-            drift(w, self.id, ppm)
-        });
+        let id = self.checked_id("lockstep::net::Host::clock_drift");
+        context::with("lockstep::net::Host::clock_drift", |w| drift(w, id, ppm));
     }
 
     /// The host's clock, read from anywhere (the main task included).
+    #[track_caller]
     pub fn now(&self) -> Instant {
+        let id = self.checked_id("lockstep::net::Host::now");
         context::with("lockstep::net::Host::now", |w| {
-            let clock = w.net.clocks.borrow()[self.id.index()];
+            let clock = w.net.clocks.borrow()[id.index()];
             Instant::from_nanos(clock.read(w.now().as_nanos()))
         })
+    }
+
+    /// This handle's host id, checked to belong to the running simulation.
+    #[track_caller]
+    fn checked_id(&self, api: &'static str) -> HostId {
+        let epoch = context::with(api, |w| fabric::with(w, |f| f.epoch));
+        assert!(
+            epoch == self.epoch,
+            "`{api}`: this Host handle was made by an earlier simulation run (kept in a \
+             `static` or `thread_local!`); hosts do not outlive their run: look it up again \
+             with `Host::lookup(\"{}\")`",
+            self.name
+        );
+        self.id
     }
 }
 
 fn handle(f: &Fabric, id: HostId) -> Host {
     let h = f.host(id);
     Host {
+        epoch: f.epoch,
         id,
         name: h.name.clone(),
         ip: h.ip,

@@ -19,9 +19,12 @@
 //! A socket whose last task is still running on a host (a server's accept
 //! loop, a handler waiting on a read, a client still at work) is not a
 //! leak: it ends with the simulation, as that task does, the same rule as
-//! for host tasks. A socket handed to another task that never used it is
-//! judged by the task that last did: hand-offs that are never used are
-//! the one case this rule cannot see through.
+//! for host tasks. Nor is one whose last task has finished but spawned a
+//! task (or a descendant of one) that still runs: the socket may have moved
+//! into it (a pool's worker, given its connection when spawned, waiting for
+//! its first job). A socket handed through a channel or shared state to a
+//! task that never used it is judged by the task that last did: hand-offs
+//! that are never used are the one case this rule cannot see through.
 
 use super::fabric::Fabric;
 use crate::check::{SocketLeak, TaskInfo};
@@ -81,6 +84,9 @@ impl Owner {
     fn leak(&self, w: &World, what: impl FnOnce() -> String) -> Option<SocketLeak> {
         let (key, _) = self.last();
         let finished = match w.exec.inspect(*key, |e| e.host.is_some() || e.daemon) {
+            // A task it spawned is still running: the socket may have
+            // moved into it (a worker waiting for its first job).
+            None if handed_on(w, *key) => return None,
             None => true,
             Some(_) if *key == MAIN_KEY => true,
             Some(true) => return None,
@@ -93,6 +99,14 @@ impl Owner {
             finished,
         })
     }
+}
+
+/// Whether a live task descends from `task` (which has finished).
+fn handed_on(w: &World, task: TaskKey) -> bool {
+    w.exec
+        .live_keys()
+        .into_iter()
+        .any(|k| k != MAIN_KEY && w.sync.descends_from(k.id, task.id))
 }
 
 /// Every socket that leaks by the rule above, in a stable order: streams

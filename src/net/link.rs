@@ -136,6 +136,11 @@ pub struct LinkConfig {
     /// Probability that a datagram is held back by an extra 1 to 10 times
     /// its latency, so that later ones overtake it (default: 0).
     pub reorder: f64,
+    /// The send window of streams opened over this link, for the end that
+    /// sends in this direction (default: `None`, the simulation's
+    /// [`TcpConfig::send_window`](super::TcpConfig::send_window)).
+    #[serde(default)]
+    pub send_window: Option<usize>,
 }
 
 impl Default for LinkConfig {
@@ -149,6 +154,7 @@ impl Default for LinkConfig {
             loss: 0.0,
             duplicate: 0.0,
             reorder: 0.0,
+            send_window: None,
         }
     }
 }
@@ -162,6 +168,23 @@ fn probability(what: &str, p: f64) -> f64 {
 }
 
 impl LinkConfig {
+    /// Sets the send window of streams opened over this link (the end that
+    /// sends in this direction): a thin pipe that holds a writer back
+    /// sooner.
+    ///
+    /// # Panics
+    ///
+    /// For a window of 0 (a write could never proceed).
+    #[track_caller]
+    pub fn send_window(mut self, bytes: usize) -> Self {
+        assert!(
+            bytes > 0,
+            "lockstep::net::LinkConfig::send_window(0): the window must be at least 1 byte"
+        );
+        self.send_window = Some(bytes);
+        self
+    }
+
     /// A link that never fails, with a constant latency.
     pub fn constant(latency: Duration) -> LinkConfig {
         LinkConfig::default().latency(Latency::Constant(latency))

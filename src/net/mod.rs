@@ -48,7 +48,7 @@
 //! | reordering | [`LinkConfig::reorder`] | 0 | datagrams taking different paths: one held back 1–10× its latency is overtaken (streams stay ordered) |
 //! | two-way partition | [`partition`] / [`heal`] | none | a switch reboots or a cable is pulled: nothing crosses for a while |
 //! | one-way partition | [`partition_oneway`] / [`heal_oneway`] | none | an asymmetric firewall rule or a half-broken NIC: a hears b, b does not hear a |
-//! | slow reader | [`TcpConfig::send_window`] / [`TcpStream::set_send_window`] | 64 KiB | a peer that reads slowly: its receive window fills and the writer's `write` waits (backpressure) until it reads |
+//! | slow reader | [`TcpConfig::send_window`], per link [`LinkConfig::send_window`], per stream [`TcpStream::set_send_window`] | 64 KiB | a peer that reads slowly: its receive window fills and the writer's `write` waits (backpressure) until it reads |
 //! | stalled stream | [`TcpConfig::user_timeout`] | 30 s | data unacknowledged across a partition: the stream waits, then fails with `TimedOut` / `ConnectionReset` |
 //! | unreachable host | [`TcpConfig::connect_timeout`] | 127 s | SYNs retransmitted to a dead or partitioned host (1 s, 2 s, 4 s, …) until `connect` gives up |
 //! | crash | [`Host::crash`] | — | the process is killed: tasks and memory lost, sockets closed, peers reset |
@@ -84,7 +84,9 @@
 //! (`tcp stream client:49152 -> server:80, opened by #3 fetch (spawned at
 //! …), which has finished`). A socket held by a host task that is still
 //! running (a server's accept loop and its handlers, a client still at
-//! work) is not a leak: it ends with the simulation, as its task does. A
+//! work), or by a finished task that spawned a task still running (a pool
+//! worker given its connection), is not a leak: it ends with the
+//! simulation, as its task does. A
 //! stream closed with `close()` or `shutdown(Write)`, or whose connection
 //! was reset, is closed, even if its handle lives on.
 //!

@@ -70,6 +70,8 @@ pub(crate) fn bind_port(
 /// A socket bound on a host, as its handle remembers it.
 #[derive(Debug)]
 pub(crate) struct Bound {
+    /// The run's network it belongs to (`Fabric::epoch`).
+    pub(crate) epoch: u64,
     pub(crate) host: HostId,
     pub(crate) incarnation: u32,
     pub(crate) port: u16,
@@ -99,6 +101,7 @@ impl Bound {
                 let port = bind_port(f, host, proto, port, make(id, Owner::here(w)))?;
                 let hs = f.host(host);
                 Ok(Bound {
+                    epoch: f.epoch,
                     host,
                     incarnation: hs.incarnation,
                     port,
@@ -112,6 +115,9 @@ impl Bound {
 
     /// Whether the socket still exists (its host did not crash since).
     pub(crate) fn live(&self, f: &Fabric) -> bool {
+        if f.epoch != self.epoch {
+            return false;
+        }
         let hs = f.host(self.host);
         hs.up && hs.incarnation == self.incarnation
     }
@@ -119,7 +125,8 @@ impl Bound {
     pub(crate) fn closed_error(&self) -> io::Error {
         io::Error::new(
             io::ErrorKind::NotConnected,
-            "the socket was closed: its host crashed",
+            "the socket was closed: its host crashed (or it was made by an earlier simulation \
+             run)",
         )
     }
 
@@ -297,6 +304,8 @@ impl Drop for TcpListener {
 /// `0`. Dropping the stream closes it the same way.
 #[derive(Debug)]
 pub struct TcpStream {
+    /// The run's network it belongs to (`Fabric::epoch`).
+    epoch: u64,
     key: ConnKey,
     side: u8,
     local: SocketAddr,
@@ -310,6 +319,7 @@ impl TcpStream {
         let (local, peer) = stream::endpoints(f, key, side)?;
         let (p, l) = (f.label(peer.0, peer.1), f.label(local.0, local.1));
         Some(TcpStream {
+            epoch: f.epoch,
             key,
             side: side as u8,
             local: fabric::socket_addr(f, local),
@@ -427,6 +437,9 @@ impl TcpStream {
     pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
         context::with("lockstep::net::TcpStream::shutdown", |w| {
             let (result, wakes) = fabric::with(w, |f| {
+                if self.stale(f) {
+                    return (Err(stale_error()), Default::default());
+                }
                 let side = self.side as usize;
                 let wakes = match how {
                     Shutdown::Read | Shutdown::Both => stream::shutdown_read(f, self.key, side),
@@ -441,6 +454,12 @@ impl TcpStream {
             wakes.wake();
             result
         })
+    }
+
+    /// Whether this handle belongs to another run than `f`'s (kept in a
+    /// `static` across runs): it must then touch nothing.
+    fn stale(&self, f: &Fabric) -> bool {
+        f.epoch != self.epoch
     }
 
     /// Sets how many bytes this end may have written that the peer has not
@@ -460,6 +479,9 @@ impl TcpStream {
         );
         let waker = context::with("lockstep::net::TcpStream::set_send_window", |w| {
             fabric::with(w, |f| {
+                if self.stale(f) {
+                    return None;
+                }
                 stream::set_window(f, self.key, self.side as usize, bytes)
             })
         });
@@ -472,6 +494,9 @@ impl TcpStream {
         context::with("lockstep::net::TcpStream::read", |w| {
             let mut wake = None;
             let poll = fabric::with(w, |f| {
+                if self.stale(f) {
+                    return Poll::Ready(Err(stale_error()));
+                }
                 stream::touch(f, w, self.key, self.side as usize);
                 stream::poll_read(f, self.key, self.side as usize, buf, cx, &mut wake)
             });
@@ -488,6 +513,9 @@ impl TcpStream {
     fn write_poll(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
         context::with("lockstep::net::TcpStream::write", |w| {
             let poll = fabric::with(w, |f| {
+                if self.stale(f) {
+                    return Poll::Ready(Err(stale_error()));
+                }
                 stream::touch(f, w, self.key, self.side as usize);
                 stream::poll_write(f, w, self.key, self.side as usize, buf, cx)
             });
@@ -501,10 +529,20 @@ impl TcpStream {
     fn close_now(&self) -> Poll<io::Result<()>> {
         Poll::Ready(context::with("lockstep::net::TcpStream::close", |w| {
             fabric::with(w, |f| {
+                if self.stale(f) {
+                    return Err(stale_error());
+                }
                 stream::close_write(f, w, self.key, self.side as usize)
             })
         }))
     }
+}
+
+fn stale_error() -> io::Error {
+    io::Error::new(
+        io::ErrorKind::NotConnected,
+        "this stream was made by an earlier simulation run: a socket does not outlive its run",
+    )
 }
 
 /// Abandons a connect whose future was dropped before it finished.
@@ -524,7 +562,12 @@ impl Drop for PendingConnect {
 impl Drop for TcpStream {
     fn drop(&mut self) {
         let waker = context::try_with(|w| {
-            fabric::with(w, |f| stream::drop_end(f, w, self.key, self.side as usize))
+            fabric::with(w, |f| {
+                if self.stale(f) {
+                    return None;
+                }
+                stream::drop_end(f, w, self.key, self.side as usize)
+            })
         });
         if let Some(Some(waker)) = waker {
             waker.wake();

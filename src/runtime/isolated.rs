@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 
 use super::outcome::{Outcome, Stats};
-use super::sim::{Config, Halt};
+use super::sim::{Config, Halt, Sim};
 use super::watchdog::{Handoff, StuckPoll};
 use super::world::World;
 use crate::check::{BlockedPollReport, Failure, RunPoint, Site, TaskInfo};
@@ -32,6 +32,10 @@ enum Msg<T> {
     Done(Box<Outcome<T>>),
     Stuck(StuckPoll),
 }
+
+/// How one isolated run is made: given the simulation (settings plus the
+/// watchdog's hand-off), run it once and return the outcome.
+pub(crate) type RunFn<T> = Arc<dyn Fn(&Sim) -> Outcome<T> + Send + Sync>;
 
 /// Runs `make()`'s future in a simulation of `config` on a worker thread;
 /// with `check`, runs it twice and compares (as `Sim::check_determinism`).
@@ -46,7 +50,22 @@ where
     F: Future + 'static,
     F::Output: Send + 'static,
 {
-    let stuck = match on_worker(config.clone(), make.clone(), check, site) {
+    isolate(
+        config,
+        Arc::new(move |sim: &Sim| {
+            if check {
+                super::determinism::check(&sim.config, || make(), site)
+            } else {
+                World::new(&sim.config, false).run(make(), site)
+            }
+        }),
+    )
+}
+
+/// Runs `run` on a worker thread, watched: the outcome, or a
+/// `BlockedPoll` failure with the trace up to the stuck step.
+pub(crate) fn isolate<T: Send + 'static>(config: &Config, run: RunFn<T>) -> Outcome<T> {
+    let stuck = match on_worker(config.clone(), run.clone()) {
         Ok(outcome) => return outcome,
         Err(stuck) => stuck,
     };
@@ -79,7 +98,7 @@ where
         step: stuck.step,
         failure: failure.clone(),
     });
-    if let Ok(outcome) = on_worker(replay, make, false, site) {
+    if let Ok(outcome) = on_worker(replay, run) {
         let halted = matches!(
             outcome.failure(),
             Some(Failure::BlockedPoll(r)) if !r.returned && r.at.step == stuck.step
@@ -106,18 +125,11 @@ where
 
 /// One run on a fresh worker thread: its outcome, or the stuck poll the
 /// watchdog found.
-fn on_worker<M, F>(
+fn on_worker<T: Send + 'static>(
     mut config: Config,
-    make: Arc<M>,
-    check: bool,
-    site: &'static Location<'static>,
-) -> Result<Outcome<F::Output>, StuckPoll>
-where
-    M: Fn() -> F + Send + Sync + 'static,
-    F: Future + 'static,
-    F::Output: Send + 'static,
-{
-    let (tx, rx) = mpsc::channel::<Msg<F::Output>>();
+    run: RunFn<T>,
+) -> Result<Outcome<T>, StuckPoll> {
+    let (tx, rx) = mpsc::channel::<Msg<T>>();
     let stuck_tx = tx.clone();
     config.handoff = Some(Handoff(Arc::new(move |s| {
         let _ = stuck_tx.send(Msg::Stuck(s));
@@ -131,11 +143,7 @@ where
     let worker = std::thread::Builder::new()
         .name(name)
         .spawn(move || {
-            let outcome = if check {
-                super::determinism::check(&config, || make(), site)
-            } else {
-                World::new(&config, false).run(make(), site)
-            };
+            let outcome = run(&Sim { config });
             let _ = tx.send(Msg::Done(Box::new(outcome)));
         })
         .expect("lockstep could not start a worker thread for an isolated run");
@@ -145,8 +153,8 @@ where
             Ok(*outcome)
         }
         Ok(Msg::Stuck(stuck)) => Err(stuck),
-        // The worker ended without an outcome: `make` (or lockstep) panicked
-        // outside any task. Pass the panic on to the caller.
+        // The worker ended without an outcome: the run function (or
+        // lockstep) panicked outside any task. Pass the panic on.
         Err(mpsc::RecvError) => match worker.join() {
             Err(payload) => std::panic::resume_unwind(payload),
             Ok(()) => unreachable!("an isolated run's worker sends its outcome before ending"),

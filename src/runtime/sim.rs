@@ -255,7 +255,8 @@ impl SimBuilder {
     }
 
     /// What to do about tasks still alive when the main task returns
-    /// (daemon tasks are exempt).
+    /// (daemon and host tasks are exempt), and sockets still open then
+    /// outside a running host task (see the `net` module docs).
     pub fn leaks(mut self, severity: Severity) -> Self {
         self.config.leaks = severity;
         self
@@ -324,6 +325,14 @@ impl SimBuilder {
         self
     }
 
+    /// Stops the run just before step `step`, failing it with `failure` (to
+    /// record the trace of a run that failed on wall time, which a replay
+    /// does not reproduce).
+    pub(crate) fn halt_before(mut self, step: u64, failure: crate::check::Failure) -> Self {
+        self.config.halt = Some(Halt { step, failure });
+        self
+    }
+
     /// Builds the simulation.
     pub fn build(self) -> Sim {
         Sim {
@@ -339,7 +348,7 @@ impl SimBuilder {
 /// seed), so running it twice gives the same outcome twice.
 #[derive(Clone, Debug)]
 pub struct Sim {
-    config: Config,
+    pub(crate) config: Config,
 }
 
 impl Sim {
@@ -356,6 +365,26 @@ impl Sim {
     /// The seed.
     pub fn seed(&self) -> Seed {
         self.config.seed
+    }
+
+    /// The scheduling policy.
+    pub fn policy(&self) -> Policy {
+        self.config.policy
+    }
+
+    /// The virtual time limit, if any.
+    pub fn max_virtual_time(&self) -> Option<Duration> {
+        self.config.max_virtual_time
+    }
+
+    /// The step limit, if any.
+    pub fn max_steps(&self) -> Option<u64> {
+        self.config.max_steps
+    }
+
+    /// The fault plan applied from the start of each run, if any.
+    pub fn faults(&self) -> Option<&crate::fault::FaultPlan> {
+        self.config.faults.as_ref()
     }
 
     /// A builder holding this simulation's settings, to change some.
@@ -416,6 +445,34 @@ impl Sim {
             false,
             Location::caller(),
         )
+    }
+
+    /// Runs `run` on a worker thread, watched as [`Sim::run_isolated`]
+    /// watches its run: for a caller that holds a function that runs a
+    /// simulation rather than a future (a scenario's variant, a sweep's
+    /// runner). `run` is given this simulation, with the watchdog's hand-off
+    /// installed, and must run it once (`sim.run(..)`, or
+    /// `sim.run_checking_determinism(..)`) and return that outcome; a
+    /// simulation it builds some other way is not handed back, and its
+    /// stuck poll aborts the process as under [`Sim::run`]. When a poll does
+    /// not return within the watchdog limit, `run` is called a second time
+    /// (with a simulation that stops just before the stuck step) to record
+    /// the trace.
+    ///
+    /// ```
+    /// use lockstep::prelude::*;
+    ///
+    /// fn variant(sim: &Sim) -> Outcome<()> {
+    ///     sim.run(async { sleep(Duration::from_millis(1)).await })
+    /// }
+    /// assert!(Sim::new(3).isolate(variant).is_ok());
+    /// ```
+    pub fn isolate<T, R>(&self, run: R) -> Outcome<T>
+    where
+        R: Fn(&Sim) -> Outcome<T> + Send + Sync + 'static,
+        T: Send + 'static,
+    {
+        super::isolated::isolate(&self.config, std::sync::Arc::new(run))
     }
 
     /// [`Sim::run_isolated`] checking determinism as

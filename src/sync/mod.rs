@@ -123,5 +123,5 @@ pub use semaphore::{
     Acquire, AcquireError, OwnedSemaphorePermit, Semaphore, SemaphorePermit, TryAcquireError,
 };
 
-pub(crate) use places::moved as task_spawned;
+pub(crate) use places::task_spawned;
 pub(crate) use resource::{Registry, WaitOn};

@@ -138,6 +138,8 @@ impl<T> Sender<T> {
         if !core.state.borrow().rx_open {
             return Err(value);
         }
+        // The value may carry channel handles to the receiver's task.
+        super::places::moved_with::<T>();
         *self.inner.value.borrow_mut() = Some(value);
         let waker = core.state.borrow_mut().rx_waker.take();
         core.meta.trace(Ev::Send, || None);

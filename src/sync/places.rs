@@ -16,11 +16,16 @@
 //!   (`send`, `try_send`, `is_closed`), receives on a receiver (`recv`,
 //!   `try_recv`). A handle made or cloned is placed nowhere: it is about to
 //!   move (into a spawned task, a request, a shared map).
-//! - A placement is **void** once T spawns a task or sends any value on a
-//!   lockstep channel (a spawned future or a message may carry the handle
-//!   away; the handle used for that send is placed again right after), or
-//!   once T has finished (the handle outlived it: a static, a shared
+//! - A placement is **void** once T spawns a task or sends a value on a
+//!   lockstep channel (mpsc, oneshot, broadcast, watch) whose type has drop
+//!   glue (a spawned future or a message may carry the handle away; a type
+//!   without drop glue, a `u32` or a `&str`, holds no `Rc` and so no
+//!   handle; the handle used for that send is placed again right after),
+//!   or once T has finished (the handle outlived it: a static, a shared
 //!   struct, a task's output).
+//! - A handle used by a second task while still placed in a first is
+//!   **shared** (an `Rc<State>` that holds a sender, a `static`, a move
+//!   through shared memory): it is never placed again.
 //! - A wait is **certain** only if every handle alive on the other side is
 //!   placed: its targets are then the tasks that hold them. One unplaced
 //!   handle (held by no task that lockstep can name: made and never used,
@@ -29,12 +34,16 @@
 //!   a run where nothing at all can run.
 //!
 //! The one assumption, as for lock guards leaked to `'static`: a handle
-//! that its task used is not handed to another task through shared memory
-//! (an `Rc<RefCell<…>>`, a `thread_local!`) before that task blocks. A
-//! program that does so can have a cycle reported that another task could
-//! still break; `SimBuilder::deadlock_cycles(Severity::Warn)` turns early
-//! reports into warnings.
+//! reachable by several tasks (through an `Rc`, a `static`, a shared
+//! struct) is used by a second one before the first blocks on the other
+//! end. A sender in an `Rc<State>` that only the receiving task has used so
+//! far, with the receiver then waiting for another task to send through
+//! the same `Rc`, can be reported as a cycle of one that the other task
+//! would break. `SimBuilder::deadlock_cycles(Severity::Warn)` turns early
+//! reports into warnings for such programs; cloning the sender for each
+//! task (the usual way) avoids the question.
 
+use super::resource::Epoch;
 use crate::runtime::context;
 use crate::runtime::waker::TaskKey;
 use crate::runtime::world::World;
@@ -45,6 +54,7 @@ use crate::runtime::world::World;
 pub(crate) struct Place {
     task: TaskKey,
     moves: u32,
+    epoch: Epoch,
 }
 
 impl Place {
@@ -54,25 +64,61 @@ impl Place {
         Some(Place {
             task,
             moves: w.sync.moves_of(task),
+            epoch: w.sync.epoch,
         })
-    }
-
-    /// The calling task, if inside a simulation and a task.
-    pub(crate) fn current() -> Option<Place> {
-        context::try_with(Place::here).flatten()
     }
 
     /// The holding task, if the placement still stands.
     pub(crate) fn task(self, w: &World) -> Option<TaskKey> {
+        if self.epoch != w.sync.epoch {
+            return None;
+        }
         let live = w.exec.inspect(self.task, |_| ()).is_some();
         (live && w.sync.moves_of(self.task) == self.moves).then_some(self.task)
+    }
+}
+
+/// Where one handle is.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) enum At {
+    /// Made and not used yet, or used outside any task.
+    #[default]
+    Nowhere,
+    /// Placed in a task.
+    In(Place),
+    /// Used by a second task while still placed in a first: the handle is
+    /// shared by reference (an `Rc<State>` holding it, a `static`) or moved
+    /// through shared memory. It is never placed again.
+    Shared,
+}
+
+impl At {
+    /// The calling task used the handle.
+    pub(crate) fn touch(&mut self) {
+        let next = context::try_with(|w| match (*self, Place::here(w)) {
+            (At::Shared, _) => At::Shared,
+            (At::In(p), Some(here)) if p.task != here.task && p.task(w).is_some() => At::Shared,
+            (_, Some(here)) => At::In(here),
+            (_, None) => At::Nowhere,
+        });
+        if let Some(next) = next {
+            *self = next;
+        }
+    }
+
+    /// The holding task, if the handle is placed and the placement stands.
+    fn task(self, w: &World) -> Option<TaskKey> {
+        match self {
+            At::In(p) => p.task(w),
+            At::Nowhere | At::Shared => None,
+        }
     }
 }
 
 /// The places of several handles (the senders of a channel), by slot.
 #[derive(Default, Debug)]
 pub(crate) struct Places {
-    slots: Vec<Option<Option<Place>>>,
+    slots: Vec<Option<At>>,
     free: Vec<u32>,
 }
 
@@ -81,11 +127,11 @@ impl Places {
     pub(crate) fn add(&mut self) -> u32 {
         match self.free.pop() {
             Some(i) => {
-                self.slots[i as usize] = Some(None);
+                self.slots[i as usize] = Some(At::Nowhere);
                 i
             }
             None => {
-                self.slots.push(Some(None));
+                self.slots.push(Some(At::Nowhere));
                 (self.slots.len() - 1) as u32
             }
         }
@@ -101,16 +147,16 @@ impl Places {
 
     /// Handle `slot` was used by the calling task.
     pub(crate) fn touch(&mut self, slot: u32) {
-        if let Some(Some(p)) = self.slots.get_mut(slot as usize) {
-            *p = Place::current();
+        if let Some(Some(at)) = self.slots.get_mut(slot as usize) {
+            at.touch();
         }
     }
 
     /// Pushes the tasks that hold the handles, if every handle is placed;
     /// `false` (and `out` unspecified) otherwise.
     pub(crate) fn holders(&self, w: &World, out: &mut Vec<TaskKey>) -> bool {
-        for p in self.slots.iter().flatten() {
-            match p.and_then(|p| p.task(w)) {
+        for at in self.slots.iter().flatten() {
+            match at.task(w) {
                 Some(t) => out.push(t),
                 None => return false,
             }
@@ -123,7 +169,7 @@ impl Places {
         self.slots
             .iter()
             .flatten()
-            .filter(|p| p.and_then(|p| p.task(w)) == Some(task))
+            .filter(|at| at.task(w) == Some(task))
             .count()
     }
 }
@@ -136,6 +182,16 @@ pub(crate) fn moved() {
             w.sync.bump_moves(k);
         }
     });
+}
+
+/// The calling task spawned `child`: handles it holds may have moved into
+/// it. Also records who spawned whom.
+pub(crate) fn task_spawned(w: &World, child: TaskKey) {
+    let parent = w.exec.current_key();
+    if let Some(k) = parent {
+        w.sync.bump_moves(k);
+    }
+    w.sync.note_parent(child, parent);
 }
 
 /// The calling task sent a `T` on a channel: handles it holds may have
@@ -159,8 +215,8 @@ pub(crate) fn senders_held(label: &str, held: usize, all: usize) -> String {
 
 /// The task of `place`, if it still stands (for a single handle: a
 /// receiver).
-pub(crate) fn holder(place: Option<Place>, out: &mut Vec<TaskKey>) -> bool {
-    match context::try_with(|w| place.and_then(|p| p.task(w))).flatten() {
+pub(crate) fn holder(at: At, out: &mut Vec<TaskKey>) -> bool {
+    match context::try_with(|w| at.task(w)).flatten() {
         Some(t) => {
             out.push(t);
             true

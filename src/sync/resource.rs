@@ -19,6 +19,7 @@ use crate::runtime::context;
 use crate::runtime::executor::{Executor, Waiting};
 use crate::runtime::waker::TaskKey;
 use crate::runtime::world::World;
+use crate::task::TaskId;
 use crate::trace::{EventKind, Verbosity};
 
 /// The kinds of primitive, as labels name them.
@@ -169,9 +170,54 @@ pub(crate) struct Registry {
     /// Per task slot: how many times the task spawned or sent a value on a
     /// channel (see `places.rs`).
     moves: RefCell<Vec<u32>>,
+    /// Per task id: the id of the task that spawned it (`u32::MAX`: none).
+    /// Ids count up from 0 in every run, so this is a dense table.
+    parents: RefCell<Vec<u32>>,
+    /// This run among every run of the process: a channel kept in a
+    /// `static` across runs must not take a task of an earlier run for one
+    /// of this run (ids start at 0 in every run). An identity only.
+    pub(crate) epoch: Epoch,
+}
+
+/// A process-wide run number, for identity only (never in behaviour or the
+/// trace).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Epoch(u64);
+
+impl Default for Epoch {
+    fn default() -> Epoch {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Epoch(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    }
 }
 
 impl Registry {
+    pub(crate) fn note_parent(&self, child: TaskKey, parent: Option<TaskKey>) {
+        let mut p = self.parents.borrow_mut();
+        let i = child.id.0 as usize;
+        if p.len() <= i {
+            p.resize(i + 1, u32::MAX);
+        }
+        p[i] = parent.map_or(u32::MAX, |k| k.id.0);
+    }
+
+    /// Whether `ancestor` spawned `task`, directly or through its children.
+    pub(crate) fn descends_from(&self, task: TaskId, ancestor: TaskId) -> bool {
+        let p = self.parents.borrow();
+        let mut at = task.0;
+        // Parents have smaller ids than their children: the walk ends.
+        while let Some(&up) = p.get(at as usize) {
+            if up == ancestor.0 {
+                return true;
+            }
+            if up >= at {
+                return false;
+            }
+            at = up;
+        }
+        false
+    }
+
     pub(crate) fn moves_of(&self, task: TaskKey) -> u32 {
         self.moves
             .borrow()

@@ -20,7 +20,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 
 pub use super::mpsc::SendError;
-use super::places::{self, Place};
+use super::places::{self, At};
 use super::resource::{Ev, Kind, Meta, Release, Tracked, WaitOp, block};
 use super::waiters::{self, State, Ticket, WaitList};
 use crate::runtime::context;
@@ -65,7 +65,7 @@ fn make<T>(name: Option<String>, init: T) -> (Sender<T>, Receiver<T>) {
                 tx_alive: true,
                 receivers: 1,
                 waiters: WaitList::default(),
-                tx_at: None,
+                tx_at: At::Nowhere,
             }),
         }),
         value: RefCell::new(init),
@@ -94,7 +94,7 @@ struct WatchState {
     receivers: usize,
     waiters: WaitList<()>,
     /// Where the sender is (see `places.rs`).
-    tx_at: Option<Place>,
+    tx_at: At,
 }
 
 /// The error of `changed` once the sender is gone.
@@ -177,7 +177,7 @@ impl<T> Sender<T> {
         let core = &self.shared.core;
         places::moved_with::<T>();
         waiters::wake_after(&core.state, |st, wake| {
-            st.tx_at = Place::current();
+            st.tx_at.touch();
             st.version += 1;
             st.waiters.settle_all(State::Woken, wake);
             core.meta.trace(Ev::Send, || None);
@@ -207,7 +207,7 @@ impl<T> Sender<T> {
     /// Whether every receiver is gone.
     pub fn is_closed(&self) -> bool {
         let mut st = self.shared.core.state.borrow_mut();
-        st.tx_at = Place::current();
+        st.tx_at.touch();
         st.receivers == 0
     }
 }

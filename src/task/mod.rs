@@ -122,10 +122,11 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    // The parent's channel handles may have moved into the child.
-    crate::sync::task_spawned();
     let cell = cell::TaskCell::new(future);
     let key = w.exec.spawn(w, cell.clone(), name, daemon, host, site);
+    // The parent's channel handles and sockets may have moved into the
+    // child.
+    crate::sync::task_spawned(w, key);
     JoinHandle::new(cell, key)
 }
 

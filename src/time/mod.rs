@@ -52,6 +52,7 @@ pub use std::time::Duration;
 mod instant;
 pub(crate) mod timers;
 
+pub use crate::fault::parse_duration;
 pub use instant::{Instant, format_duration};
 
 use crate::runtime::context;

@@ -27,11 +27,12 @@ pub(crate) fn open(
     })?;
     let inc = f.host(here).incarnation;
     let deadline = now(w).saturating_add(nanos(f.tcp.connect_timeout));
-    let window = f.tcp.send_window;
+    let window = |from, to| f.link(from, to).send_window.unwrap_or(f.tcp.send_window);
+    let (w0, w1) = (window(here, dst), window(dst, here));
     let key = f.conns.insert(
         [
-            End::new(here, local, inc, true, window),
-            End::new(dst, port, 0, false, window),
+            End::new(here, local, inc, true, w0),
+            End::new(dst, port, 0, false, w1),
         ],
         State::Connecting {
             attempt: 0,

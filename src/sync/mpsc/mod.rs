@@ -31,7 +31,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
-use super::places::{self, Place, Places, senders_held};
+use super::places::{self, At, Places, senders_held};
 use super::resource::{Ev, Kind, Meta, Release, Tracked, WaitOp, block, task_list};
 use super::waiters::{self, State, Ticket, Turn, WaitList};
 use crate::runtime::context;
@@ -119,7 +119,7 @@ fn make<T>(name: Option<String>, cap: Option<usize>) -> (Sender<T>, Receiver<T>)
                 recent_senders: Vec::new(),
                 last_receiver: None,
                 tx_at: Places::default(),
-                rx_at: None,
+                rx_at: At::Nowhere,
             }),
         }),
         buf: RefCell::new(VecDeque::with_capacity(cap.unwrap_or(0))),
@@ -164,7 +164,7 @@ struct ChanState {
     /// Where the senders are (see `places.rs`).
     tx_at: Places,
     /// Where the receiver is.
-    rx_at: Option<Place>,
+    rx_at: At,
 }
 
 impl ChanState {
@@ -231,7 +231,7 @@ impl<T> Chan<T> {
             st.len -= 1;
             st.rx_waiting = false;
             st.last_receiver = current_task();
-            st.rx_at = Place::current();
+            st.rx_at.touch();
             core.meta.trace(Ev::Recv, || None);
             st.grant_slots(core.cap, wake);
         });
@@ -244,7 +244,7 @@ impl<T> Chan<T> {
                 return Poll::Ready(Some(v));
             }
             let mut st = self.core.state.borrow_mut();
-            st.rx_at = Place::here(w);
+            st.rx_at.touch();
             if st.senders == 0 || st.rx_closed {
                 st.rx_waiting = false;
                 return Poll::Ready(None);
@@ -266,7 +266,7 @@ impl<T> Chan<T> {
             return Ok(v);
         }
         let mut st = self.core.state.borrow_mut();
-        st.rx_at = Place::current();
+        st.rx_at.touch();
         if st.senders == 0 || st.rx_closed {
             Err(TryRecvError::Disconnected)
         } else {

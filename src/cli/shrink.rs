@@ -1,0 +1,289 @@
+//! `lockstep shrink BUNDLE`: the smallest fault plan that still fails the
+//! same way.
+//!
+//! Starts from the plan the failing run applied (for a random plan, the
+//! concrete actions it drew, which the bundle records) and reduces it while
+//! the seed still fails with the same failure kind:
+//!
+//! 1. **fewest**: delta debugging over the plan's actions (drop halves,
+//!    then quarters, … of the actions, keep any smaller plan that still
+//!    fails), down to a plan where removing any one action makes the
+//!    failure go away;
+//! 2. **earliest**: each action moves as early as it can (a binary search
+//!    over whole milliseconds);
+//! 3. **shortest**: each pause and link delay as short as it can be.
+//!
+//! Why not proptest's shrinker (`lockstep::proptest::fault_plans`)? It
+//! shrinks a plan only through the value tree of the strategy that drew
+//! it; a bundle's plan may be hand-written or drawn by
+//! `FaultPlan::generate`, so a direct reduction over actions serves every
+//! plan, and needs no `proptest` feature. It tries the same simplifications
+//! (fewer, earlier, shorter faults).
+//!
+//! The seed's schedule is not shrunk: the policy draws it from the seed,
+//! and the seed is kept. The result is written as a new bundle beside the
+//! original (`…-shrunk`), whose plan is the shrunk one; the command prints
+//! the plan and the command that replays it.
+
+use std::path::{Path, PathBuf};
+
+use super::bundle::Bundle;
+use super::explore::{Sweep, bundle_for};
+use super::spec::{self, SimArgs};
+use super::{Outcome, Scenario, exit};
+use crate::fault::{FaultAction, FaultPlan, Timed};
+use crate::time::Duration;
+use crate::trace::Verbosity;
+
+/// `lockstep shrink`.
+#[derive(clap::Args)]
+pub(crate) struct Args {
+    /// A failure bundle of a scenario run with a fault plan.
+    bundle: PathBuf,
+    /// At most this many runs.
+    #[arg(long, default_value_t = 400)]
+    max_runs: usize,
+}
+
+pub(crate) fn run(args: Args, scenarios: &[Scenario]) -> Outcome {
+    let bundle = Bundle::open(&args.bundle)?;
+    let m = &bundle.manifest;
+    let Some(s) = &m.scenario else {
+        return Err(format!(
+            "{}: shrinking a #[sim_test] bundle is not supported (its plan is set in the test's \
+             source); shrink a scenario bundle, or use lockstep::proptest::fault_plans in the test",
+            bundle.dir.display()
+        ));
+    };
+    let scenario = spec::find(scenarios, &s.name)?;
+    let variant = spec::variant(scenario, &s.variant)?;
+    let text = m
+        .faults_drawn
+        .as_ref()
+        .or(m.faults.as_ref())
+        .ok_or_else(|| {
+            format!(
+                "{}: the failing run had no fault plan to shrink (run it with --faults)",
+                bundle.dir.display()
+            )
+        })?;
+    let start: FaultPlan = text
+        .parse()
+        .map_err(|e| format!("{}: bundle.json faults: {e}", bundle.dir.display()))?;
+    let base = m.sim()?;
+    let want = m.failure_kind.clone();
+    let mut runs = 0usize;
+    let mut fails = |actions: &[Timed]| -> bool {
+        if runs >= args.max_runs {
+            return false;
+        }
+        runs += 1;
+        let sim = base
+            .to_builder()
+            .faults(FaultPlan::from_actions(actions.iter().cloned()))
+            .verbosity(Verbosity::Off)
+            .build();
+        variant
+            .run(&sim)
+            .failure()
+            .is_some_and(|f| f.kind().name() == want)
+    };
+    if !fails(&start.actions) {
+        println!(
+            "cannot shrink: with the plan as recorded, seed {} no longer fails with {want}",
+            m.seed
+        );
+        return Ok(exit(false));
+    }
+    let mut actions = if fails(&[]) {
+        Vec::new()
+    } else {
+        ddmin(start.actions.clone(), &mut fails)
+    };
+    earliest(&mut actions, &mut fails);
+    shortest(&mut actions, &mut fails);
+    let plan = FaultPlan::from_actions(actions);
+
+    let sim = base.to_builder().faults(plan.clone()).build();
+    let traced = variant.run(&sim);
+    let Some(failure) = traced.failure() else {
+        return Err("the shrunk plan passed when traced: the scenario is not deterministic".into());
+    };
+    let sim_args = SimArgs::default();
+    let sweep = Sweep {
+        scenario,
+        variant,
+        sim: &sim_args,
+        seeds: Vec::new(),
+    };
+    let root = bundle.dir.parent().unwrap_or(Path::new(".")).to_path_buf();
+    let dir = bundle_for(&sweep, &sim, &traced, &want, &failure.to_string(), &root)?;
+    let shrunk = dir.with_file_name(format!(
+        "{}-shrunk",
+        bundle
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    let _ = std::fs::remove_dir_all(&shrunk);
+    std::fs::rename(&dir, &shrunk)
+        .map_err(|e| format!("cannot write {}: {e}", shrunk.display()))?;
+    println!(
+        "shrunk {} actions to {} in {runs} runs; seed {} still fails with {want}:",
+        start.actions.len(),
+        plan.actions.len(),
+        m.seed
+    );
+    if plan.is_empty() {
+        println!("  (no fault: the failure does not need the plan)");
+    }
+    for line in plan.to_string().lines() {
+        println!("  {line}");
+    }
+    println!("bundle: {}", shrunk.display());
+    println!("replay: lockstep replay {}", shrunk.display());
+    Ok(exit(true))
+}
+
+/// Delta debugging (Zeller's ddmin): a 1-minimal subsequence of `items`
+/// for which `fails` holds.
+fn ddmin(mut items: Vec<Timed>, fails: &mut impl FnMut(&[Timed]) -> bool) -> Vec<Timed> {
+    let mut n = 2;
+    while items.len() >= 2 {
+        let chunk = items.len().div_ceil(n);
+        let parts: Vec<Vec<Timed>> = items.chunks(chunk).map(<[Timed]>::to_vec).collect();
+        let mut reduced = false;
+        for (i, part) in parts.iter().enumerate() {
+            if fails(part) {
+                items = part.clone();
+                n = 2;
+                reduced = true;
+                break;
+            }
+            let complement: Vec<Timed> = parts
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .flat_map(|(_, p)| p.iter().cloned())
+                .collect();
+            if parts.len() > 2 && fails(&complement) {
+                items = complement;
+                n = (n - 1).max(2);
+                reduced = true;
+                break;
+            }
+        }
+        if !reduced {
+            if n >= items.len() {
+                break;
+            }
+            n = (n * 2).min(items.len());
+        }
+    }
+    items
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Binary search for the smallest whole-millisecond value in `0..=hi` for
+/// which `ok` holds, assuming `ok(hi)`.
+fn smallest(hi: u64, ok: &mut impl FnMut(u64) -> bool) -> u64 {
+    if hi == 0 || ok(0) {
+        return 0;
+    }
+    let (mut lo, mut hi) = (0, hi);
+    while hi - lo > 1 {
+        let mid = lo + (hi - lo) / 2;
+        if ok(mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
+}
+
+/// Moves each action as early as the failure allows.
+fn earliest(actions: &mut [Timed], fails: &mut impl FnMut(&[Timed]) -> bool) {
+    for i in 0..actions.len() {
+        let at = millis(actions[i].at);
+        let best = smallest(at, &mut |ms| {
+            let mut trial = actions.to_vec();
+            trial[i].at = Duration::from_millis(ms);
+            fails(&trial)
+        });
+        if best < at {
+            actions[i].at = Duration::from_millis(best);
+        }
+    }
+}
+
+/// Shortens each pause and link delay as far as the failure allows.
+fn shortest(actions: &mut [Timed], fails: &mut impl FnMut(&[Timed]) -> bool) {
+    for i in 0..actions.len() {
+        let len = match &actions[i].action {
+            FaultAction::Pause { duration, .. } => *duration,
+            FaultAction::LinkDelay { delay, .. } => *delay,
+            _ => continue,
+        };
+        let with = |a: &FaultAction, ms: u64| {
+            let mut a = a.clone();
+            match &mut a {
+                FaultAction::Pause { duration, .. } => *duration = Duration::from_millis(ms),
+                FaultAction::LinkDelay { delay, .. } => *delay = Duration::from_millis(ms),
+                _ => {}
+            }
+            a
+        };
+        let best = smallest(millis(len), &mut |ms| {
+            let mut trial = actions.to_vec();
+            trial[i].action = with(&actions[i].action, ms);
+            fails(&trial)
+        });
+        if best < millis(len) {
+            actions[i].action = with(&actions[i].action, best);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn crash(host: &str, at_ms: u64) -> Timed {
+        Timed {
+            at: Duration::from_millis(at_ms),
+            action: FaultAction::Crash { host: host.into() },
+        }
+    }
+
+    #[test]
+    fn ddmin_keeps_only_the_actions_the_failure_needs() {
+        let plan: Vec<Timed> = (0..13).map(|i| crash(&format!("h{i}"), i * 100)).collect();
+        let needs = |a: &[Timed]| {
+            let has = |h: &str| a.iter().any(|t| t.action == crash(h, 0).action);
+            has("h3") && has("h11")
+        };
+        let mut runs = 0;
+        let min = ddmin(plan, &mut |a: &[Timed]| {
+            runs += 1;
+            needs(a)
+        });
+        let hosts: Vec<String> = min.iter().map(|t| t.action.to_string()).collect();
+        assert_eq!(hosts, ["crash h3", "crash h11"]);
+        assert!(runs < 60, "{runs} runs");
+    }
+
+    #[test]
+    fn actions_move_as_early_as_the_failure_allows() {
+        let mut plan = vec![crash("a", 9_000), crash("b", 4_000)];
+        // Fails while `a` crashes at or after 2.5 s; `b` does not matter.
+        let mut fails = |a: &[Timed]| a[0].at >= Duration::from_millis(2_500);
+        earliest(&mut plan, &mut fails);
+        assert_eq!(plan[0].at, Duration::from_millis(2_500));
+        assert_eq!(plan[1].at, Duration::ZERO);
+    }
+}
