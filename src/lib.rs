@@ -62,6 +62,11 @@
 //! - [`Failure`]: what can go wrong in a run, each kind with a message a user
 //!   can act on (it always names the seed).
 //! - [`random`]: seeded random numbers for the program under test.
+//! - [`explore`]: finding bugs in fewer seeds and reading them in fewer
+//!   steps: scheduling policies ([`Policy`]: random, FIFO, PCT, swarm, and
+//!   the `mix` that bug hunts should use), late polls, recorded
+//!   [`explore::Schedule`]s that replay exactly, schedule shrinking, and
+//!   [`explore::find_failure`].
 //! - [`net`]: simulated hosts, datagrams and byte streams over links with
 //!   latency, loss, duplication and reordering; partitions, crashes,
 //!   restarts, pauses and clock skew.
@@ -93,6 +98,7 @@ compile_error!(
 pub mod check;
 #[cfg(feature = "cli")]
 pub mod cli;
+pub mod explore;
 pub mod fault;
 pub mod future;
 mod harness;
@@ -145,7 +151,7 @@ pub use trace::Verbosity;
 /// | `livelock_steps = N` | polls in a row without progress before [`Failure::Livelock`] | 1,000,000 |
 /// | `blocked_poll = "100ms"` | wall time one poll may take before [`Failure::BlockedPoll`] (`false`: off) | `"1s"` |
 /// | `watchdog = "5s"` | wall time after which a poll is taken to never return: the seed fails with [`Failure::BlockedPoll`], the other tests go on (`false`: off) | `"5s"` |
-/// | `policy = "fifo"` | scheduling policy (or a `Policy` expression) | `"random"` |
+/// | `policy = "fifo"` | scheduling policy: `"random"`, `"fifo"`, `"pct"`, `"pct:D"`, `"swarm"`, `"mix"` (or a `Policy` expression) | `"random"` |
 /// | `faults = 0.2` | a random [`FaultPlan`](fault::FaultPlan) of that intensity, drawn from each seed; a plan in its text form (`faults = "at 1s crash server"`, parsed when the test runs); or any `FaultPlan` expression | none |
 /// | `check_determinism` | run each seed twice and compare | off |
 ///

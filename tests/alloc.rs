@@ -246,3 +246,143 @@ fn uncontended_sync_operations_allocate_nothing() {
         });
     assert_eq!(outcome.into_result().unwrap(), 0);
 }
+
+/// Allocations in a warmed-up window of `window` yields by the main task
+/// while `body`'s tasks run; `mode` sets the trace.
+fn warm_window_allocs(
+    verbosity: Verbosity,
+    mode: lockstep::trace::TraceMode,
+    spawn_tasks: fn(Rc<Cell<bool>>) -> Vec<JoinHandle<()>>,
+) -> (u64, u64) {
+    let outcome = Sim::builder()
+        .seed(3)
+        .verbosity(verbosity)
+        .trace_mode(mode)
+        .no_step_limit()
+        .build()
+        .run(async move {
+            let stop = Rc::new(Cell::new(false));
+            let handles = spawn_tasks(stop.clone());
+            // Warm up: queues, the ring and its summary log reach their
+            // working sizes (both start recycling their chunks).
+            for _ in 0..16_000 {
+                lockstep::task::yield_now().await;
+            }
+            let before = allocs();
+            for _ in 0..4_000 {
+                lockstep::task::yield_now().await;
+            }
+            let during = allocs() - before;
+            stop.set(true);
+            for h in handles {
+                h.await.unwrap();
+            }
+            during
+        });
+    let steps = outcome.stats().steps;
+    (outcome.into_result().unwrap(), steps)
+}
+
+/// W2's shape: many tasks yielding.
+fn yielders(stop: Rc<Cell<bool>>) -> Vec<JoinHandle<()>> {
+    (0..20)
+        .map(|_| {
+            let stop = stop.clone();
+            spawn(async move {
+                while !stop.get() {
+                    lockstep::task::yield_now().await;
+                }
+            })
+        })
+        .collect()
+}
+
+/// W5's shape: tasks taking a contended lock, yielding while holding it.
+fn lockers(stop: Rc<Cell<bool>>) -> Vec<JoinHandle<()>> {
+    let m = Rc::new(lockstep::sync::Mutex::new(0u64));
+    (0..20)
+        .map(|_| {
+            let (m, stop) = (m.clone(), stop.clone());
+            spawn(async move {
+                while !stop.get() {
+                    let mut g = m.lock().await;
+                    *g += 1;
+                    lockstep::task::yield_now().await;
+                    drop(g);
+                }
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn yields_and_contended_locks_allocate_nothing_once_warm() {
+    use lockstep::trace::TraceMode;
+    for (name, tasks) in [
+        ("yields", yielders as fn(_) -> _),
+        ("locks", lockers as fn(_) -> _),
+    ] {
+        for (verbosity, mode) in [
+            (Verbosity::Off, TraceMode::Keep),
+            // A full trace in a warm ring reuses its chunks.
+            (Verbosity::Full, TraceMode::Ring(2_000)),
+        ] {
+            let (during, steps) = warm_window_allocs(verbosity, mode, tasks);
+            assert!(steps > 10_000, "{name}: only {steps} steps");
+            assert_eq!(
+                during, 0,
+                "{name}, trace {verbosity}: {during} allocations in a warm window"
+            );
+        }
+    }
+}
+
+/// Spawning and joining a task allocates the task and nothing else: no
+/// name or site formatting, plain, named (a builder reused) or on a host.
+/// (With the watchdog or the blocked-poll check on, the default, a named
+/// task is also entered in the watchdog's table of names, which that
+/// thread reads: a map insert per named spawn, measured apart here.)
+#[test]
+fn a_spawn_allocates_only_the_task() {
+    const N: u64 = 1000;
+    let outcome = Sim::builder()
+        .seed(1)
+        .verbosity(Verbosity::Off)
+        .watchdog(None)
+        .blocked_poll(None)
+        .build()
+        .run(async {
+            let host = lockstep::net::Host::new("server", || async { Ok(()) });
+            let named = lockstep::task::Builder::new().name("worker");
+            let mut handles = Vec::with_capacity(N as usize);
+            let mut counts = [0u64; 3];
+            // The first round warms the task table and the ready set.
+            for round in 0..2 {
+                for (kind, count) in counts.iter_mut().enumerate() {
+                    let before = allocs();
+                    for i in 0..N {
+                        handles.push(match kind {
+                            0 => spawn(async move { i }),
+                            1 => named.clone().spawn(async move { i }),
+                            _ => host.spawn(async move { i }),
+                        });
+                    }
+                    for h in handles.drain(..) {
+                        h.await.unwrap();
+                    }
+                    if round == 1 {
+                        *count = allocs() - before;
+                    }
+                }
+            }
+            counts
+        });
+    let [plain, named, on_host] = outcome.into_result().unwrap();
+    eprintln!("allocations per {N} spawns: plain {plain}, named {named}, on a host {on_host}");
+    for (what, n) in [("plain", plain), ("named", named), ("on a host", on_host)] {
+        assert!(
+            n <= N + 4,
+            "{what}: {n} allocations for {N} spawns (one per task expected, plus a few for the run's tables)"
+        );
+    }
+}

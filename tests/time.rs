@@ -189,13 +189,11 @@ fn timers_with_equal_deadlines_fire_in_the_order_they_were_set() {
         let trace = outcome.trace();
         let set_order: Vec<_> = trace
             .events()
-            .iter()
             .filter(|e| matches!(e.kind, EventKind::TimerSet { .. }))
             .map(|e| e.task.unwrap())
             .collect();
         let fire_order: Vec<_> = trace
             .events()
-            .iter()
             .filter_map(|e| match e.kind {
                 EventKind::TimerFire { target } => target,
                 _ => None,

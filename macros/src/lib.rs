@@ -263,15 +263,29 @@ impl Options {
                     }) => match s.value().as_str() {
                         "random" => quote_spanned!(s.span()=> ::lockstep::Policy::Random),
                         "fifo" => quote_spanned!(s.span()=> ::lockstep::Policy::Fifo),
-                        other => {
-                            return Err(syn::Error::new(
-                                s.span(),
-                                format!(
-                                    "unknown policy {other:?}: expected \"random\" or \"fifo\" \
-                                     (or an expression of type lockstep::Policy)"
-                                ),
-                            ));
-                        }
+                        "swarm" => quote_spanned!(s.span()=> ::lockstep::Policy::Swarm),
+                        "mix" => quote_spanned!(s.span()=> ::lockstep::Policy::Mix),
+                        other => match other.strip_prefix("pct").map(|d| d.strip_prefix(':')) {
+                            Some(None) if other == "pct" => {
+                                quote_spanned!(s.span()=> ::lockstep::Policy::Pct { depth: 3 })
+                            }
+                            Some(Some(d))
+                                if d.parse::<u32>().is_ok_and(|d| (1..=64).contains(&d)) =>
+                            {
+                                let d: u32 = d.parse().unwrap_or(3);
+                                quote_spanned!(s.span()=> ::lockstep::Policy::Pct { depth: #d })
+                            }
+                            _ => {
+                                return Err(syn::Error::new(
+                                    s.span(),
+                                    format!(
+                                        "unknown policy {other:?}: expected \"random\", \"fifo\", \
+                                         \"pct\", \"pct:D\" (depth D from 1 to 64), \"swarm\" \
+                                         or \"mix\" (or an expression of type lockstep::Policy)"
+                                    ),
+                                ));
+                            }
+                        },
                     },
                     other => quote!(#other),
                 });

@@ -684,6 +684,33 @@ fn isolate_process_turns_a_poll_that_never_returns_into_a_failure() {
     assert_eq!(failures[0]["kind"], "hung");
     assert!(ran.stderr.contains("BROKEN"), "{}", ran.stderr);
 
+    // On worker threads: the stuck seed is a blocked poll, with a bundle.
+    let dir = scratch("isolate-thread");
+    let ran = run(cmd(&fixture().bin).args([
+        "explore",
+        "spin",
+        "--isolate",
+        "thread",
+        "--watchdog",
+        "0.3",
+        "--keep-going",
+        "--json",
+        "--bundle-dir",
+        s(&dir),
+    ]))
+    .expect(1);
+    let v: serde_json::Value = serde_json::from_str(ran.stdout.lines().next().unwrap()).unwrap();
+    assert_eq!(v["tried"], 6);
+    let failures = v["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{v}");
+    assert_eq!(failures[0]["seed"], 3);
+    assert_eq!(failures[0]["kind"], "blocked-poll", "{v}");
+    assert!(
+        dir.join("spin-buggy-0x3/trace.jsonl").is_file(),
+        "{}",
+        ran.stderr
+    );
+
     // The same failing seeds in child processes as in this one.
     let sweep = [
         "explore",

@@ -322,6 +322,12 @@ impl Display for Failure {
                  hand-written plan must name hosts that exist when they apply",
                 r.action, r.at.time, r.message, r.at
             ),
+            Failure::ScheduleDiverged(r) => write!(
+                f,
+                "schedule diverged: {} ({}); the program no longer fits the recorded \
+                 schedule: record a new one from the seed",
+                r.message, r.at
+            ),
             Failure::NonDeterminism(r) => match &r.cause {
                 Divergence::Diverged {
                     event,

@@ -62,6 +62,10 @@ pub enum Failure {
     /// without taking it: nobody will ever see that error (a forgotten
     /// `.await`).
     UnobservedError(UnobservedErrorReport),
+    /// A replayed [`Schedule`](crate::explore::Schedule) no longer fits the
+    /// program (it was edited, or the schedule belongs to another test):
+    /// the report names the step and what each side wanted.
+    ScheduleDiverged(ScheduleDivergedReport),
 }
 
 impl Failure {
@@ -87,6 +91,7 @@ impl Failure {
             Failure::Livelock(r) => &r.at,
             Failure::BlockedPoll(r) => &r.at,
             Failure::UnobservedError(r) => &r.at,
+            Failure::ScheduleDiverged(r) => &r.at,
         }
     }
 
@@ -109,6 +114,7 @@ impl Failure {
             Failure::Livelock(_) => FailureKind::Livelock,
             Failure::BlockedPoll(_) => FailureKind::BlockedPoll,
             Failure::UnobservedError(_) => FailureKind::UnobservedError,
+            Failure::ScheduleDiverged(_) => FailureKind::ScheduleDiverged,
         }
     }
 }
@@ -138,6 +144,8 @@ pub enum FailureKind {
     BlockedPoll,
     /// [`Failure::UnobservedError`].
     UnobservedError,
+    /// [`Failure::ScheduleDiverged`].
+    ScheduleDiverged,
 }
 
 impl FailureKind {
@@ -153,11 +161,12 @@ impl FailureKind {
         FailureKind::Livelock,
         FailureKind::BlockedPoll,
         FailureKind::UnobservedError,
+        FailureKind::ScheduleDiverged,
     ];
 
     /// The short, stable name: `panic`, `deadlock`, `time-limit`,
     /// `step-limit`, `leak`, `non-determinism`, `invalid-fault`, `livelock`,
-    /// `blocked-poll`, `unobserved-error`.
+    /// `blocked-poll`, `unobserved-error`, `schedule-diverged`.
     pub fn name(self) -> &'static str {
         match self {
             FailureKind::Panic => "panic",
@@ -170,6 +179,7 @@ impl FailureKind {
             FailureKind::Livelock => "livelock",
             FailureKind::BlockedPoll => "blocked-poll",
             FailureKind::UnobservedError => "unobserved-error",
+            FailureKind::ScheduleDiverged => "schedule-diverged",
         }
     }
 }
@@ -467,6 +477,17 @@ pub struct UnobservedErrorReport {
     pub output_type: String,
     /// When the error became unobservable (the handle was dropped, or the
     /// task returned with its handle already gone).
+    pub at: RunPoint,
+}
+
+/// Where a replayed schedule and the program parted.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct ScheduleDivergedReport {
+    /// What the schedule wanted and what the program did instead
+    /// (`at step 12 the schedule polls #3, but it is not ready (ready: #1)`).
+    pub message: String,
+    /// Where the run stood.
     pub at: RunPoint,
 }
 

@@ -119,12 +119,9 @@ impl Manifest {
     }
 }
 
-/// `1.500s` → 1.5 s (what [`format_duration`] writes).
+/// `1.500s` → 1.5 s (what [`format_duration`] writes), or any duration
+/// [`parse_duration`](crate::time::parse_duration) takes (`1h30m`), exactly.
 fn parse_secs(t: &str) -> Result<Duration, String> {
-    t.trim()
-        .strip_suffix('s')
-        .and_then(|n| n.parse::<f64>().ok())
-        .filter(|n| n.is_finite() && *n >= 0.0)
-        .map(Duration::from_secs_f64)
-        .ok_or_else(|| format!("bundle.json: `{t}` is not a duration like `3600.000s`"))
+    crate::time::parse_duration(t)
+        .map_err(|e| format!("bundle.json: {e}; `3600.000s` is what bundles write"))
 }

@@ -59,8 +59,11 @@ pub(crate) struct Args {
     /// alone takes I from JOB_COMPLETION_INDEX (counted from 0).
     #[arg(long, value_parser = spec::parse_shard, value_name = "I/N")]
     shard: Option<ShardArg>,
-    /// Run seeds in child processes: for code with process-global state; a
-    /// poll that never returns becomes a failure of that seed.
+    /// Isolate seeds so that a poll that never returns becomes a failure of
+    /// that seed: `thread` (each seed on a worker thread, as #[sim_test]
+    /// does; a stuck worker is left spinning) or `process` (child
+    /// processes, killed after --timeout; also for code with
+    /// process-global state).
     #[arg(long, value_enum, value_name = "MODE")]
     isolate: Option<Isolate>,
     /// With --isolate process: wall-clock seconds a seed may take before its
@@ -85,6 +88,8 @@ pub(crate) struct Args {
 /// How seeds are isolated.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Isolate {
+    /// Each seed on a worker thread ([`Sim::isolate`](crate::Sim::isolate)).
+    Thread,
     /// One child process per batch of seeds.
     Process,
 }
@@ -97,12 +102,28 @@ pub(crate) struct Sweep<'a> {
     pub(crate) seeds: Vec<Seed>,
 }
 
-/// Runs `seeds` of a variant in this process, untraced.
-pub(crate) fn run_in_process(variant: &Variant, sim: &SimArgs, seeds: &[Seed]) -> Vec<SeedResult> {
+/// Runs a variant in `sim`, on a worker thread if `threaded`.
+fn run_variant(variant: &Variant, sim: &crate::Sim, threaded: bool) -> crate::Outcome<()> {
+    if threaded {
+        let v = *variant;
+        sim.isolate(move |s| v.run(s))
+    } else {
+        variant.run(sim)
+    }
+}
+
+/// Runs `seeds` of a variant in this process, untraced (each on a worker
+/// thread if `threaded`).
+pub(crate) fn run_in_process(
+    variant: &Variant,
+    sim: &SimArgs,
+    seeds: &[Seed],
+    threaded: bool,
+) -> Vec<SeedResult> {
     seeds
         .iter()
         .map(|&seed| {
-            let outcome = variant.run(&sim.sim(seed, Verbosity::Off));
+            let outcome = run_variant(variant, &sim.sim(seed, Verbosity::Off), threaded);
             let failure = outcome.failure();
             SeedResult {
                 seed,
@@ -225,7 +246,12 @@ pub(crate) fn run(args: Args, scenarios: &[Scenario]) -> Outcome {
         }
         let started = WallInstant::now();
         let stop_early = !keep_going && variant.expect() == Expect::Pass;
-        let chunk = if args.isolate.is_some() { 32 } else { 1 };
+        let chunk = if args.isolate == Some(Isolate::Process) {
+            32
+        } else {
+            1
+        };
+        let threaded = args.isolate == Some(Isolate::Thread);
         let chunks: Vec<&[Seed]> = sweep.seeds.chunks(chunk).collect();
         let mut failing = 0usize;
         let done = jobs::map_ordered(
@@ -235,7 +261,7 @@ pub(crate) fn run(args: Args, scenarios: &[Scenario]) -> Outcome {
                 Some(Isolate::Process) => {
                     super::isolate::run_chunk(&sweep, chunks[c], args.timeout)
                 }
-                None => run_in_process(variant, &args.sim, chunks[c]),
+                _ => run_in_process(variant, &args.sim, chunks[c], threaded),
             },
             |rs| stop_early && rs.iter().any(|r| r.kind.is_some()),
             |_, rs| {
@@ -257,7 +283,7 @@ pub(crate) fn run(args: Args, scenarios: &[Scenario]) -> Outcome {
         for f in result.failures.iter().take(args.bundles) {
             let written = match args.isolate {
                 Some(Isolate::Process) => super::isolate::write_bundle(&sweep, f, &root),
-                None => write_bundle(&sweep, f, &root),
+                _ => write_bundle(&sweep, f, &root, threaded),
             };
             match written {
                 Ok((dir, same)) => {
@@ -313,9 +339,10 @@ pub(crate) fn write_bundle(
     sweep: &Sweep<'_>,
     f: &SeedResult,
     root: &std::path::Path,
+    threaded: bool,
 ) -> Result<(PathBuf, bool), String> {
     let sim = sweep.sim.sim(f.seed, Verbosity::Full);
-    let traced = sweep.variant.run(&sim);
+    let traced = run_variant(sweep.variant, &sim, threaded);
     let same = traced.determinism_hash() == f.hash && traced.failure().is_some();
     let (kind, text) = match traced.failure() {
         Some(failure) if same => (failure.kind().to_string(), failure.to_string()),

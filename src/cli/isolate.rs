@@ -57,10 +57,10 @@ pub(crate) fn child(args: ChildArgs, scenarios: &[Scenario]) -> Outcome {
     };
     let mut out = std::io::stdout().lock();
     for seed in seeds {
-        let mut r = super::explore::run_in_process(variant, &args.sim, &[seed]);
+        let mut r = super::explore::run_in_process(variant, &args.sim, &[seed], false);
         let r = r.pop().expect("one seed, one result");
         if let (Some(root), Some(_)) = (&args.bundle_dir, &r.kind) {
-            let line = match super::explore::write_bundle(&sweep, &r, root) {
+            let line = match super::explore::write_bundle(&sweep, &r, root, false) {
                 Ok((dir, same)) => {
                     serde_json::json!({"bundle": dir.display().to_string(), "same": same})
                 }
@@ -100,6 +100,9 @@ fn spawn(sweep: &Sweep<'_>, seeds: &[Seed], bundle_dir: Option<&Path>) -> Result
     }
     if let Some(plan) = &sweep.sim.faults {
         cmd.args(["--faults", &plan.to_string()]);
+    }
+    if let Some(secs) = sweep.sim.watchdog {
+        cmd.args(["--watchdog", &secs.to_string()]);
     }
     if let Some(dir) = bundle_dir {
         cmd.arg("--bundle-dir").arg(dir);

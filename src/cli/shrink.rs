@@ -20,8 +20,11 @@
 //! plan, and needs no `proptest` feature. It tries the same simplifications
 //! (fewer, earlier, shorter faults).
 //!
-//! The seed's schedule is not shrunk: the policy draws it from the seed,
-//! and the seed is kept. The result is written as a new bundle beside the
+//! The seed's schedule is not shrunk yet: the policy draws it from the
+//! seed, and the seed is kept. Shrinking the interleaving itself needs
+//! recorded schedules and a replay policy in the runtime; once those
+//! exist, this verb should shrink the schedule after the plan is minimal
+//! and record the shrunk schedule in the new bundle. The result is written as a new bundle beside the
 //! original (`…-shrunk`), whose plan is the shrunk one; the command prints
 //! the plan and the command that replays it.
 

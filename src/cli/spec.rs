@@ -24,6 +24,19 @@ pub(crate) struct SimArgs {
     /// drawn from each seed.
     #[arg(long, value_parser = parse_faults, value_name = "PLAN")]
     pub(crate) faults: Option<FaultPlan>,
+    /// Wall-clock seconds one poll may take before the watchdog acts
+    /// (default 5): with --isolate, the seed fails with a blocked poll.
+    #[arg(long, value_parser = parse_seconds, value_name = "SECONDS")]
+    pub(crate) watchdog: Option<f64>,
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!(
+            "`{s}` is not a positive number of seconds (e.g. 0.5)"
+        )),
+    }
 }
 
 impl SimArgs {
@@ -32,6 +45,9 @@ impl SimArgs {
         let mut b = Sim::builder().policy(self.policy.unwrap_or_default());
         if let Some(plan) = &self.faults {
             b = b.faults(plan.clone());
+        }
+        if let Some(secs) = self.watchdog {
+            b = b.watchdog(Some(crate::time::Duration::from_secs_f64(secs)));
         }
         b
     }

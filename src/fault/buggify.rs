@@ -33,12 +33,14 @@ pub fn __buggify(probability: f64, file: &'static str, line: u32, column: u32) -
         if !w.config.buggify {
             return false;
         }
+        // A swarm configuration decides how many points a seed enables.
+        let enable = w.swarm.map_or(ENABLE, |s| s.buggify_enabled());
         let fired = fabric::with(w, |f| {
             let rng = &mut f.fault_rng;
             let enabled = *f
                 .buggify_sites
                 .entry((file, line, column))
-                .or_insert_with(|| unit(rng.next_u64()) < ENABLE);
+                .or_insert_with(|| unit(rng.next_u64()) < enable);
             enabled && unit(rng.next_u64()) < probability
         });
         if fired {

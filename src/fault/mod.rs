@@ -132,6 +132,26 @@ pub(crate) fn install(w: &World, plan: &FaultPlan) {
     }
 }
 
+impl crate::explore::Swarm {
+    /// Whether random fault plans may use the kind of `action` under this
+    /// swarm configuration (actions of no kind, like `heal-all`, always).
+    pub fn allows(&self, action: &FaultAction) -> bool {
+        use FaultAction::*;
+        let bit = match action {
+            Partition { .. } | Heal { .. } => 0,
+            PartitionOneWay { .. } | HealOneWay { .. } => 1,
+            Crash { .. } | Restart { .. } => 2,
+            Pause { .. } | Resume { .. } => 3,
+            ClockSkew { .. } | ClockDrift { .. } => 4,
+            LinkLoss { .. } => 5,
+            LinkDelay { .. } => 6,
+            LinkRestore { .. } => return self.kind_enabled(5) || self.kind_enabled(6),
+            HealAll | Random { .. } => return true,
+        };
+        self.kind_enabled(bit)
+    }
+}
+
 /// Resolves two hosts of a two-host action. Two slots that land on one
 /// host resolve the second to another host (the next ones in creation
 /// order, chosen by the slot), so random plans always name two distinct
@@ -276,7 +296,16 @@ pub(crate) fn act(w: &World, action: &FaultAction) -> Result<(), String> {
                 f.fault_rng.next_u64()
             });
             w.mix(seed);
-            let plan = FaultPlan::generate(seed, *intensity, *horizon);
+            // Swarm testing: this seed's fault kinds, at its intensity.
+            let plan = match w.swarm {
+                None => FaultPlan::generate(seed, *intensity, *horizon),
+                Some(s) => {
+                    let scaled = (intensity * s.intensity_factor()).min(1.0);
+                    let mut plan = FaultPlan::generate(seed, scaled, *horizon);
+                    plan.actions.retain(|t| s.allows(&t.action));
+                    plan
+                }
+            };
             w.record(EventKind::Fault {
                 action: format!(
                     "random {intensity} for {}: {} actions drawn (FaultPlan::generate({seed:#x}, ..))",

@@ -150,7 +150,7 @@ pub(crate) fn drawn_plan(plan: &FaultPlan, trace: &Trace) -> Option<FaultPlan> {
     {
         return None;
     }
-    let mut draws = trace.events().iter().filter_map(|e| match &e.kind {
+    let mut draws = trace.events().filter_map(|e| match &e.kind {
         EventKind::Fault { action } if action.starts_with("random ") => {
             let hex = action.split("FaultPlan::generate(0x").nth(1)?;
             let hex: String = hex.chars().take_while(char::is_ascii_hexdigit).collect();

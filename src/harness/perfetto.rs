@@ -38,7 +38,7 @@ pub(crate) fn to_perfetto(trace: &Trace) -> String {
     let mut p = Picture::default();
     p.processes.push("simulation".to_string());
     for e in trace.events() {
-        p.event(trace, e);
+        p.event(trace, &e);
     }
     let mut out = Vec::with_capacity(p.out.len() + p.processes.len() + p.threads.len());
     for (pid, name) in p.processes.iter().enumerate() {

@@ -292,6 +292,12 @@ pub(crate) fn with<R>(w: &World, f: impl FnOnce(&mut Fabric) -> R) -> R {
     f(fabric)
 }
 
+/// The name of host `h`, unless the fabric is borrowed right now.
+pub(crate) fn try_host_name(w: &World, h: HostId) -> Option<String> {
+    let slot = w.net.state.try_borrow().ok()?;
+    Some(slot.as_ref()?.host(h).name.to_string())
+}
+
 /// Runs `f` with the fabric if the network was ever used.
 pub(crate) fn with_existing<R>(w: &World, f: impl FnOnce(&mut Fabric) -> R) -> Option<R> {
     let mut slot = w.net.state.borrow_mut();

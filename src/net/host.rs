@@ -81,6 +81,8 @@ pub(crate) enum Binding {
 
 pub(crate) struct HostState {
     pub(crate) name: Rc<str>,
+    /// The name its tasks carry (shared, so spawning allocates nothing).
+    pub(crate) task_name: std::sync::Arc<str>,
     pub(crate) ip: Ipv4Addr,
     pub(crate) up: bool,
     /// Bumped by every crash: sockets of an earlier incarnation are dead.
@@ -273,6 +275,7 @@ impl Host {
                 let ip = super::addr::host_ip(id.index());
                 f.hosts.push(HostState {
                     name: name.clone(),
+                    task_name: std::sync::Arc::from(&*name),
                     ip,
                     up: true,
                     incarnation: 0,
@@ -345,7 +348,7 @@ impl Host {
             crate::task::spawn_in(
                 w,
                 future,
-                Some(self.name.to_string()),
+                Some(fabric::with(w, |f| f.host(self.id).task_name.clone())),
                 false,
                 Some(id),
                 site,
@@ -483,9 +486,14 @@ fn handle(f: &Fabric, id: HostId) -> Host {
 
 /// Calls the factory and spawns the host's main task.
 fn start(w: &World, h: HostId) {
-    let (factory, name, site) = fabric::with(w, |f| {
+    let (factory, name, task_name, site) = fabric::with(w, |f| {
         let hs = f.host(h);
-        (hs.factory.clone(), hs.name.clone(), hs.site)
+        (
+            hs.factory.clone(),
+            hs.name.clone(),
+            hs.task_name.clone(),
+            hs.site,
+        )
     });
     let fut = factory();
     let host_name = name.clone();
@@ -501,7 +509,7 @@ fn start(w: &World, h: HostId) {
             })
         });
     };
-    let _detached = crate::task::spawn_in(w, main, Some(name.to_string()), false, Some(h), site);
+    let _detached = crate::task::spawn_in(w, main, Some(task_name), false, Some(h), site);
 }
 
 pub(super) fn record_fault(w: &World, action: String) {

@@ -163,6 +163,12 @@ pub(crate) fn host_name(w: &World, h: HostId) -> String {
     fabric::with(w, |f| f.host(h).name.to_string())
 }
 
+/// The name of `h`, if the network is not borrowed right now (the trace
+/// asks while spawning, which the network itself may be doing).
+pub(crate) fn try_host_name(w: &World, h: HostId) -> Option<String> {
+    fabric::try_host_name(w, h)
+}
+
 #[track_caller]
 fn resolve_or_panic(
     w: &World,

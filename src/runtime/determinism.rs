@@ -44,7 +44,6 @@ where
     let time = first
         .trace()
         .events()
-        .iter()
         .take_while(|e| e.step <= step)
         .last()
         .map_or(crate::time::Instant::START, |e| e.time);
@@ -75,21 +74,20 @@ fn divergence<T, U>(a: &Outcome<T>, b: &Outcome<U>) -> (Divergence, u64) {
         .unwrap_or(ha.len().min(hb.len()).saturating_sub(1)) as u64;
     let event = ta
         .events()
-        .iter()
         .zip(tb.events())
         .position(|(x, y)| x != y)
         .or_else(|| (ta.len() != tb.len()).then(|| ta.len().min(tb.len())));
     let show = |t: &crate::trace::Trace, i: usize| {
         t.events()
-            .get(i)
-            .map_or("(the run ended here)".to_string(), |e| t.render_event(e))
+            .nth(i)
+            .map_or("(the run ended here)".to_string(), |e| t.render_event(&e))
     };
     match event {
         Some(i) => {
             let step = ta
                 .events()
-                .get(i)
-                .or_else(|| tb.events().get(i))
+                .nth(i)
+                .or_else(|| tb.events().nth(i))
                 .map_or(first_step, |e| e.step);
             (
                 Divergence::Diverged {
@@ -108,9 +106,9 @@ fn divergence<T, U>(a: &Outcome<T>, b: &Outcome<U>) -> (Divergence, u64) {
             // Same events: point at the events of the first differing step.
             let i = ta
                 .events()
-                .iter()
-                .rposition(|e| e.step <= first_step)
-                .unwrap_or(0);
+                .filter(|e| e.step <= first_step)
+                .count()
+                .saturating_sub(1);
             (
                 Divergence::Diverged {
                     event: None,

@@ -38,14 +38,16 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use super::Severity;
 use super::panics::{self, PanicPayload};
+use super::policy::{Pick, ReadyView, Scheduler};
 use super::waker::{self, TaskKey};
 use super::world::World;
-use super::{Policy, Severity};
 use crate::check::{BlockedTask, Failure, PanicReport, Site, TaskInfo};
 use crate::net::HostId;
 use crate::task::{JoinError, RawTask, TaskId, TaskState};
 use crate::time::Instant;
+use crate::trace::store::code;
 use crate::trace::{EventKind, Verbosity};
 
 /// One thing a blocked task waits on, as noted by a lockstep future that
@@ -185,7 +187,8 @@ pub(crate) struct Executor {
     paused: RefCell<Vec<HostId>>,
     /// Ready tasks of paused hosts, in the order they were picked.
     parked: RefCell<Vec<(HostId, TaskKey)>>,
-    policy: Policy,
+    /// The scheduling policy and the schedule recorder.
+    pub(crate) sched: RefCell<Scheduler>,
     /// Tasks that panicked while their handle was alive: observed if the
     /// handle takes the result, reported if the handle is dropped first or
     /// the run ends.
@@ -231,10 +234,21 @@ pub(crate) enum Step {
     Main,
     /// A spawned task was polled.
     Polled,
+    /// The run cannot go on (a replayed schedule diverged).
+    Stop,
+}
+
+impl ReadyView for Executor {
+    fn runnable(&self, key: TaskKey) -> bool {
+        self.table
+            .borrow()
+            .get(key)
+            .is_some_and(|e| e.queued && !e.parked && !e.host.is_some_and(|h| self.is_paused(h)))
+    }
 }
 
 impl Executor {
-    pub(crate) fn new(policy: Policy) -> Executor {
+    pub(crate) fn new(sched: Scheduler) -> Executor {
         Executor {
             table: RefCell::new(Table::default()),
             ready: RefCell::new(VecDeque::with_capacity(64)),
@@ -242,7 +256,7 @@ impl Executor {
             current_host: Cell::new(None),
             paused: RefCell::new(Vec::new()),
             parked: RefCell::new(Vec::new()),
-            policy,
+            sched: RefCell::new(sched),
             panicked: RefCell::new(Vec::new()),
             wakers_out: RefCell::new(Vec::new()),
             self_wakes: Cell::new(0),
@@ -292,23 +306,14 @@ impl Executor {
         drop(t);
         debug_assert_eq!(key, MAIN_KEY);
         self.ready.borrow_mut().push_back(key);
-        if w.tracing(Verbosity::Summary) {
-            w.record_as(
-                None,
-                EventKind::Spawn {
-                    child: TaskId::MAIN,
-                    name: Some("main".to_string()),
-                    site: None,
-                },
-            );
-        }
+        w.record_spawn(None, TaskId::MAIN, Some("main"), None, None);
     }
 
     pub(crate) fn spawn(
         &self,
         w: &World,
         cell: Rc<dyn RawTask>,
-        name: Option<String>,
+        name: Option<Arc<str>>,
         daemon: bool,
         host: Option<HostId>,
         site: &'static Location<'static>,
@@ -319,7 +324,6 @@ impl Executor {
             .next_id
             .checked_add(1)
             .expect("a lockstep run spawned more than 4 billion tasks");
-        let name: Option<Arc<str>> = name.map(Arc::from);
         let key = t.insert(Self::new_entry(
             id,
             Some(cell),
@@ -332,13 +336,7 @@ impl Executor {
         self.reset_waker_count(key);
         self.ready.borrow_mut().push_back(key);
         w.stats.spawned.set(w.stats.spawned.get() + 1);
-        if w.tracing(Verbosity::Summary) {
-            w.record(EventKind::Spawn {
-                child: id,
-                name: name.as_deref().map(str::to_string),
-                site: Some(Site::from_location(site)),
-            });
-        }
+        w.record_spawn(self.current_id(), id, name.as_deref(), Some(site), host);
         if let (Some(wd), Some(name)) = (&w.watchdog, name) {
             wd.name_task(id.0, name);
         }
@@ -390,14 +388,15 @@ impl Executor {
         let key = TaskKey { index, id: e.id };
         drop(t);
         self.ready.borrow_mut().push_back(key);
-        if w.tracing(Verbosity::Full) {
-            w.record(EventKind::Wake { target: key.id });
-        }
+        w.record_plain(Verbosity::Full, code::WAKE, key.id.as_u32());
     }
 
     /// Picks the next ready task, per the policy.
     /// Returns the key and how many keys were in the ready set.
-    fn pick(&self, w: &World) -> Option<(TaskKey, usize)> {
+    fn pick(&self) -> Option<(TaskKey, usize)> {
+        // Held across the loop (no user code runs here): one borrow per
+        // step for the pick and its record.
+        let mut sched = self.sched.borrow_mut();
         loop {
             let n;
             let key = {
@@ -406,14 +405,10 @@ impl Executor {
                 if n == 0 {
                     return None;
                 }
-                match self.policy {
-                    Policy::Fifo => ready.pop_front(),
-                    Policy::Random => {
-                        let i = if n == 1 { 0 } else { w.sched_below(n) };
-                        ready.swap_remove_back(i)
-                    }
+                match sched.pick(&mut ready, self) {
+                    Pick::Run(key) => key,
+                    Pick::Idle => return None,
                 }
-                .expect("the ready set is not empty")
             };
             if let Some(e) = self.table.borrow_mut().get_mut(key) {
                 if e.queued {
@@ -424,10 +419,25 @@ impl Executor {
                         continue;
                     }
                     e.queued = false;
+                    sched.record_run(key, &self.ready);
                     return Some((key, n));
                 }
             }
         }
+    }
+
+    /// Whether some key in the ready set can run now (not ended, not on a
+    /// paused host). A scan: only for late-poll and replay decisions.
+    pub(crate) fn any_runnable(&self) -> bool {
+        self.ready.borrow().iter().any(|k| self.runnable(*k))
+    }
+
+    /// A scheduler draw below `n`, and a divergence from a replayed
+    /// schedule it found.
+    pub(crate) fn draw(&self, n: usize) -> (usize, Option<String>) {
+        let mut s = self.sched.borrow_mut();
+        let v = s.draw(n);
+        (v, s.take_divergence())
     }
 
     fn is_paused(&self, host: HostId) -> bool {
@@ -496,8 +506,8 @@ impl Executor {
     /// Runs one scheduling step: picks a ready task and polls it (unless it
     /// is the main task, which the caller polls).
     pub(crate) fn step(&self, w: &World) -> Step {
-        let Some((key, choices)) = self.pick(w) else {
-            return Step::Idle;
+        let Some((key, choices)) = self.pick() else {
+            return self.idle(w);
         };
         w.begin_step(key.id, choices);
         let (cell, site, host) = {
@@ -511,9 +521,7 @@ impl Executor {
         self.current.set(Some(key));
         self.current_host.set(host);
         self.self_wakes.set(0);
-        if w.tracing(Verbosity::Full) {
-            w.record(EventKind::Poll);
-        }
+        w.record_plain(Verbosity::Full, code::POLL, 0);
         let Some(cell) = cell else {
             return Step::Main;
         };
@@ -545,7 +553,7 @@ impl Executor {
                 }
             }
             Ok(Poll::Ready(())) => {
-                w.record(EventKind::Finish);
+                w.record_plain(Verbosity::Summary, code::FINISH, 0);
                 w.progressed();
                 let entry = self.remove(w, key);
                 if cell.header().unobserved_err() {
@@ -559,6 +567,19 @@ impl Executor {
         self.current.set(None);
         self.current_host.set(None);
         Step::Polled
+    }
+
+    /// Nothing to pick: the clock moves, unless a replayed schedule
+    /// diverged.
+    #[cold]
+    fn idle(&self, w: &World) -> Step {
+        match self.sched.borrow_mut().take_divergence() {
+            Some(d) => {
+                w.diverged(d);
+                Step::Stop
+            }
+            None => Step::Idle,
+        }
     }
 
     /// Ends the main task's step (called by `Sim::run` after polling it).

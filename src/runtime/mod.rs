@@ -12,6 +12,8 @@
 //!   (isolated runs) or a loud abort instead of a silent hang.
 //! - `isolated.rs`: runs on a worker thread, so that a poll that never
 //!   returns can be handed back to the caller as a failure.
+//! - `policy/`: scheduling policies (random, FIFO, PCT, replay), late
+//!   polls, swarm configurations and recorded schedules.
 //! - `determinism.rs`: run a seed twice and explain any difference.
 
 pub(crate) mod context;
@@ -20,6 +22,7 @@ pub(crate) mod executor;
 pub(crate) mod isolated;
 mod outcome;
 pub(crate) mod panics;
+pub(crate) mod policy;
 mod seed;
 mod sim;
 pub(crate) mod waker;
@@ -27,5 +30,6 @@ mod watchdog;
 pub(crate) mod world;
 
 pub use outcome::{Outcome, Stats};
+pub use policy::{LatePolls, Schedule, ScheduleParseError, Swarm};
 pub use seed::{Seed, SeedParseError};
 pub use sim::{Policy, Severity, Sim, SimBuilder};

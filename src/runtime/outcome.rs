@@ -3,6 +3,7 @@
 use std::fmt;
 
 use super::Seed;
+use super::policy::Schedule;
 use crate::check::Failure;
 use crate::time::Duration;
 use crate::trace::Trace;
@@ -19,6 +20,9 @@ pub struct Stats {
     pub timers_fired: u64,
     /// Times the clock jumped forward.
     pub clock_jumps: u64,
+    /// Times the clock moved to a timer while tasks were ready (late
+    /// polls, see [`LatePolls`](crate::explore::LatePolls)).
+    pub late_polls: u64,
     /// Virtual time reached at the end of the run.
     pub virtual_time: Duration,
 }
@@ -33,6 +37,7 @@ pub struct Outcome<T> {
     hash: u64,
     warnings: Vec<Failure>,
     step_hashes: Option<Vec<u64>>,
+    schedule: Option<Schedule>,
 }
 
 impl<T> Outcome<T> {
@@ -53,7 +58,22 @@ impl<T> Outcome<T> {
             hash,
             warnings,
             step_hashes,
+            schedule: None,
         }
+    }
+
+    pub(crate) fn with_schedule(mut self, schedule: Option<Schedule>) -> Outcome<T> {
+        self.schedule = schedule;
+        self
+    }
+
+    /// The run's schedule: every task pick, early clock move and scheduler
+    /// draw, replayable with [`SimBuilder::replay`](crate::SimBuilder::replay)
+    /// and printable as one word (`S1:0x2a:-:0.1x3.t.2`). Kept by runs that
+    /// trace, or that were built with
+    /// [`record_schedule(true)`](crate::SimBuilder::record_schedule).
+    pub fn schedule(&self) -> Option<&Schedule> {
+        self.schedule.as_ref()
     }
 
     /// The main task's value, or why the run failed.
@@ -122,6 +142,7 @@ impl<T> Outcome<T> {
             hash: self.hash,
             warnings: self.warnings,
             step_hashes: self.step_hashes,
+            schedule: self.schedule,
         }
     }
 

@@ -5,13 +5,35 @@ use std::future::Future;
 use std::panic::Location;
 use std::str::FromStr;
 
+use std::sync::Arc;
+
 use super::Seed;
 use super::outcome::Outcome;
+use super::policy::{LatePolls, Schedule};
 use super::world::World;
 use crate::time::Duration;
-use crate::trace::Verbosity;
+use crate::trace::{TraceMode, Verbosity};
 
 /// How the executor picks the next task among the ready ones.
+///
+/// | policy | text | what it is for |
+/// |---|---|---|
+/// | `Random` | `random` | the default: a uniform choice per step; shallow races in few seeds |
+/// | `Fifo` | `fifo` | the natural order of a production executor; explores nothing |
+/// | `Pct { depth }` | `pct:3` (`pct` = `pct:3`) | ordering bugs of a given depth, in far fewer seeds than uniform choice |
+/// | `Swarm` | `swarm` | `Random`, with each seed enabling its own subset of random fault kinds and buggify points |
+/// | `Mix` | `mix` | exploration: per seed, `Random` or `Pct` of depth 2 to 4, late polls and a swarm configuration, all drawn from the seed |
+///
+/// A recorded [`Schedule`](crate::explore::Schedule) is replayed with
+/// [`SimBuilder::replay`] (it is not `Copy`, so not a variant here).
+///
+/// ```
+/// use lockstep::Policy;
+///
+/// assert_eq!("pct:2".parse::<Policy>().unwrap(), Policy::Pct { depth: 2 });
+/// assert_eq!(Policy::Pct { depth: 2 }.to_string(), "pct:2");
+/// assert!("pct:0".parse::<Policy>().is_err());
+/// ```
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Policy {
@@ -21,29 +43,68 @@ pub enum Policy {
     Random,
     /// The task that became ready first runs first, like most production
     /// executors. Deterministic but explores nothing: for speed comparisons
-    /// and for reproducing a "natural" order.
+    /// and for reproducing a "natural" order. Never moves the clock early.
     Fifo,
+    /// Probabilistic concurrency testing: random task priorities, and
+    /// `depth - 1` points (over [`SimBuilder::pct_horizon`] steps) where
+    /// the running task drops to the lowest priority. Finds a bug that
+    /// needs `depth` orderings with a probability that does not shrink
+    /// with the number of interleavings.
+    Pct {
+        /// The bug depth to aim for (1 = priorities only).
+        depth: u32,
+    },
+    /// [`Random`](Policy::Random) with swarm testing: each seed draws which
+    /// random fault kinds are on, their intensity, and how often
+    /// `buggify!` points are enabled (see [`Swarm`](crate::explore::Swarm)).
+    Swarm,
+    /// The exploration mix: each seed draws `Random` or `Pct` (depth 2 to
+    /// 4), late polls (see [`LatePolls`](crate::explore::LatePolls)) and a
+    /// swarm configuration. What a sweep looking for bugs should use.
+    Mix,
+}
+
+impl Policy {
+    /// The policy a bug-hunting sweep should use: [`Policy::Mix`].
+    pub const EXPLORE: Policy = Policy::Mix;
 }
 
 impl FromStr for Policy {
     type Err = String;
     fn from_str(s: &str) -> Result<Policy, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
+        let text = s.trim().to_ascii_lowercase();
+        let depth = |d: &str| match d.parse::<u32>() {
+            Ok(d) if (1..=64).contains(&d) => Ok(Policy::Pct { depth: d }),
+            _ => Err(format!(
+                "`{s}`: the depth of `pct:D` is a whole number from 1 to 64"
+            )),
+        };
+        match text.as_str() {
             "random" => Ok(Policy::Random),
             "fifo" => Ok(Policy::Fifo),
-            other => Err(format!(
-                "unknown scheduling policy `{other}`: expected `random` or `fifo`"
-            )),
+            "pct" => Ok(Policy::Pct { depth: 3 }),
+            "swarm" => Ok(Policy::Swarm),
+            "mix" => Ok(Policy::Mix),
+            other => match other.strip_prefix("pct:") {
+                Some(d) => depth(d),
+                None => Err(format!(
+                    "unknown scheduling policy `{other}`: expected `random`, `fifo`, `pct`, \
+                     `pct:D` (depth D), `swarm` or `mix`"
+                )),
+            },
         }
     }
 }
 
 impl fmt::Display for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Policy::Random => "random",
-            Policy::Fifo => "fifo",
-        })
+        match self {
+            Policy::Random => f.write_str("random"),
+            Policy::Fifo => f.write_str("fifo"),
+            Policy::Pct { depth } => write!(f, "pct:{depth}"),
+            Policy::Swarm => f.write_str("swarm"),
+            Policy::Mix => f.write_str("mix"),
+        }
     }
 }
 
@@ -68,6 +129,7 @@ pub(crate) struct Config {
     pub(crate) max_steps: Option<u64>,
     pub(crate) policy: Policy,
     pub(crate) verbosity: Verbosity,
+    pub(crate) trace_mode: TraceMode,
     pub(crate) leaks: Severity,
     pub(crate) unobserved_panics: Severity,
     pub(crate) unobserved_errors: Severity,
@@ -77,6 +139,14 @@ pub(crate) struct Config {
     pub(crate) livelock_steps: u64,
     pub(crate) faults: Option<crate::fault::FaultPlan>,
     pub(crate) buggify: bool,
+    /// Late polls (`None`: the policy's default, off except under `Mix`).
+    pub(crate) late_polls: Option<LatePolls>,
+    /// Expected steps of a run, for `Pct`'s change points.
+    pub(crate) pct_horizon: u64,
+    /// A schedule to replay, and whether strictly.
+    pub(crate) replay: Option<(Arc<Schedule>, bool)>,
+    /// Whether to record the schedule (`None`: when tracing).
+    pub(crate) record_schedule: Option<bool>,
     /// Where the watchdog hands a stuck poll (isolated runs only).
     pub(crate) handoff: Option<super::watchdog::Handoff>,
     /// Stop the run before this step with this failure (to record the trace
@@ -99,6 +169,7 @@ impl Default for Config {
             max_steps: Some(SimBuilder::DEFAULT_MAX_STEPS),
             policy: Policy::Random,
             verbosity: Verbosity::Full,
+            trace_mode: TraceMode::default(),
             leaks: Severity::Fail,
             unobserved_panics: Severity::Fail,
             unobserved_errors: Severity::Fail,
@@ -108,6 +179,10 @@ impl Default for Config {
             livelock_steps: SimBuilder::DEFAULT_LIVELOCK_STEPS,
             faults: None,
             buggify: true,
+            late_polls: None,
+            pct_horizon: SimBuilder::DEFAULT_PCT_HORIZON,
+            replay: None,
+            record_schedule: None,
             handoff: None,
             halt: None,
         }
@@ -132,6 +207,10 @@ impl Default for Config {
 /// | [`watchdog`](Self::watchdog) | 5 s wall time | one poll that never returns: handed back by [`Sim::run_isolated`], a process abort under [`Sim::run`] |
 /// | [`faults`](Self::faults) | none | a [`FaultPlan`](crate::fault::FaultPlan) applied from the start |
 /// | [`buggify`](Self::buggify) | on | whether [`buggify!`](crate::buggify!) points may fire |
+/// | [`late_polls`](Self::late_polls) | off (drawn per seed under `Mix`) | whether the clock may move while tasks are ready |
+/// | [`pct_horizon`](Self::pct_horizon) | 200 steps | the run length `Pct` spreads its change points over |
+/// | [`replay`](Self::replay) | none | a recorded schedule to follow exactly |
+/// | [`record_schedule`](Self::record_schedule) | when tracing | whether [`Outcome::schedule`](crate::Outcome::schedule) is kept |
 #[derive(Clone, Debug, Default)]
 #[must_use = "a SimBuilder does nothing until `build` is called"]
 pub struct SimBuilder {
@@ -146,6 +225,8 @@ impl SimBuilder {
     /// Default watchdog limit: wall time after which a poll is taken to
     /// never return.
     pub const DEFAULT_WATCHDOG: Duration = Duration::from_secs(5);
+    /// Default expected run length for [`Policy::Pct`], in steps.
+    pub const DEFAULT_PCT_HORIZON: u64 = 200;
     /// Default blocked-poll threshold: wall time one poll may take before
     /// its run fails with [`Failure::BlockedPoll`](crate::Failure::BlockedPoll).
     /// One second catches a blocking call of a second or more (a
@@ -254,6 +335,32 @@ impl SimBuilder {
         self
     }
 
+    /// How much of the trace is kept, and where (default: a ring of
+    /// [`TraceMode::DEFAULT_RING`] events plus every summary-level event,
+    /// so memory stays flat on long runs while a test-sized run keeps every
+    /// event). `TraceMode::Keep` keeps everything; `TraceMode::Stream`
+    /// also writes every event to a JSON-lines file.
+    ///
+    /// ```
+    /// use lockstep::prelude::*;
+    /// use lockstep::trace::TraceMode;
+    ///
+    /// let outcome = Sim::builder()
+    ///     .trace_mode(TraceMode::Ring(10))
+    ///     .build()
+    ///     .run(async {
+    ///         for _ in 0..10_000 {
+    ///             yield_now().await;
+    ///         }
+    ///     });
+    /// assert!(outcome.trace().dropped() > 0);
+    /// assert!(outcome.trace().len() < 10_000);
+    /// ```
+    pub fn trace_mode(mut self, mode: TraceMode) -> Self {
+        self.config.trace_mode = mode;
+        self
+    }
+
     /// What to do about tasks still alive when the main task returns
     /// (daemon and host tasks are exempt), and sockets still open then
     /// outside a running host task (see the `net` module docs).
@@ -322,6 +429,54 @@ impl SimBuilder {
     /// yes). Off, every point evaluates to `false` and draws nothing.
     pub fn buggify(mut self, enabled: bool) -> Self {
         self.config.buggify = enabled;
+        self
+    }
+
+    /// Late polls: the clock may move to a timer due soon although tasks
+    /// are ready, so that a woken task runs after a later timer fires (as
+    /// on a loaded executor). Off by default, drawn per seed under
+    /// [`Policy::Mix`], never under [`Policy::Fifo`].
+    /// [`LatePolls::OFF`] turns them off under `Mix` too.
+    pub fn late_polls(mut self, late: LatePolls) -> Self {
+        self.config.late_polls = Some(late);
+        self
+    }
+
+    /// The run length, in steps, over which [`Policy::Pct`] draws its
+    /// priority change points (default
+    /// [`DEFAULT_PCT_HORIZON`](Self::DEFAULT_PCT_HORIZON)); a sweep sets it
+    /// from the steps of earlier seeds.
+    pub fn pct_horizon(mut self, steps: u64) -> Self {
+        self.config.pct_horizon = steps.max(1);
+        self
+    }
+
+    /// Follows `schedule` exactly instead of a policy: its seed, its swarm
+    /// configuration, every task pick, early clock move and scheduler draw.
+    /// A program that no longer fits it fails with
+    /// [`Failure::ScheduleDiverged`](crate::Failure::ScheduleDiverged),
+    /// naming the step.
+    pub fn replay(mut self, schedule: Schedule) -> Self {
+        self.config.seed = schedule.seed();
+        self.config.replay = Some((Arc::new(schedule), true));
+        self
+    }
+
+    /// Follows `schedule` while it fits, then goes on in the least tangled
+    /// order (the last task while it is ready, else the one ready first):
+    /// how shrinking tries edited schedules.
+    pub(crate) fn replay_lenient(mut self, schedule: Schedule) -> Self {
+        self.config.seed = schedule.seed();
+        self.config.replay = Some((Arc::new(schedule), false));
+        self
+    }
+
+    /// Whether the run keeps its [`Schedule`] for
+    /// [`Outcome::schedule`](crate::Outcome::schedule). By default, runs
+    /// that trace do (a run with tracing off stays allocation-free per
+    /// step).
+    pub fn record_schedule(mut self, record: bool) -> Self {
+        self.config.record_schedule = Some(record);
         self
     }
 

@@ -24,17 +24,19 @@ use rand_chacha::rand_core::{Rng, SeedableRng};
 use super::executor::{Executor, Step};
 use super::outcome::{Outcome, Stats};
 use super::panics;
+use super::policy::Scheduler;
 use super::sim::Config;
 use super::waker;
 use super::watchdog::{self, Slot};
 use super::{Seed, Severity};
 use crate::check::{
-    Divergence, Failure, LeakReport, NonDeterminismReport, PanicReport, RunPoint, StepLimitReport,
-    TimeLimitReport,
+    Divergence, Failure, LeakReport, NonDeterminismReport, PanicReport, RunPoint,
+    ScheduleDivergedReport, StepLimitReport, TimeLimitReport,
 };
 use crate::task::TaskId;
 use crate::time::timers::{TimerAction, TimerKey, Timers};
 use crate::time::{Duration, Instant};
+use crate::trace::store::{self, Compact};
 use crate::trace::{Event, EventKind, Trace, Verbosity};
 
 /// Independent random streams, one per consumer, all derived from the seed:
@@ -48,6 +50,10 @@ pub(crate) mod stream {
     pub(crate) const NET: u64 = 3;
     /// Faults: `buggify!` points and random fault plans.
     pub(crate) const FAULT: u64 = 4;
+    /// Late polls: whether the clock moves early at a step.
+    pub(crate) const LATE: u64 = 5;
+    /// Per-seed choices of `Policy::Mix` and `Policy::Swarm`.
+    pub(crate) const POLICY: u64 = 6;
 }
 
 /// Counters the run keeps for [`Stats`].
@@ -56,12 +62,20 @@ pub(crate) struct Counters {
     pub(crate) spawned: Cell<u64>,
     pub(crate) timers_fired: Cell<u64>,
     pub(crate) clock_jumps: Cell<u64>,
+    pub(crate) late_polls: Cell<u64>,
 }
 
 pub(crate) struct Tracer {
     level: Verbosity,
     trace: RefCell<Trace>,
+    /// Interned names of hosts, by host index (`u32::MAX`: not yet known).
+    hosts: RefCell<Vec<u32>>,
+    /// Identifies this run's trace, for caches of interned ids kept by
+    /// long-lived objects (a sync primitive's label). Unique in the process.
+    pub(crate) epoch: u64,
 }
+
+static TRACE_EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 impl Tracer {
     pub(crate) fn level(&self) -> Verbosity {
@@ -83,10 +97,18 @@ pub(crate) struct World {
     step_hashes: Option<RefCell<Vec<u64>>>,
     pub(crate) timers: RefCell<Timers>,
     pub(crate) exec: Executor,
-    sched_rng: RefCell<ChaCha8Rng>,
+    /// Whether the policy may move the clock while tasks are ready (late
+    /// polls, replay): one test per step when it may not.
+    consults_clock: bool,
+    /// The run's swarm configuration, if its policy drew one.
+    pub(crate) swarm: Option<crate::runtime::policy::Swarm>,
+    /// What the policy drew for this seed, traced when the run starts.
+    policy_note: Option<String>,
     user_rng: RefCell<ChaCha8Rng>,
     pub(crate) tracer: Tracer,
     failure: RefCell<Option<Failure>>,
+    /// Whether `failure` is set (read on every traced event).
+    has_failed: Cell<bool>,
     warnings: RefCell<Vec<Failure>>,
     /// Tasks woken from other threads (not applied), and by which thread.
     foreign: RefCell<Vec<(Option<crate::check::TaskInfo>, String)>>,
@@ -136,6 +158,7 @@ pub(crate) fn rng_for(seed: Seed, stream: u64) -> ChaCha8Rng {
 
 impl World {
     pub(crate) fn new(config: &Config, record_step_hashes: bool) -> World {
+        let (sched, resolved) = Scheduler::new(config);
         let seed = config.seed;
         World {
             tag: waker::RunTag::new(),
@@ -145,17 +168,22 @@ impl World {
             hash: Cell::new(seed.0 ^ 0x6C6F_636B_7374_6570),
             step_hashes: record_step_hashes.then(|| RefCell::new(Vec::new())),
             timers: RefCell::new(Timers::default()),
-            exec: Executor::new(config.policy),
-            sched_rng: RefCell::new(rng_for(seed, stream::SCHED)),
+            exec: Executor::new(sched),
+            consults_clock: resolved.consults_clock,
+            swarm: resolved.swarm,
+            policy_note: resolved.note,
             user_rng: RefCell::new(rng_for(seed, stream::USER)),
             tracer: Tracer {
                 level: config.verbosity,
-                trace: RefCell::new(Trace::with_capacity(match config.verbosity {
-                    Verbosity::Off => 0,
-                    _ => 256,
-                })),
+                trace: RefCell::new(match config.verbosity {
+                    Verbosity::Off => Trace::default(),
+                    _ => Trace::for_mode(&config.trace_mode).unwrap_or_else(|e| panic!("{e}")),
+                }),
+                hosts: RefCell::new(Vec::new()),
+                epoch: TRACE_EPOCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             },
             failure: RefCell::new(None),
+            has_failed: Cell::new(false),
             warnings: RefCell::new(Vec::new()),
             foreign: RefCell::new(Vec::new()),
             stats: Counters::default(),
@@ -237,13 +265,24 @@ impl World {
         }));
     }
 
-    /// A uniform index below `n` from the scheduler stream (Lemire's
-    /// multiply-shift; independent of `rand`'s sampling algorithms, so a
-    /// `rand` upgrade cannot change schedules).
+    /// A uniform index below `n`, drawn by the scheduling policy (from the
+    /// scheduler stream, or from a replayed schedule) and recorded in the
+    /// run's schedule.
     #[inline]
     pub(crate) fn sched_below(&self, n: usize) -> usize {
-        let x = self.sched_rng.borrow_mut().next_u64();
-        ((x as u128 * n as u128) >> 64) as usize
+        let (v, diverged) = self.exec.draw(n);
+        if let Some(d) = diverged {
+            self.diverged(d);
+        }
+        v
+    }
+
+    /// A replayed schedule no longer fits the program: the run fails.
+    pub(crate) fn diverged(&self, message: String) {
+        self.fail(Failure::ScheduleDiverged(ScheduleDivergedReport {
+            message,
+            at: self.point(),
+        }));
     }
 
     /// A raw draw from the program's random stream, folded into the hash.
@@ -277,9 +316,7 @@ impl World {
     /// task.
     pub(crate) fn arm_timer(&self, deadline: Instant, waker: &Waker) -> TimerKey {
         let owner = self.exec.current_id();
-        if self.tracing(Verbosity::Full) {
-            self.record(EventKind::TimerSet { deadline });
-        }
+        self.record_timer_set(deadline);
         self.timers.borrow_mut().insert(
             deadline.as_nanos(),
             TimerAction::Wake(waker.clone()),
@@ -317,6 +354,44 @@ impl World {
                 return false;
             }
         }
+        self.move_clock_to(deadline)
+    }
+
+    /// A late poll: with tasks ready, the policy may move the clock to the
+    /// next timer first (within the time limit). Returns `Some(go_on)` if
+    /// it did.
+    fn maybe_move_early(&self) -> Option<bool> {
+        let deadline = self.timers.borrow().next_deadline()?;
+        if let Some(limit) = self.config.max_virtual_time {
+            if u128::from(deadline) > limit.as_nanos() {
+                return None;
+            }
+        }
+        if !self.exec.any_runnable() {
+            return None;
+        }
+        let by = Duration::from_nanos(deadline.saturating_sub(self.now.get()));
+        if !self.exec.sched.borrow_mut().clock_may_move(by) {
+            return None;
+        }
+        self.stats.late_polls.set(self.stats.late_polls.get() + 1);
+        if self.tracing(Verbosity::Summary) {
+            self.record_as(
+                None,
+                EventKind::Sched {
+                    what: format!(
+                        "late poll: the clock moves to {} with tasks ready",
+                        Instant::from_nanos(deadline.max(self.now.get()))
+                    ),
+                },
+            );
+        }
+        Some(self.move_clock_to(deadline))
+    }
+
+    /// Moves the clock to `deadline` (if later) and fires every timer due
+    /// then. Returns `false` if the run cannot go on.
+    fn move_clock_to(&self, deadline: u64) -> bool {
         if deadline > self.now.get() {
             self.now.set(deadline);
             self.progressed();
@@ -332,9 +407,11 @@ impl World {
             match fired.action {
                 TimerAction::Wake(waker) => {
                     if self.tracing(Verbosity::Full) {
-                        self.record(EventKind::TimerFire {
-                            target: fired.owner,
-                        });
+                        self.record_plain(
+                            Verbosity::Full,
+                            store::code::TIMER_FIRE,
+                            fired.owner.map_or(0, |t| t.as_u32() + 1),
+                        );
                     }
                     waker.wake();
                 }
@@ -433,6 +510,150 @@ impl World {
         });
     }
 
+    /// Records an event in its compact form, by the current task, if
+    /// `level` is traced (the hot path: poll, yield, wake, timers).
+    #[inline]
+    pub(crate) fn record_compact(&self, level: Verbosity, c: Compact) {
+        if level > self.tracer.level || self.failed() {
+            return;
+        }
+        let task = self.exec.current_id();
+        self.tracer
+            .trace
+            .borrow_mut()
+            .store
+            .push(self.step.get(), self.now.get(), task, c);
+    }
+
+    /// Records an event without extensions, by the current task, if
+    /// `level` is traced (the hottest path: poll, yield, wake).
+    #[inline]
+    pub(crate) fn record_plain(&self, level: Verbosity, code: u8, arg: u32) {
+        if level > self.tracer.level || self.failed() {
+            return;
+        }
+        let task = self.exec.current_id();
+        self.tracer.trace.borrow_mut().store.push_plain(
+            self.step.get(),
+            self.now.get(),
+            task,
+            code,
+            arg,
+        );
+    }
+
+    /// Records a timer armed by the current task (full).
+    #[inline]
+    pub(crate) fn record_timer_set(&self, deadline: Instant) {
+        self.record_compact(
+            Verbosity::Full,
+            store::timer_set(self.now.get(), deadline.as_nanos()),
+        );
+    }
+
+    /// Records a sync event on the primitive labelled by `label` (interned
+    /// once per run through `cache`).
+    pub(crate) fn record_sync(
+        &self,
+        level: Verbosity,
+        code: u8,
+        cache: &Cell<(u64, u32)>,
+        label: impl FnOnce() -> String,
+        detail: Option<std::borrow::Cow<'static, str>>,
+        to: Option<TaskId>,
+    ) {
+        if level > self.tracer.level || self.failed() {
+            return;
+        }
+        let task = self.exec.current_id();
+        let mut trace = self.tracer.trace.borrow_mut();
+        let store = &mut trace.store;
+        let id = match cache.get() {
+            (epoch, id) if epoch == self.tracer.epoch => id,
+            _ => {
+                let id = store.strings.intern(&label());
+                cache.set((self.tracer.epoch, id));
+                id
+            }
+        };
+        let c = store.sync_id(code, id, detail.as_ref(), to);
+        store.push(self.step.get(), self.now.get(), task, c);
+    }
+
+    /// Records a wait for a lock held by `holder` (summary).
+    pub(crate) fn record_sync_held(
+        &self,
+        cache: &Cell<(u64, u32)>,
+        label: impl FnOnce() -> String,
+        holder: Option<TaskId>,
+    ) {
+        if !self.tracing(Verbosity::Summary) || self.failed() {
+            return;
+        }
+        let task = self.exec.current_id();
+        let mut trace = self.tracer.trace.borrow_mut();
+        let store = &mut trace.store;
+        let id = match cache.get() {
+            (epoch, id) if epoch == self.tracer.epoch => id,
+            _ => {
+                let id = store.strings.intern(&label());
+                cache.set((self.tracer.epoch, id));
+                id
+            }
+        };
+        let mut c = Compact::new(store::code::WAIT, id);
+        if let Some(h) = holder {
+            c = c.with(store::code::HELD, h.as_u32());
+        }
+        store.push(self.step.get(), self.now.get(), task, c);
+    }
+
+    /// Records the spawn of `child` by `by` (summary): no string is built;
+    /// the name and site are interned.
+    pub(crate) fn record_spawn(
+        &self,
+        by: Option<TaskId>,
+        child: TaskId,
+        name: Option<&str>,
+        site: Option<&'static Location<'static>>,
+        host: Option<crate::net::HostId>,
+    ) {
+        if !self.tracing(Verbosity::Summary) || self.failed() {
+            return;
+        }
+        let host = host.map_or(u32::MAX, |h| self.host_string(h));
+        let mut trace = self.tracer.trace.borrow_mut();
+        let store = &mut trace.store;
+        let name = name.map_or(u32::MAX, |n| store.strings.intern(n));
+        let site = site.map_or(u32::MAX, |s| store.site_of(s));
+        store.set_task(child, name, site, host);
+        store.push(
+            self.step.get(),
+            self.now.get(),
+            by,
+            Compact::new(store::code::SPAWN, child.as_u32()),
+        );
+    }
+
+    /// The interned name of host `h` (`u32::MAX` if unknown).
+    fn host_string(&self, h: crate::net::HostId) -> u32 {
+        if let Some(&id) = self.tracer.hosts.borrow().get(h.index()) {
+            if id != u32::MAX {
+                return id;
+            }
+        }
+        let Some(name) = crate::net::try_host_name(self, h) else {
+            return u32::MAX;
+        };
+        let id = self.tracer.trace.borrow_mut().store.strings.intern(&name);
+        let mut hosts = self.tracer.hosts.borrow_mut();
+        if hosts.len() <= h.index() {
+            hosts.resize(h.index() + 1, u32::MAX);
+        }
+        hosts[h.index()] = id;
+        id
+    }
+
     /// Fails the run (the first failure wins) and ends the trace with it.
     pub(crate) fn fail(&self, failure: Failure) {
         if self.failure.borrow().is_some() {
@@ -448,14 +669,16 @@ impl World {
             },
         );
         *self.failure.borrow_mut() = Some(failure);
+        self.has_failed.set(true);
     }
 
     pub(crate) fn warn(&self, failure: Failure) {
         self.warnings.borrow_mut().push(failure);
     }
 
+    #[inline]
     fn failed(&self) -> bool {
-        self.failure.borrow().is_some()
+        self.has_failed.get()
     }
 
     // ----- the run ------------------------------------------------------
@@ -496,8 +719,17 @@ impl World {
                     return None;
                 }
             }
+            if self.consults_clock {
+                if let Some(go_on) = self.maybe_move_early() {
+                    if !go_on {
+                        return None;
+                    }
+                    continue;
+                }
+            }
             match self.exec.step(self) {
                 Step::Polled => {}
+                Step::Stop => return None,
                 Step::Idle => {
                     if !self.advance() {
                         return None;
@@ -563,6 +795,11 @@ impl World {
         if self.failed() {
             return;
         }
+        let leftover = self.exec.sched.borrow_mut().finish();
+        if let Some(d) = leftover {
+            self.diverged(d);
+            return;
+        }
         crate::fault::check_unapplied(self);
         if self.failed() {
             return;
@@ -592,6 +829,11 @@ impl World {
         panics::install_hook();
         let value = {
             let _enter = super::context::Enter::new(&self);
+            if let Some(note) = &self.policy_note {
+                if self.tracing(Verbosity::Summary) {
+                    self.record_as(None, EventKind::Sched { what: note.clone() });
+                }
+            }
             self.exec.spawn_main(&self, site);
             if let Some(plan) = &self.config.faults {
                 crate::fault::install(&self, plan);
@@ -617,6 +859,7 @@ impl World {
             tasks_spawned: self.stats.spawned.get(),
             timers_fired: self.stats.timers_fired.get(),
             clock_jumps: self.stats.clock_jumps.get(),
+            late_polls: self.stats.late_polls.get(),
             virtual_time: Duration::from_nanos(self.now.get()),
         };
         let failure = self.failure.take();
@@ -632,9 +875,14 @@ impl World {
             (Some(v), None) => Ok(v),
             (None, None) => unreachable!("a run without a value has a failure"),
         };
+        let schedule = self.exec.sched.borrow_mut().take_schedule();
+        let mut trace = self.tracer.trace.take();
+        if let Some(e) = trace.finish_stream() {
+            eprintln!("lockstep: {e}");
+        }
         Outcome::new(
             result,
-            self.tracer.trace.take(),
+            trace,
             stats,
             self.config.seed,
             self.hash.get(),
@@ -645,5 +893,6 @@ impl World {
                 h
             }),
         )
+        .with_schedule(schedule)
     }
 }

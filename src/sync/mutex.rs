@@ -19,7 +19,7 @@ use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll};
 
-use super::resource::{Ev, Kind, Meta, Release, Tracked, WaitOp, block, held_by};
+use super::resource::{Ev, Kind, Meta, Release, Tracked, WaitOp, block_held, held_by};
 use super::waiters::{State, Ticket, Turn, WaitList};
 use crate::runtime::context;
 use crate::runtime::executor::Executor;
@@ -256,9 +256,7 @@ impl<'a, T: ?Sized> Future for Lock<'a, T> {
             };
             let holder = st.holder;
             if let Turn::Waiting { first } = turn {
-                return block(w, core.clone(), WaitOp::Lock, first, || {
-                    holder.map(|k| format!("held by {}", w.exec.label_of(k)))
-                });
+                return block_held(w, core.clone(), WaitOp::Lock, first, holder);
             }
             Poll::Ready(mutex.guard())
         })

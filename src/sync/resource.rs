@@ -20,7 +20,8 @@ use crate::runtime::executor::{Executor, Waiting};
 use crate::runtime::waker::TaskKey;
 use crate::runtime::world::World;
 use crate::task::TaskId;
-use crate::trace::{EventKind, Verbosity};
+use crate::trace::Verbosity;
+use crate::trace::store::code;
 
 /// The kinds of primitive, as labels name them.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
@@ -67,6 +68,8 @@ pub(crate) struct Meta {
     name: Option<Box<str>>,
     /// The auto-name number and the tag of the run it belongs to.
     number: Cell<Option<(u32, u32)>>,
+    /// The label's interned id in a run's trace, and that trace's epoch.
+    trace_label: Cell<(u64, u32)>,
 }
 
 impl Meta {
@@ -75,6 +78,7 @@ impl Meta {
             kind,
             name: name.map(String::into_boxed_str),
             number: Cell::new(None),
+            trace_label: Cell::new((0, 0)),
         };
         if meta.name.is_none() {
             context::try_with(|w| meta.number_in(w));
@@ -111,24 +115,49 @@ impl Meta {
     /// Traces `ev` on this primitive, if its level is traced; `detail` is
     /// only formatted then. A no-op outside a simulation (a `Drop`).
     pub(crate) fn trace(&self, ev: Ev, detail: impl FnOnce() -> Option<String>) {
+        self.trace_str(ev, || detail().map(std::borrow::Cow::Owned))
+    }
+
+    /// [`Meta::trace`] with a detail that may be a `&'static str` (no
+    /// allocation per event).
+    pub(crate) fn trace_str(
+        &self,
+        ev: Ev,
+        detail: impl FnOnce() -> Option<std::borrow::Cow<'static, str>>,
+    ) {
         context::try_with(|w| {
             if !w.tracing(ev.level()) {
                 return;
             }
-            let (resource, detail) = (self.label(), detail());
-            w.record(match ev {
-                Ev::Acquire => EventKind::Acquire { resource, detail },
-                Ev::Release(to) => EventKind::Release {
-                    resource,
-                    detail,
-                    to: to.map(|k| k.id),
-                },
-                Ev::Wait => EventKind::Wait { resource, detail },
-                Ev::Notify => EventKind::Notify { resource, detail },
-                Ev::Send => EventKind::Send { resource, detail },
-                Ev::Recv => EventKind::Recv { resource, detail },
-                Ev::Close => EventKind::Close { resource, detail },
-            });
+            let detail = detail();
+            let (code, to) = match ev {
+                Ev::Acquire => (code::ACQUIRE, None),
+                Ev::Release(to) => (code::RELEASE, to.map(|k| k.id)),
+                Ev::Wait => (code::WAIT, None),
+                Ev::Notify => (code::NOTIFY, None),
+                Ev::Send => (code::SEND, None),
+                Ev::Recv => (code::RECV, None),
+                Ev::Close => (code::CLOSE, None),
+            };
+            w.record_sync(
+                ev.level(),
+                code,
+                &self.trace_label,
+                || self.label(),
+                detail,
+                to,
+            );
+        });
+    }
+
+    /// Traces a wait for a lock held by `holder` (the detail, `held by
+    /// #2 worker`, is built only when the trace is rendered).
+    pub(crate) fn trace_wait_held_by(&self, holder: Option<TaskKey>) {
+        context::try_with(|w| {
+            if !w.tracing(Ev::Wait.level()) {
+                return;
+            }
+            w.record_sync_held(&self.trace_label, || self.label(), holder.map(|k| k.id));
         });
     }
 }
@@ -337,6 +366,37 @@ pub(crate) fn block<T>(
 ) -> Poll<T> {
     if first {
         res.meta().trace(Ev::Wait, detail);
+    }
+    w.exec.note_waiting(Waiting::Sync(WaitOn { res, op }));
+    Poll::Pending
+}
+
+/// [`block`] with a fixed detail (no allocation per wait).
+pub(crate) fn block_str<T>(
+    w: &World,
+    res: Rc<dyn Tracked>,
+    op: WaitOp,
+    first: bool,
+    detail: &'static str,
+) -> Poll<T> {
+    if first {
+        res.meta()
+            .trace_str(Ev::Wait, || Some(std::borrow::Cow::Borrowed(detail)));
+    }
+    w.exec.note_waiting(Waiting::Sync(WaitOn { res, op }));
+    Poll::Pending
+}
+
+/// [`block`] for a lock wait whose detail is its holder.
+pub(crate) fn block_held<T>(
+    w: &World,
+    res: Rc<dyn Tracked>,
+    op: WaitOp,
+    first: bool,
+    holder: Option<TaskKey>,
+) -> Poll<T> {
+    if first {
+        res.meta().trace_wait_held_by(holder);
     }
     w.exec.note_waiting(Waiting::Sync(WaitOn { res, op }));
     Poll::Pending

@@ -17,6 +17,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::Location;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use serde::{Deserialize, Serialize};
@@ -31,7 +32,8 @@ pub use join::{JoinError, JoinHandle};
 pub use join_set::JoinSet;
 
 use crate::runtime::context;
-use crate::trace::EventKind;
+use crate::trace::Verbosity;
+use crate::trace::store::code;
 
 /// A task's id: its number in spawn order within the run (the main task is
 /// `#0`). Unique within a run and never reused, so it also serves as the
@@ -94,7 +96,7 @@ where
 #[track_caller]
 pub(crate) fn spawn_at<F>(
     future: F,
-    name: Option<String>,
+    name: Option<Arc<str>>,
     daemon: bool,
     site: &'static Location<'static>,
 ) -> JoinHandle<F::Output>
@@ -113,7 +115,7 @@ where
 pub(crate) fn spawn_in<F>(
     w: &crate::runtime::world::World,
     future: F,
-    name: Option<String>,
+    name: Option<Arc<str>>,
     daemon: bool,
     host: Option<crate::net::HostId>,
     site: &'static Location<'static>,
@@ -151,7 +153,7 @@ where
 #[derive(Debug, Default, Clone)]
 #[must_use = "a Builder does nothing until `spawn` is called"]
 pub struct Builder {
-    name: Option<String>,
+    name: Option<Arc<str>>,
     daemon: bool,
 }
 
@@ -163,7 +165,7 @@ impl Builder {
 
     /// Names the task; traces and reports use the name.
     pub fn name(mut self, name: impl Into<String>) -> Builder {
-        self.name = Some(name.into());
+        self.name = Some(Arc::from(name.into()));
         self
     }
 
@@ -227,7 +229,7 @@ impl Future for YieldNow {
             return Poll::Ready(());
         }
         self.yielded = true;
-        context::try_with(|w| w.record(EventKind::Yield));
+        context::try_with(|w| w.record_plain(Verbosity::Full, code::YIELD, 0));
         cx.waker().wake_by_ref();
         Poll::Pending
     }

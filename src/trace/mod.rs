@@ -18,7 +18,14 @@
 //! event site; the decision hash that proves determinism is kept regardless.
 //!
 //! A trace renders to text ([`Trace::render`], one event a line) and to JSON
-//! lines ([`Trace::to_jsonl`], which [`Trace::from_jsonl`] reads back).
+//! lines ([`Trace::to_jsonl`], which [`Trace::from_jsonl`] reads back). The
+//! time column has one precision per trace (milliseconds, micro- or
+//! nanoseconds: the finest any of its times needs) and one width, so times
+//! line up and compare as text.
+//!
+//! Storage is compact (most events take 12 bytes; see [`TraceMode`] for
+//! how much is kept): recording an event is a few stores into a
+//! pre-allocated chunk, and names, sites and strings are interned once.
 
 use std::fmt::{self, Write as _};
 use std::str::FromStr;
@@ -31,8 +38,10 @@ use crate::task::TaskId;
 use crate::time::Instant;
 
 mod render;
+pub(crate) mod store;
 
 pub use render::{RenderOptions, TraceParseError};
+pub use store::Iter as Events;
 
 /// How much a run records. Ordered: `Off < Summary < Full`.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -105,6 +114,9 @@ pub enum EventKind {
         /// whose trace must not depend on where `Sim::run` was called).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         site: Option<Site>,
+        /// The simulated host it runs on, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host: Option<String>,
     },
     /// The task was polled (full).
     Poll,
@@ -234,6 +246,13 @@ pub enum EventKind {
         /// The action.
         action: String,
     },
+    /// A scheduling decision worth reading (summary): the configuration a
+    /// policy drew for the seed, or a late poll (the clock moved to a timer
+    /// while tasks were ready).
+    Sched {
+        /// What was decided.
+        what: String,
+    },
     /// A `buggify!` point fired (summary).
     Buggify {
         /// Where the point is.
@@ -313,31 +332,117 @@ pub struct ConnEvent {
     pub detail: Option<String>,
 }
 
-/// The recorded events of one run.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// How much of a run's trace is kept, and where.
+///
+/// | mode | memory | what a report shows |
+/// |---|---|---|
+/// | [`TraceMode::Keep`] | grows with the run (12 bytes per event) | every event |
+/// | [`TraceMode::Ring`] | the last N events, plus every summary-level event | the events that led to the failure |
+/// | [`TraceMode::Stream`] | as `Ring`; every event also goes to a file | as `Ring`; the file has all of them |
+///
+/// Defaults, and why:
+///
+/// - [`Sim::builder()`](crate::Sim::builder): full verbosity in a ring of
+///   [`TraceMode::DEFAULT_RING`] events (about 12 MiB of records at most).
+///   Any test-sized run keeps its whole trace, so a snapshot sees every
+///   event; a run of a billion steps still has flat memory, and keeps its
+///   last million events and its summary events (spawns, finishes, waits,
+///   faults, user lines, the failure) up to the same count.
+/// - `#[sim_test]`: explores its seeds untraced ([`Verbosity::Off`]: no
+///   trace memory at all, only the decision hash), then replays a failing
+///   seed with the builder's default, the ring, so the report shows the
+///   events that led to the failure whatever the run's length.
+/// - The `lockstep` CLI builds its runs with `Sim::builder()` and so uses
+///   the same ring; [`TraceMode::Stream`] is there for a run whose every
+///   event must be kept, on disk rather than in memory.
+///
+/// The summary log of a ring is bounded by the same count as the ring, so
+/// a run whose summary events alone outnumber it (a billion channel waits)
+/// still has flat memory; the text form marks where events were dropped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TraceMode {
+    /// Keep every event in memory.
+    Keep,
+    /// Keep the last `n` events (at least; whole chunks are dropped) and
+    /// every summary-level event.
+    Ring(usize),
+    /// Like `Ring(n)` in memory, and write every event, as it leaves the
+    /// ring and at the end of the run, to a JSON-lines file
+    /// (readable with [`Trace::from_jsonl`]). Writes go through a buffer a
+    /// chunk (about 4,000 events) at a time; with [`Verbosity::Off`]
+    /// nothing is recorded and no file is created. A file that cannot be
+    /// created panics at `Sim::run` with its path; a write that fails later
+    /// is reported once on stderr, and the run goes on.
+    Stream {
+        /// The file to write (created or truncated).
+        path: std::path::PathBuf,
+        /// Events kept in memory for the report.
+        ring: usize,
+    },
+}
+
+impl TraceMode {
+    /// The ring size [`Sim::builder()`](crate::Sim::builder) uses: about
+    /// 12 MiB of records at most.
+    pub const DEFAULT_RING: usize = 1 << 20;
+}
+
+impl Default for TraceMode {
+    fn default() -> Self {
+        TraceMode::Ring(TraceMode::DEFAULT_RING)
+    }
+}
+
+/// The recorded events of one run, stored compactly (12 bytes for most
+/// events; see the `store` module docs). Events are decoded as they are
+/// read: [`Trace::events`] yields owned [`Event`]s.
+#[derive(Clone, Default)]
 pub struct Trace {
-    events: Vec<Event>,
-    /// Task names by id, from the spawn events (for rendering).
-    names: Vec<Option<String>>,
+    /// Boxed: a trace moves with every `Outcome`, and the store's
+    /// interning tables and logs are several hundred bytes.
+    pub(crate) store: Box<store::Store>,
+}
+
+impl PartialEq for Trace {
+    fn eq(&self, other: &Trace) -> bool {
+        self.len() == other.len() && self.events().eq(other.events())
+    }
+}
+
+impl Eq for Trace {}
+
+impl fmt::Debug for Trace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Trace")
+            .field("events", &self.len())
+            .field("dropped", &self.store.dropped)
+            .finish()
+    }
 }
 
 impl Trace {
-    pub(crate) fn with_capacity(n: usize) -> Trace {
-        Trace {
-            events: Vec::with_capacity(n),
-            names: Vec::new(),
+    pub(crate) fn for_mode(mode: &TraceMode) -> Result<Trace, String> {
+        let mut trace = Trace::default();
+        match mode {
+            TraceMode::Keep => {}
+            TraceMode::Ring(n) => trace.store.limit = Some((*n).max(1)),
+            TraceMode::Stream { path, ring } => {
+                trace.store.limit = Some((*ring).max(1));
+                trace.store.stream.0 = Some(Box::new(store::Stream::create(path)?));
+            }
         }
+        Ok(trace)
     }
 
+    /// Writes what a streaming trace still holds and closes the file.
+    pub(crate) fn finish_stream(&mut self) -> Option<String> {
+        self.store.finish_stream()
+    }
+
+    /// Appends an event.
     pub(crate) fn push(&mut self, event: Event) {
-        if let EventKind::Spawn { child, name, .. } = &event.kind {
-            let i = child.as_u32() as usize;
-            if self.names.len() <= i {
-                self.names.resize(i + 1, None);
-            }
-            self.names[i] = name.clone();
-        }
-        self.events.push(event);
+        self.store.push_event(event);
     }
 
     /// Builds a trace from events (as read back from a file, or filtered).
@@ -349,40 +454,55 @@ impl Trace {
         trace
     }
 
-    /// All events, in order.
-    pub fn events(&self) -> &[Event] {
-        &self.events
+    /// All events kept, in order. In a ring, the summary-level events of
+    /// the dropped part come first (see [`Trace::dropped`]).
+    pub fn events(&self) -> Events<'_> {
+        self.store.iter()
     }
 
-    /// Number of events.
+    /// Number of events kept.
     pub fn len(&self) -> usize {
-        self.events.len()
+        self.store.len()
     }
 
     /// Whether nothing was recorded.
     pub fn is_empty(&self) -> bool {
-        self.events.is_empty()
+        self.len() == 0
+    }
+
+    /// How many events a ring dropped (0 when every event was kept).
+    pub fn dropped(&self) -> u64 {
+        self.store.dropped
+    }
+
+    /// Approximate bytes of memory this trace holds.
+    pub fn memory_bytes(&self) -> usize {
+        self.store.memory()
     }
 
     /// The name of task `id`, if it was spawned with one.
     pub fn task_name(&self, id: TaskId) -> Option<&str> {
-        self.names
-            .get(id.as_u32() as usize)
-            .and_then(|n| n.as_deref())
+        self.store.task_name(id)
     }
 
-    /// `#3 worker-2`, or `#3` for an unnamed task.
+    /// The simulated host task `id` runs on, if any.
+    pub fn task_host(&self, id: TaskId) -> Option<&str> {
+        self.store.task_host(id)
+    }
+
+    /// `#3 worker-2`; `#3` for an unnamed task; on a host, the host too
+    /// unless the name is the host's (`#6 @server`, `#7 flusher@server`,
+    /// `#1 server`).
     pub fn task_label(&self, id: TaskId) -> String {
-        match self.task_name(id) {
-            Some(name) => format!("{id} {name}"),
-            None => id.to_string(),
-        }
+        let mut out = String::new();
+        render::label(self, id, &mut out);
+        out
     }
 
     /// The events a user logged with [`trace!`](crate::trace!), in order.
-    pub fn user_lines(&self) -> impl Iterator<Item = &str> {
-        self.events.iter().filter_map(|e| match &e.kind {
-            EventKind::User { message } => Some(message.as_str()),
+    pub fn user_lines(&self) -> impl Iterator<Item = String> + '_ {
+        self.events().filter_map(|e| match e.kind {
+            EventKind::User { message } => Some(message),
             _ => None,
         })
     }
@@ -396,10 +516,7 @@ impl Trace {
     /// should not change when code moves).
     pub fn render_with(&self, options: &RenderOptions) -> String {
         let mut out = String::new();
-        for e in &self.events {
-            render::line(self, e, options, &mut out);
-            out.push('\n');
-        }
+        render::lines(self, self.events(), 0, options, &mut out);
         out
     }
 
@@ -413,14 +530,17 @@ impl Trace {
     /// Renders the last `n` events (what a failure report shows).
     pub fn render_tail(&self, n: usize) -> String {
         let mut out = String::new();
-        let start = self.events.len().saturating_sub(n);
+        let len = self.len();
+        let start = len.saturating_sub(n);
+        let earlier = start as u64 + self.store.dropped;
+        if earlier > 0 {
+            let _ = writeln!(out, "… {earlier} earlier events");
+        }
+        let mut events = self.events();
         if start > 0 {
-            let _ = writeln!(out, "… {start} earlier events");
+            events.nth(start - 1);
         }
-        for e in &self.events[start..] {
-            render::line(self, e, &RenderOptions::default(), &mut out);
-            out.push('\n');
-        }
+        render::lines(self, events, start, &RenderOptions::default(), &mut out);
         out
     }
 

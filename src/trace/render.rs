@@ -5,6 +5,7 @@ use std::fmt::{self, Write as _};
 use serde::Serialize;
 
 use super::{Event, EventKind, NetMessage, Trace};
+use crate::task::TaskId;
 
 /// How [`Trace::render_with`] prints events.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -37,18 +38,105 @@ impl RenderOptions {
     }
 }
 
-/// Width of the time column; times up to ~11 days stay aligned.
+/// Least width of the time column: times up to ~11 days at nanosecond
+/// precision stay aligned, and a millisecond trace keeps its familiar look.
 const TIME_WIDTH: usize = 12;
 /// Width of the task column.
 const TASK_WIDTH: usize = 18;
 
+/// The time column's format for one trace: a precision (3, 6 or 9 digits
+/// after the point: the finest any time of the trace needs) and a width
+/// (the widest time's, at least [`TIME_WIDTH`]).
+#[derive(Copy, Clone)]
+pub(super) struct TimeFormat {
+    digits: usize,
+    width: usize,
+}
+
+impl TimeFormat {
+    pub(super) fn of(trace: &Trace) -> TimeFormat {
+        let digits = [3, 6, 9][trace.store.precision as usize];
+        let mut f = TimeFormat {
+            digits,
+            width: TIME_WIDTH,
+        };
+        let mut widest = String::new();
+        f.write(trace.store.max_time, &mut widest);
+        f.width = widest.len().max(TIME_WIDTH);
+        f
+    }
+
+    fn write(self, nanos: u64, out: &mut String) {
+        let (secs, frac) = (nanos / 1_000_000_000, nanos % 1_000_000_000);
+        let frac = frac / 10u64.pow(9 - self.digits as u32);
+        let _ = write!(out, "{secs}.{frac:0digits$}s", digits = self.digits);
+    }
+
+    fn write_padded(self, nanos: u64, out: &mut String) {
+        let start = out.len();
+        self.write(nanos, out);
+        let len = out.len() - start;
+        if len < self.width {
+            out.insert_str(start, &" ".repeat(self.width - len));
+        }
+    }
+}
+
+/// Appends the label of task `id` (see `store::label_in`).
+pub(super) fn label(trace: &Trace, id: TaskId, out: &mut String) {
+    trace.store.label(id, out)
+}
+
+/// Appends the text lines of `events`, the first of which is event number
+/// `first` of the trace (a ring's boundary is marked where it falls).
+pub(super) fn lines(
+    trace: &Trace,
+    events: impl Iterator<Item = Event>,
+    first: usize,
+    opts: &RenderOptions,
+    out: &mut String,
+) {
+    let format = TimeFormat::of(trace);
+    let store = &trace.store;
+    let in_ring = store.dropped - store.kept_dropped;
+    let boundary = (in_ring > 0).then(|| store.kept_len());
+    if first == 0 && store.kept_dropped > 0 {
+        let _ = writeln!(
+            out,
+            "… {} earlier events dropped (trace ring)",
+            store.kept_dropped
+        );
+    }
+    for (i, e) in (first..).zip(events) {
+        if boundary == Some(i) {
+            let _ = writeln!(
+                out,
+                "… {in_ring} events dropped here (trace ring); summary events before this line are all kept"
+            );
+        }
+        line_in(trace, &e, opts, format, out);
+        out.push('\n');
+    }
+}
+
 /// Appends the text form of one event to `out`, without a newline.
 pub(super) fn line(trace: &Trace, e: &Event, opts: &RenderOptions, out: &mut String) {
-    let who = match e.task {
-        Some(id) => trace.task_label(id),
-        None => "-".to_string(),
-    };
-    let _ = write!(out, "{:>TIME_WIDTH$}  {who:<TASK_WIDTH$} ", e.time);
+    line_in(trace, e, opts, TimeFormat::of(trace), out)
+}
+
+fn line_in(trace: &Trace, e: &Event, opts: &RenderOptions, format: TimeFormat, out: &mut String) {
+    format.write_padded(e.time.as_nanos(), out);
+    out.push_str("  ");
+    let start = out.len();
+    match e.task {
+        Some(id) => label(trace, id, out),
+        None => out.push('-'),
+    }
+    let len = out[start..].chars().count();
+    for _ in len..TASK_WIDTH {
+        out.push(' ');
+    }
+    out.push(' ');
     let _ = describe(trace, &e.kind, opts, out);
 }
 
@@ -100,10 +188,18 @@ fn describe(
     out: &mut String,
 ) -> fmt::Result {
     match kind {
-        EventKind::Spawn { child, name, site } => {
+        EventKind::Spawn {
+            child,
+            name,
+            site,
+            host,
+        } => {
             write!(out, "spawn {child}")?;
-            if let Some(name) = name {
-                write!(out, " {name}")?;
+            match (name, host.as_ref().filter(|h| Some(*h) != name.as_ref())) {
+                (Some(n), Some(h)) => write!(out, " {n}@{h}")?,
+                (Some(n), None) => write!(out, " {n}")?,
+                (None, Some(h)) => write!(out, " @{h}")?,
+                (None, None) => {}
             }
             match site {
                 Some(site) if opts.spawn_sites && opts.line_numbers => write!(out, " at {site}")?,
@@ -146,6 +242,7 @@ fn describe(
         }
         EventKind::Host { host, what } => write!(out, "host {host}: {what}"),
         EventKind::Fault { action } => write!(out, "fault: {action}"),
+        EventKind::Sched { what } => write!(out, "sched: {what}"),
         EventKind::Buggify { site } if opts.line_numbers => write!(out, "buggify fired at {site}"),
         EventKind::Buggify { site } => write!(out, "buggify fired at {}", site.file),
         EventKind::Acquire { resource, detail } => sync_line(out, "acquire", resource, detail),
@@ -204,15 +301,21 @@ struct JsonLine<'a> {
     task_name: Option<&'a str>,
 }
 
+/// Appends one event's JSON line (without the newline).
+pub(super) fn json_line(event: &Event, task_name: Option<&str>, out: &mut String) {
+    let line = JsonLine { event, task_name };
+    // Serializing plain data with string keys cannot fail.
+    out.push_str(&serde_json::to_string(&line).expect("trace events serialize"));
+}
+
 pub(super) fn to_jsonl(trace: &Trace) -> String {
     let mut out = String::new();
-    for event in &trace.events {
-        let line = JsonLine {
-            event,
-            task_name: event.task.and_then(|t| trace.task_name(t)),
-        };
-        // Serializing plain data with string keys cannot fail.
-        out.push_str(&serde_json::to_string(&line).expect("trace events serialize"));
+    for event in trace.events() {
+        json_line(
+            &event,
+            event.task.and_then(|t| trace.task_name(t)),
+            &mut out,
+        );
         out.push('\n');
     }
     out

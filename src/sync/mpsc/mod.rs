@@ -32,7 +32,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use super::places::{self, At, Places, senders_held};
-use super::resource::{Ev, Kind, Meta, Release, Tracked, WaitOp, block, task_list};
+use super::resource::{Ev, Kind, Meta, Release, Tracked, WaitOp, block_str, task_list};
 use super::waiters::{self, State, Ticket, Turn, WaitList};
 use crate::runtime::context;
 use crate::runtime::executor::Executor;
@@ -255,9 +255,7 @@ impl<T> Chan<T> {
             }
             let first = !std::mem::replace(&mut st.rx_waiting, true);
             drop(st);
-            block(w, self.core.clone(), WaitOp::Recv, first, || {
-                Some("a message".to_string())
-            })
+            block_str(w, self.core.clone(), WaitOp::Recv, first, "a message")
         })
     }
 
@@ -530,9 +528,9 @@ impl Future for Reserve<'_> {
             match turn {
                 Turn::Now | Turn::Granted => Poll::Ready(Ok(())),
                 Turn::Woken => Poll::Ready(Err(())),
-                Turn::Waiting { first } => block(w, core.clone(), WaitOp::Send, first, || {
-                    Some("room to send".to_string())
-                }),
+                Turn::Waiting { first } => {
+                    block_str(w, core.clone(), WaitOp::Send, first, "room to send")
+                }
             }
         })
     }

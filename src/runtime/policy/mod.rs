@@ -1,0 +1,304 @@
+//! Scheduling policies: which ready task runs next, whether the clock may
+//! move while tasks are ready, and the scheduler's random draws.
+//!
+//! The executor is mechanism (a task table, a ready queue, a clock); a
+//! policy is the decisions. Each policy is one small file behind
+//! [`SchedulePolicy`], four methods that shuttle's scheduler trait also
+//! has in spirit: start a run, pick the next ready task, draw a random
+//! value, and (lockstep's addition) decide whether the clock may move now
+//! although tasks are ready.
+//!
+//! - `random.rs`: a uniform choice among ready tasks (the default).
+//! - `fifo.rs`: the task ready first runs first (speed, natural order).
+//! - `pct.rs`: probabilistic concurrency testing (random priorities and
+//!   `depth - 1` priority change points: bugs of depth `d` are found with
+//!   probability at least `1 / (n · k^(d-1))` per run).
+//! - `replay.rs`: follows a recorded [`Schedule`], and says where a
+//!   program that no longer fits it diverged.
+//! - `late.rs`: late polls, the seeded choice to move the clock to the
+//!   next timer while tasks are ready, so that a woken task can run after
+//!   a later timer fires, as on a loaded executor.
+//! - `swarm.rs`: per-seed configurations of fault kinds and buggify points.
+//! - `schedule.rs`: the recorded decisions of a run and their text form.
+//!
+//! Dispatch is a `match` on an enum, not a trait object: one predictable
+//! branch per step, no indirect call on the hot path. Recording the
+//! schedule appends to a run-length encoded list (a step of the task that
+//! ran last is a counter increment).
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::Rng;
+
+use super::Seed;
+use super::sim::{Config, Policy};
+use super::waker::TaskKey;
+use super::world::{rng_for, stream};
+use crate::time::Duration;
+
+mod fifo;
+mod late;
+mod pct;
+mod random;
+mod replay;
+pub(crate) mod schedule;
+pub(crate) mod swarm;
+
+pub use late::LatePolls;
+pub use schedule::{Schedule, ScheduleParseError};
+pub use swarm::Swarm;
+
+use schedule::Decision;
+
+/// What a policy decided at a step.
+pub(crate) enum Pick {
+    /// Run this task (already taken out of the ready queue).
+    Run(TaskKey),
+    /// Nothing the policy may run: move the clock as if nothing were ready.
+    Idle,
+}
+
+/// What the executor tells a policy about the tasks in its ready queue.
+pub(crate) trait ReadyView {
+    /// Whether the task of `key` is alive, queued and not on a paused host.
+    fn runnable(&self, key: TaskKey) -> bool;
+}
+
+/// One scheduling policy. See the module docs.
+pub(crate) trait SchedulePolicy {
+    /// Prepares for a run of `seed` (called once, before the first step):
+    /// draws what the run needs up front (PCT's change points). Streams
+    /// are seeded when the policy is made.
+    fn start(&mut self, seed: Seed);
+    /// Takes the next task to run out of `ready` (never empty). A key
+    /// handed back that is no longer runnable is dropped (or parked) by the
+    /// executor, which then asks again.
+    fn pick(&mut self, ready: &mut VecDeque<TaskKey>, view: &dyn ReadyView) -> Pick;
+    /// A uniform value below `n` (`n ≥ 1`), for choices the program leaves
+    /// to the scheduler (`select`'s fair order).
+    fn draw(&mut self, n: usize) -> usize;
+    /// Whether the clock may move `by` to the next timer now, although
+    /// some task is ready (a late poll).
+    fn clock_may_move(&mut self, by: Duration) -> bool;
+}
+
+/// A uniform index below `n` (Lemire's multiply-shift; independent of
+/// `rand`'s sampling algorithms, so a `rand` upgrade cannot change
+/// schedules).
+#[inline]
+pub(crate) fn below(rng: &mut ChaCha8Rng, n: usize) -> usize {
+    let x = rng.next_u64();
+    ((x as u128 * n as u128) >> 64) as usize
+}
+
+/// A policy as the executor holds it (static dispatch). An explicit tag
+/// byte: the per-step `match` is one load and compare, where a niche-packed
+/// discriminant cost a dozen instructions (measured with callgrind).
+#[repr(u8)]
+enum Active {
+    Random(random::Random),
+    Fifo(fifo::Fifo),
+    Pct(pct::Pct),
+    Replay(replay::Replay),
+}
+
+macro_rules! each {
+    ($self:expr, $p:ident => $e:expr) => {
+        match $self {
+            Active::Random($p) => $e,
+            Active::Fifo($p) => $e,
+            Active::Pct($p) => $e,
+            Active::Replay($p) => $e,
+        }
+    };
+}
+
+/// The settings of a run's policy once `Mix` and `Swarm` are resolved
+/// for the seed.
+pub(crate) struct Resolved {
+    /// Swarm configuration of the run.
+    pub(crate) swarm: Option<Swarm>,
+    /// What to print at the start of the trace (the swarm configuration;
+    /// nothing for `random`, `fifo` and `pct`, so their traces stay as
+    /// they were).
+    pub(crate) note: Option<String>,
+    /// Whether the clock may ever move early (a quick gate per step).
+    pub(crate) consults_clock: bool,
+}
+
+/// The run's policy, its recorder, and a divergence it found.
+pub(crate) struct Scheduler {
+    active: Active,
+    record: Option<Schedule>,
+    /// The task polled last (kept while recording, to count preemptions).
+    last_run: Option<TaskKey>,
+    diverged: Option<String>,
+}
+
+impl Scheduler {
+    /// The scheduler of a run of `config`, its policy resolved for the seed.
+    pub(crate) fn new(config: &Config) -> (Scheduler, Resolved) {
+        let seed = config.seed;
+        // Only `mix` and `swarm` draw per-seed settings.
+        let mut policy_rng = matches!(config.policy, Policy::Mix | Policy::Swarm)
+            .then(|| rng_for(seed, stream::POLICY));
+        let mut notes: Vec<String> = Vec::new();
+        let mut swarm = None;
+        let mut late = config.late_polls;
+        let active = if let Some((schedule, strict)) = &config.replay {
+            swarm = schedule.swarm;
+            Active::Replay(replay::Replay::new(Arc::clone(schedule), *strict))
+        } else {
+            let concrete = match config.policy {
+                Policy::Swarm => {
+                    let rng = policy_rng.as_mut().expect("drawn for swarm");
+                    swarm = Some(Swarm::draw(|| rng.next_u64()));
+                    Policy::Random
+                }
+                Policy::Mix => {
+                    let policy_rng = policy_rng.as_mut().expect("drawn for mix");
+                    swarm = Some(Swarm::draw(|| policy_rng.next_u64()));
+                    // Drawn whether or not set, so that a setting does not
+                    // shift the draws after it.
+                    let drawn = LatePolls::draw(policy_rng);
+                    late = late.or(Some(drawn));
+                    if policy_rng.next_u64() & 1 == 0 {
+                        Policy::Random
+                    } else {
+                        Policy::Pct {
+                            depth: 2 + below(policy_rng, 3) as u32,
+                        }
+                    }
+                }
+                p => p,
+            };
+            match concrete {
+                Policy::Fifo => {
+                    late = None;
+                    Active::Fifo(fifo::Fifo::new(seed))
+                }
+                Policy::Pct { depth } => Active::Pct(pct::Pct::new(
+                    seed,
+                    depth,
+                    config.pct_horizon,
+                    late.filter(|l| l.is_on()),
+                )),
+                _ => Active::Random(random::Random::new(seed, late.filter(|l| l.is_on()))),
+            }
+        };
+        let late = late.filter(|l| l.is_on() && !matches!(active, Active::Replay(_)));
+        // Only what a replay repeats is traced (the swarm configuration is
+        // in the schedule): a replayed trace equals the original's.
+        if let Some(s) = &swarm {
+            notes.push(s.describe());
+        }
+        let consults_clock = late.is_some() || matches!(active, Active::Replay(_));
+        let mut sched = Scheduler {
+            active,
+            record: config.records_schedule().then(|| Schedule {
+                seed,
+                swarm,
+                decisions: Vec::new(),
+                preemptions: Some(0),
+            }),
+            last_run: None,
+            diverged: None,
+        };
+        each!(&mut sched.active, p => p.start(seed));
+        let resolved = Resolved {
+            swarm,
+            note: (!notes.is_empty()).then(|| notes.join("; ")),
+            consults_clock,
+        };
+        (sched, resolved)
+    }
+
+    /// Takes the next task out of `ready`.
+    #[inline]
+    pub(crate) fn pick(&mut self, ready: &mut VecDeque<TaskKey>, view: &dyn ReadyView) -> Pick {
+        match &mut self.active {
+            // The default first, inline.
+            Active::Random(p) => p.pick(ready, view),
+            Active::Replay(p) => {
+                let pick = p.pick(ready, view);
+                if let Some(d) = p.take_divergence() {
+                    self.diverged.get_or_insert(d);
+                }
+                pick
+            }
+            other => each!(other, p => p.pick(ready, view)),
+        }
+    }
+
+    /// Notes that `key`'s task is polled (the pick the executor
+    /// accepted), and whether that preempts the task polled before it
+    /// (still in `ready`: it yielded, or was woken again).
+    #[inline]
+    pub(crate) fn record_run(&mut self, key: TaskKey, ready: &RefCell<VecDeque<TaskKey>>) {
+        if let Some(s) = &mut self.record {
+            if let Some(last) = self.last_run {
+                if last != key && ready.borrow().contains(&last) {
+                    *s.preemptions.get_or_insert(0) += 1;
+                }
+            }
+            self.last_run = Some(key);
+            s.push_run(key.id.0);
+        }
+    }
+
+    /// A scheduler draw below `n`, recorded.
+    pub(crate) fn draw(&mut self, n: usize) -> usize {
+        let v = each!(&mut self.active, p => p.draw(n));
+        if let Active::Replay(p) = &mut self.active {
+            if let Some(d) = p.take_divergence() {
+                self.diverged.get_or_insert(d);
+            }
+        }
+        if let Some(s) = &mut self.record {
+            s.decisions.push(Decision::Draw { value: v as u64 });
+        }
+        v
+    }
+
+    /// Whether the clock may move `by` now although tasks are ready.
+    pub(crate) fn clock_may_move(&mut self, by: Duration) -> bool {
+        let yes = each!(&mut self.active, p => p.clock_may_move(by));
+        if yes {
+            if let Some(s) = &mut self.record {
+                s.decisions.push(Decision::Advance);
+            }
+        }
+        yes
+    }
+
+    /// A divergence from the replayed schedule, once.
+    pub(crate) fn take_divergence(&mut self) -> Option<String> {
+        self.diverged.take()
+    }
+
+    /// Checks, at the end of a strict replay, that the schedule was used up.
+    pub(crate) fn finish(&mut self) -> Option<String> {
+        match &mut self.active {
+            Active::Replay(p) => p.leftover(),
+            _ => None,
+        }
+    }
+
+    /// The recorded schedule.
+    pub(crate) fn take_schedule(&mut self) -> Option<Schedule> {
+        self.record.take()
+    }
+}
+
+impl Config {
+    /// Whether this run records its schedule: when asked, or by default
+    /// whenever it traces (a run with tracing off keeps its hot path free
+    /// of appends).
+    pub(crate) fn records_schedule(&self) -> bool {
+        self.record_schedule
+            .unwrap_or(self.verbosity != crate::trace::Verbosity::Off)
+    }
+}

@@ -1,0 +1,1303 @@
+//! The compact event store behind [`Trace`](super::Trace).
+//!
+//! An event is one 12-byte record: the step as an offset from its chunk's
+//! first step, a head word (an 8-bit code and the acting task's id in 24
+//! bits), and one 32-bit argument (a task id, an interned string, a short
+//! time delta, or an index into the chunk's out-of-line payloads). The
+//! virtual time is not stored per event: it changes far less often than
+//! events happen, so a time *marker* record is written only when it moved.
+//! An event that needs more than one argument (a sync event's detail, the
+//! task a lock was handed to, a far timer deadline, a task id past 24 bits)
+//! is followed by extension records. Only events with large, free-form
+//! payloads (network messages, connection changes, hosts, faults, panics,
+//! user lines, failures) keep an [`EventKind`] out of line.
+//!
+//! Records live in fixed-capacity chunks: a chunk is allocated once with
+//! room for [`CHUNK`] records and never grows, so appending never
+//! reallocates and copies what is already recorded, and every chunk decodes
+//! on its own (it carries its first step and the time at its start).
+//!
+//! Strings that repeat (task names, sync primitive labels, details, spawn
+//! files) are interned once per trace; tasks' names, spawn sites and hosts
+//! sit in a per-task table, so a spawn event carries only the child's id.
+//!
+//! Bounded modes evict whole chunks from the front: their summary-level
+//! events move to a separate, complete log (`kept`), the rest are counted
+//! (and written to the stream, in streaming mode), and the emptied chunk is
+//! reused, so a warmed-up ring allocates nothing.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::panic::Location;
+
+use super::{Event, EventKind, Verbosity};
+use crate::check::Site;
+use crate::task::TaskId;
+use crate::time::Instant;
+
+/// Records per chunk (48 KiB of records).
+pub(crate) const CHUNK: usize = 4096;
+
+/// The head's task field when the event has no task.
+const NO_TASK: u32 = 0;
+/// The head's task field when the task id follows in an extension record.
+const TASK_EXT: u32 = 0x00FF_FFFF;
+
+/// Record codes. Below `FIRST_EVENT`: markers and extensions.
+pub(crate) mod code {
+    /// Time marker: the time is `(step << 32) | arg`.
+    pub(crate) const TIME: u8 = 1;
+    /// Extension: the acting task's id.
+    pub(crate) const TASK: u8 = 2;
+    /// Extension: an interned detail string.
+    pub(crate) const DETAIL: u8 = 3;
+    /// Extension: the task a primitive was handed to.
+    pub(crate) const TO: u8 = 4;
+    /// Extension: the high 32 bits of a far timer deadline.
+    pub(crate) const HIGH: u8 = 5;
+    /// Extension: the task holding what a wait is for (its detail reads
+    /// `held by <label>`).
+    pub(crate) const HELD: u8 = 6;
+
+    pub(crate) const FIRST_EVENT: u8 = 16;
+    pub(crate) const SPAWN: u8 = 16;
+    pub(crate) const POLL: u8 = 17;
+    pub(crate) const YIELD: u8 = 18;
+    pub(crate) const WAKE: u8 = 19;
+    pub(crate) const FINISH: u8 = 20;
+    pub(crate) const ABORT: u8 = 21;
+    /// `arg` is the deadline's distance from now, in nanoseconds.
+    pub(crate) const TIMER_SET: u8 = 22;
+    /// `arg` is the deadline's low 32 bits; a `HIGH` extension follows.
+    pub(crate) const TIMER_SET_FAR: u8 = 23;
+    /// `arg` is the owner's id + 1 (0: no owner).
+    pub(crate) const TIMER_FIRE: u8 = 24;
+    pub(crate) const ACQUIRE: u8 = 25;
+    pub(crate) const RELEASE: u8 = 26;
+    pub(crate) const WAIT: u8 = 27;
+    pub(crate) const NOTIFY: u8 = 28;
+    pub(crate) const SEND: u8 = 29;
+    pub(crate) const RECV: u8 = 30;
+    pub(crate) const CLOSE: u8 = 31;
+    /// `arg` indexes the chunk's out-of-line payloads.
+    pub(crate) const BIG: u8 = 32;
+}
+
+/// One record: 12 bytes.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+struct Rec {
+    step: u32,
+    head: u32,
+    arg: u32,
+}
+
+impl Rec {
+    fn code(self) -> u8 {
+        (self.head >> 24) as u8
+    }
+    fn task_field(self) -> u32 {
+        self.head & 0x00FF_FFFF
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Chunk {
+    base_step: u64,
+    base_time: u64,
+    recs: Vec<Rec>,
+    big: Vec<EventKind>,
+    /// Events (not records) in this chunk.
+    events: usize,
+    /// Of those, events that may be summary-level (a ring keeps them): an
+    /// eviction scans only chunks that have some.
+    summary: usize,
+}
+
+impl Chunk {
+    fn new() -> Chunk {
+        Chunk {
+            base_step: 0,
+            base_time: 0,
+            recs: Vec::with_capacity(CHUNK),
+            big: Vec::new(),
+            events: 0,
+            summary: 0,
+        }
+    }
+}
+
+/// A sequence of chunks: full ones, then the one being filled.
+#[derive(Clone, Debug)]
+struct Log {
+    full: VecDeque<Chunk>,
+    /// The chunk being filled (no capacity until the first event).
+    active: Chunk,
+    /// The time of the last record.
+    time: u64,
+    events: usize,
+}
+
+impl Default for Log {
+    fn default() -> Self {
+        Log {
+            full: VecDeque::new(),
+            active: Chunk {
+                base_step: 0,
+                base_time: 0,
+                recs: Vec::new(),
+                big: Vec::new(),
+                events: 0,
+                summary: 0,
+            },
+            time: 0,
+            events: 0,
+        }
+    }
+}
+
+/// Whether events of `code` may be summary-level.
+#[inline(always)]
+const fn maybe_summary(code: u8) -> bool {
+    matches!(
+        code,
+        code::SPAWN | code::FINISH | code::ABORT | code::WAIT | code::CLOSE | code::BIG
+    )
+}
+
+/// A time marker, an event, a task extension and two extensions.
+const NEED: usize = 5;
+
+impl Log {
+    /// Chunks in order, the active one last (if it holds anything).
+    fn chunk(&self, i: usize) -> Option<&Chunk> {
+        match self.full.get(i) {
+            Some(c) => Some(c),
+            None if i == self.full.len() && self.active.events > 0 => Some(&self.active),
+            None => None,
+        }
+    }
+
+    fn chunks(&self) -> impl Iterator<Item = &Chunk> {
+        self.full
+            .iter()
+            .chain((self.active.events > 0).then_some(&self.active))
+    }
+
+    /// Makes room in the active chunk for one event at `step`, `time`
+    /// (rolling to a new chunk if needed) and writes the time marker if the
+    /// time moved. Returns whether a chunk was completed (a ring may evict)
+    /// and the step's offset in the active chunk.
+    #[inline(always)]
+    fn begin(&mut self, step: u64, time: u64, spare: &mut Option<Chunk>) -> (bool, u32) {
+        let a = &self.active;
+        let rolled = if a.recs.len() + NEED > a.recs.capacity()
+            || step < a.base_step
+            || step - a.base_step > u32::MAX as u64
+        {
+            self.roll(step, time, spare)
+        } else {
+            false
+        };
+        if time != self.time {
+            self.active.recs.push(Rec {
+                step: (time >> 32) as u32,
+                head: (code::TIME as u32) << 24,
+                arg: time as u32,
+            });
+            self.time = time;
+        }
+        (rolled, (step - self.active.base_step) as u32)
+    }
+
+    /// Appends one event with its extensions (room was made by `begin`).
+    #[inline(always)]
+    fn put(&mut self, off: u32, task: Option<TaskId>, c: Compact) {
+        let task_field = match task {
+            None => NO_TASK,
+            Some(t) if t.as_u32() < TASK_EXT - 1 => t.as_u32() + 1,
+            Some(_) => TASK_EXT,
+        };
+        let recs = &mut self.active.recs;
+        recs.push(Rec {
+            step: off,
+            head: ((c.code as u32) << 24) | task_field,
+            arg: c.arg,
+        });
+        if task_field == TASK_EXT {
+            recs.push(Rec {
+                step: off,
+                head: (code::TASK as u32) << 24,
+                arg: task.map_or(0, TaskId::as_u32),
+            });
+        }
+        for (code, arg) in c.ext {
+            if code != 0 {
+                recs.push(Rec {
+                    step: off,
+                    head: (code as u32) << 24,
+                    arg,
+                });
+            }
+        }
+        self.active.events += 1;
+        self.active.summary += maybe_summary(c.code) as usize;
+        self.events += 1;
+    }
+
+    /// Appends an event without extensions by a task with a small id (the
+    /// hot path: polls, yields, wakes, timers).
+    #[inline(always)]
+    fn put_plain(&mut self, off: u32, task_field: u32, code: u8, arg: u32) {
+        self.active.recs.push(Rec {
+            step: off,
+            head: ((code as u32) << 24) | task_field,
+            arg,
+        });
+        self.active.events += 1;
+        self.active.summary += maybe_summary(code) as usize;
+        self.events += 1;
+    }
+
+    /// Appends one event (and its out-of-line payload, if any). Returns
+    /// whether a chunk was completed.
+    fn push(
+        &mut self,
+        step: u64,
+        time: u64,
+        task: Option<TaskId>,
+        mut c: Compact,
+        big: Option<EventKind>,
+        spare: &mut Option<Chunk>,
+    ) -> bool {
+        let (rolled, off) = self.begin(step, time, spare);
+        if let Some(kind) = big {
+            c.arg = self.active.big.len() as u32;
+            self.active.big.push(kind);
+        }
+        self.put(off, task, c);
+        rolled
+    }
+
+    /// Starts a new active chunk (the spare one, if any) at `step`, `time`.
+    #[cold]
+    fn roll(&mut self, step: u64, time: u64, spare: &mut Option<Chunk>) -> bool {
+        let mut next = spare.take().unwrap_or_else(Chunk::new);
+        next.base_step = step;
+        next.base_time = time;
+        let done = std::mem::replace(&mut self.active, next);
+        self.time = time;
+        if done.events > 0 {
+            self.full.push_back(done);
+            true
+        } else {
+            if done.recs.capacity() > 0 && spare.is_none() {
+                *spare = Some(done);
+            }
+            false
+        }
+    }
+}
+
+/// Where a streaming trace writes: JSON lines, one event each, as
+/// [`Trace::to_jsonl`](super::Trace::to_jsonl) writes them.
+pub(crate) struct Stream {
+    path: std::path::PathBuf,
+    out: std::io::BufWriter<std::fs::File>,
+    line: String,
+    error: Option<std::io::Error>,
+}
+
+impl Stream {
+    pub(crate) fn create(path: &std::path::Path) -> Result<Stream, String> {
+        let file = std::fs::File::create(path).map_err(|e| {
+            format!(
+                "cannot create the trace stream file `{}`: {e}; give a path in an existing, \
+                 writable directory",
+                path.display()
+            )
+        })?;
+        Ok(Stream {
+            path: path.to_path_buf(),
+            out: std::io::BufWriter::with_capacity(64 * 1024, file),
+            line: String::new(),
+            error: None,
+        })
+    }
+
+    fn write<'n>(&mut self, e: &Event, name: impl Fn(TaskId) -> Option<&'n str>) {
+        use std::io::Write as _;
+        if self.error.is_some() {
+            return;
+        }
+        self.line.clear();
+        super::render::json_line(e, e.task.and_then(name), &mut self.line);
+        self.line.push('\n');
+        if let Err(err) = self.out.write_all(self.line.as_bytes()) {
+            self.error = Some(err);
+        }
+    }
+
+    fn finish(mut self) -> Option<String> {
+        use std::io::Write as _;
+        if self.error.is_none() {
+            if let Err(e) = self.out.flush() {
+                self.error = Some(e);
+            }
+        }
+        self.error.map(|e| {
+            format!(
+                "writing the trace stream `{}` failed: {e}",
+                self.path.display()
+            )
+        })
+    }
+}
+
+/// The stream of a store; not cloned with it (a clone is a snapshot).
+#[derive(Default)]
+pub(crate) struct StreamSlot(pub(crate) Option<Box<Stream>>);
+
+impl Clone for StreamSlot {
+    fn clone(&self) -> Self {
+        StreamSlot(None)
+    }
+}
+
+impl std::fmt::Debug for StreamSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Some(s) => write!(f, "Stream({})", s.path.display()),
+            None => f.write_str("NoStream"),
+        }
+    }
+}
+
+/// Appends the label of task `id`: `#3 worker-2`, `#6 @server`,
+/// `#7 flusher@server`, `#1 server` (a host's own task, named after it).
+fn label_in(strings: &Strings, tasks: &[TaskMeta], id: TaskId, out: &mut String) {
+    use std::fmt::Write as _;
+    let _ = write!(out, "#{}", id.as_u32());
+    let meta = tasks.get(id.as_u32() as usize).copied().unwrap_or_default();
+    let name = (meta.name != NONE).then(|| strings.get(meta.name));
+    let host = (meta.host != NONE)
+        .then(|| strings.get(meta.host))
+        .filter(|h| Some(*h) != name);
+    match (name, host) {
+        (Some(n), Some(h)) => {
+            let _ = write!(out, " {n}@{h}");
+        }
+        (Some(n), None) => {
+            let _ = write!(out, " {n}");
+        }
+        (None, Some(h)) => {
+            let _ = write!(out, " @{h}");
+        }
+        (None, None) => {}
+    }
+}
+
+fn task_name<'a>(strings: &'a Strings, tasks: &[TaskMeta], id: TaskId) -> Option<&'a str> {
+    let m = tasks.get(id.as_u32() as usize)?;
+    (m.name != NONE).then(|| strings.get(m.name))
+}
+
+fn materialize(
+    strings: &Strings,
+    tasks: &[TaskMeta],
+    sites: &[Site],
+    d: &Raw,
+    big: &[EventKind],
+) -> Event {
+    let c = d.compact;
+    let s = |id: u32| strings.get(id).to_string();
+    let ext = |want: u8| {
+        c.ext
+            .iter()
+            .find(|(code, _)| *code == want)
+            .map(|&(_, a)| a)
+    };
+    let detail = || {
+        ext(code::DETAIL).map(s).or_else(|| {
+            ext(code::HELD).map(|t| {
+                let mut out = String::from("held by ");
+                label_in(strings, tasks, TaskId(t), &mut out);
+                out
+            })
+        })
+    };
+    let meta = |id: TaskId| tasks.get(id.as_u32() as usize).copied().unwrap_or_default();
+    let kind = match c.code {
+        code::SPAWN => {
+            let child = TaskId(c.arg);
+            let m = meta(child);
+            EventKind::Spawn {
+                child,
+                name: (m.name != NONE).then(|| s(m.name)),
+                site: (m.site != NONE).then(|| sites[m.site as usize].clone()),
+                host: (m.host != NONE).then(|| s(m.host)),
+            }
+        }
+        code::POLL => EventKind::Poll,
+        code::YIELD => EventKind::Yield,
+        code::WAKE => EventKind::Wake {
+            target: TaskId(c.arg),
+        },
+        code::FINISH => EventKind::Finish,
+        code::ABORT => EventKind::Abort {
+            target: TaskId(c.arg),
+        },
+        code::TIMER_SET => EventKind::TimerSet {
+            deadline: Instant::from_nanos(d.time + c.arg as u64),
+        },
+        code::TIMER_SET_FAR => EventKind::TimerSet {
+            deadline: Instant::from_nanos(
+                ((ext(code::HIGH).unwrap_or(0) as u64) << 32) | c.arg as u64,
+            ),
+        },
+        code::TIMER_FIRE => EventKind::TimerFire {
+            target: c.arg.checked_sub(1).map(TaskId),
+        },
+        code::ACQUIRE => EventKind::Acquire {
+            resource: s(c.arg),
+            detail: detail(),
+        },
+        code::RELEASE => EventKind::Release {
+            resource: s(c.arg),
+            detail: detail(),
+            to: ext(code::TO).map(TaskId),
+        },
+        code::WAIT => EventKind::Wait {
+            resource: s(c.arg),
+            detail: detail(),
+        },
+        code::NOTIFY => EventKind::Notify {
+            resource: s(c.arg),
+            detail: detail(),
+        },
+        code::SEND => EventKind::Send {
+            resource: s(c.arg),
+            detail: detail(),
+        },
+        code::RECV => EventKind::Recv {
+            resource: s(c.arg),
+            detail: detail(),
+        },
+        code::CLOSE => EventKind::Close {
+            resource: s(c.arg),
+            detail: detail(),
+        },
+        code::BIG => big[c.arg as usize].clone(),
+        other => unreachable!("trace record code {other} is not an event"),
+    };
+    Event {
+        step: d.step,
+        time: Instant::from_nanos(d.time),
+        task: d.task,
+        kind,
+    }
+}
+
+/// A multiply-rotate hasher for the interning maps: their keys are trace
+/// strings and addresses, looked up (never iterated), so a fast
+/// non-cryptographic hash is all they need.
+#[derive(Default)]
+pub(crate) struct FxHasher(u64);
+
+impl Hasher for FxHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for chunk in bytes.chunks(8) {
+            let mut w = [0u8; 8];
+            w[..chunk.len()].copy_from_slice(chunk);
+            self.write_u64(u64::from_le_bytes(w));
+        }
+    }
+    fn write_u64(&mut self, x: u64) {
+        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn write_usize(&mut self, x: usize) {
+        self.write_u64(x as u64);
+    }
+    fn write_u32(&mut self, x: u32) {
+        self.write_u64(x as u64);
+    }
+    fn write_u8(&mut self, x: u8) {
+        self.write_u64(x as u64);
+    }
+}
+
+type FxMap<K, V> = HashMap<K, V, BuildHasherDefault<FxHasher>>;
+
+/// Interned strings: ids in first-seen order (deterministic; the map is
+/// only looked up).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Strings {
+    list: Vec<Box<str>>,
+    index: FxMap<Box<str>, u32>,
+    /// `&'static str`s by address and length: a static string never moves
+    /// or changes, so its address identifies it without hashing its text.
+    statics: FxMap<(usize, usize), u32>,
+    /// The last few statics looked up (a detail repeats at its call site).
+    recent: [(usize, usize, u32); 4],
+}
+
+impl Strings {
+    pub(crate) fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&id) = self.index.get(s) {
+            return id;
+        }
+        let id = self.list.len() as u32;
+        self.list.push(s.into());
+        self.index.insert(s.into(), id);
+        id
+    }
+    /// [`Strings::intern`] for a string that lives forever.
+    #[inline]
+    pub(crate) fn intern_static(&mut self, s: &'static str) -> u32 {
+        let key = (s.as_ptr() as usize, s.len());
+        for &(p, l, id) in &self.recent {
+            if (p, l) == key {
+                return id;
+            }
+        }
+        let id = match self.statics.get(&key) {
+            Some(&id) => id,
+            None => {
+                let id = self.intern(s);
+                self.statics.insert(key, id);
+                id
+            }
+        };
+        self.recent.rotate_right(1);
+        self.recent[0] = (key.0, key.1, id);
+        id
+    }
+
+    pub(crate) fn get(&self, id: u32) -> &str {
+        &self.list[id as usize]
+    }
+}
+
+/// What the trace knows of a task: its name, spawn site and host.
+#[derive(Copy, Clone, Debug)]
+struct TaskMeta {
+    name: u32,
+    site: u32,
+    host: u32,
+}
+
+const NONE: u32 = u32::MAX;
+
+impl Default for TaskMeta {
+    fn default() -> Self {
+        TaskMeta {
+            name: NONE,
+            site: NONE,
+            host: NONE,
+        }
+    }
+}
+
+/// How much of a run's trace is kept in memory.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Store {
+    log: Log,
+    /// Summary-level events of evicted chunks (bounded modes).
+    kept: Log,
+    /// Events evicted and not kept.
+    pub(crate) dropped: u64,
+    /// Of those, summary events dropped from the front of `kept`.
+    pub(crate) kept_dropped: u64,
+    /// Keep at least this many of the latest events (ring), if set.
+    pub(crate) limit: Option<usize>,
+    /// A reused chunk (bounded modes).
+    spare: Option<Chunk>,
+    /// A reused chunk of the summary log.
+    kept_spare: Option<Chunk>,
+    pub(crate) strings: Strings,
+    pub(crate) stream: StreamSlot,
+    sites: Vec<Site>,
+    site_by_addr: FxMap<usize, u32>,
+    site_by_value: FxMap<Site, u32>,
+    tasks: Vec<TaskMeta>,
+    /// The finest time precision seen: 0 ms, 1 µs, 2 ns.
+    pub(crate) precision: u8,
+    /// The latest time seen.
+    pub(crate) max_time: u64,
+}
+
+/// Arguments of one event to append, already interned.
+#[derive(Copy, Clone, Debug)]
+pub(crate) struct Compact {
+    pub(crate) code: u8,
+    pub(crate) arg: u32,
+    /// Up to two extension records.
+    pub(crate) ext: [(u8, u32); 2],
+}
+
+impl Compact {
+    #[inline]
+    pub(crate) const fn new(code: u8, arg: u32) -> Compact {
+        Compact {
+            code,
+            arg,
+            ext: [(0, 0); 2],
+        }
+    }
+    #[inline]
+    pub(crate) const fn with(mut self, code: u8, arg: u32) -> Compact {
+        if self.ext[0].0 == 0 {
+            self.ext[0] = (code, arg);
+        } else {
+            self.ext[1] = (code, arg);
+        }
+        self
+    }
+}
+
+fn precision_of(t: u64) -> u8 {
+    if t % 1_000_000 == 0 {
+        0
+    } else if t % 1_000 == 0 {
+        1
+    } else {
+        2
+    }
+}
+
+impl Store {
+    // ----- interning ----------------------------------------------------
+
+    pub(crate) fn site_of(&mut self, loc: &'static Location<'static>) -> u32 {
+        let addr = loc as *const Location<'static> as usize;
+        if let Some(&id) = self.site_by_addr.get(&addr) {
+            return id;
+        }
+        let id = self.site_value(Site::from_location(loc));
+        self.site_by_addr.insert(addr, id);
+        id
+    }
+
+    fn site_value(&mut self, site: Site) -> u32 {
+        if let Some(&id) = self.site_by_value.get(&site) {
+            return id;
+        }
+        let id = self.sites.len() as u32;
+        self.sites.push(site.clone());
+        self.site_by_value.insert(site, id);
+        id
+    }
+
+    /// Notes a task's name, site and host (ids from this store, or `NONE`).
+    pub(crate) fn set_task(&mut self, child: TaskId, name: u32, site: u32, host: u32) {
+        let i = child.as_u32() as usize;
+        if self.tasks.len() <= i {
+            self.tasks.resize(i + 1, TaskMeta::default());
+        }
+        self.tasks[i] = TaskMeta { name, site, host };
+    }
+
+    pub(crate) fn task_name(&self, id: TaskId) -> Option<&str> {
+        task_name(&self.strings, &self.tasks, id)
+    }
+
+    pub(crate) fn label(&self, id: TaskId, out: &mut String) {
+        label_in(&self.strings, &self.tasks, id, out)
+    }
+
+    pub(crate) fn task_host(&self, id: TaskId) -> Option<&str> {
+        let m = self.tasks.get(id.as_u32() as usize)?;
+        (m.host != NONE).then(|| self.strings.get(m.host))
+    }
+
+    // ----- appending ----------------------------------------------------
+
+    pub(crate) fn len(&self) -> usize {
+        self.kept.events + self.log.events
+    }
+
+    /// Appends one event.
+    #[inline]
+    pub(crate) fn push(&mut self, step: u64, time: u64, task: Option<TaskId>, c: Compact) {
+        if time != self.log.time || self.log.events == 0 {
+            self.note_time(time);
+        }
+        let (rolled, off) = self.log.begin(step, time, &mut self.spare);
+        self.log.put(off, task, c);
+        if rolled && self.limit.is_some() {
+            self.maybe_evict();
+        }
+    }
+
+    /// Appends an event without extensions (see `Log::put_plain`).
+    #[inline(always)]
+    pub(crate) fn push_plain(
+        &mut self,
+        step: u64,
+        time: u64,
+        task: Option<TaskId>,
+        code: u8,
+        arg: u32,
+    ) {
+        let task_field = match task {
+            None => NO_TASK,
+            Some(t) if t.as_u32() < TASK_EXT - 1 => t.as_u32() + 1,
+            Some(_) => return self.push(step, time, task, Compact::new(code, arg)),
+        };
+        if time != self.log.time || self.log.events == 0 {
+            self.note_time(time);
+        }
+        let (rolled, off) = self.log.begin(step, time, &mut self.spare);
+        self.log.put_plain(off, task_field, code, arg);
+        if rolled && self.limit.is_some() {
+            self.maybe_evict();
+        }
+    }
+
+    #[cold]
+    fn note_time(&mut self, time: u64) {
+        self.precision = self.precision.max(precision_of(time));
+        self.max_time = self.max_time.max(time);
+    }
+
+    /// Appends an event whose payload is kept out of line.
+    pub(crate) fn push_big(&mut self, step: u64, time: u64, task: Option<TaskId>, kind: EventKind) {
+        self.note_time(time);
+        let rolled = self.log.push(
+            step,
+            time,
+            task,
+            Compact::new(code::BIG, 0),
+            Some(kind),
+            &mut self.spare,
+        );
+        if rolled && self.limit.is_some() {
+            self.maybe_evict();
+        }
+    }
+
+    /// In a bounded mode, evicts the oldest chunks while the rest still
+    /// hold at least `limit` events; the summary log is bounded the same
+    /// way, so memory stays flat however long the run.
+    #[cold]
+    fn maybe_evict(&mut self) {
+        let limit = self.limit.unwrap_or(usize::MAX);
+        while let Some(first) = self.log.full.front() {
+            if self.log.events - first.events < limit {
+                break;
+            }
+            let chunk = self.log.full.pop_front().expect("checked");
+            self.evict(chunk);
+        }
+        while let Some(first) = self.kept.full.front() {
+            if self.kept.events - first.events < limit {
+                break;
+            }
+            let mut chunk = self.kept.full.pop_front().expect("checked");
+            self.kept.events -= chunk.events;
+            self.kept_dropped += chunk.events as u64;
+            self.dropped += chunk.events as u64;
+            chunk.recs.clear();
+            chunk.big.clear();
+            chunk.events = 0;
+            chunk.summary = 0;
+            self.kept_spare = Some(chunk);
+        }
+    }
+
+    /// Takes the oldest chunk's events out of the ring: written to the
+    /// stream if there is one; summary events move to `kept`; the rest are
+    /// counted as dropped. The emptied chunk is kept for reuse.
+    fn evict(&mut self, mut chunk: Chunk) {
+        self.log.events -= chunk.events;
+        if let Some(stream) = self.stream.0.as_mut() {
+            let mut cur = Cursor::new(&chunk);
+            while let Some(d) = cur.next_raw() {
+                let e = materialize(&self.strings, &self.tasks, &self.sites, &d, &chunk.big);
+                stream.write(&e, |t| task_name(&self.strings, &self.tasks, t));
+            }
+        }
+        let mut big = std::mem::take(&mut chunk.big);
+        let mut kept = 0usize;
+        let recs = &chunk.recs;
+        let (mut i, mut time) = (0, chunk.base_time);
+        if chunk.summary == 0 {
+            i = recs.len();
+        }
+        while i < recs.len() {
+            let r = recs[i];
+            let c = r.code();
+            i += 1;
+            if c == code::TIME {
+                time = ((r.step as u64) << 32) | r.arg as u64;
+                continue;
+            }
+            let start = i;
+            while i < recs.len()
+                && recs[i].code() < code::FIRST_EVENT
+                && recs[i].code() != code::TIME
+            {
+                i += 1;
+            }
+            let summary = match c {
+                code::SPAWN | code::FINISH | code::ABORT | code::WAIT | code::CLOSE => true,
+                code::BIG => big[r.arg as usize].verbosity() < Verbosity::Full,
+                _ => false,
+            };
+            if !summary {
+                continue;
+            }
+            let mut compact = Compact::new(c, r.arg);
+            let mut task = match r.task_field() {
+                NO_TASK | TASK_EXT => None,
+                t => Some(TaskId(t - 1)),
+            };
+            for x in &recs[start..i] {
+                if x.code() == code::TASK {
+                    task = Some(TaskId(x.arg));
+                } else {
+                    compact = compact.with(x.code(), x.arg);
+                }
+            }
+            let step = chunk.base_step + r.step as u64;
+            if c == code::BIG {
+                let payload = std::mem::replace(&mut big[r.arg as usize], EventKind::Poll);
+                self.kept.push(
+                    step,
+                    time,
+                    task,
+                    compact,
+                    Some(payload),
+                    &mut self.kept_spare,
+                );
+            } else {
+                let (_, off) = self.kept.begin(step, time, &mut self.kept_spare);
+                self.kept.put(off, task, compact);
+            }
+            kept += 1;
+        }
+        self.dropped += (chunk.events - kept) as u64;
+        chunk.recs.clear();
+        chunk.events = 0;
+        chunk.summary = 0;
+        big.clear();
+        chunk.big = big;
+        self.spare = Some(chunk);
+    }
+
+    /// Writes what is still in memory to the stream (the end of a run) and
+    /// flushes it. Returns the stream's first error, if any.
+    pub(crate) fn finish_stream(&mut self) -> Option<String> {
+        let mut stream = self.stream.0.take()?;
+        for chunk in self.log.chunks() {
+            let mut cur = Cursor::new(chunk);
+            while let Some(d) = cur.next_raw() {
+                let e = materialize(&self.strings, &self.tasks, &self.sites, &d, &chunk.big);
+                stream.write(&e, |t| task_name(&self.strings, &self.tasks, t));
+            }
+        }
+        stream.finish()
+    }
+
+    // ----- reading ------------------------------------------------------
+
+    /// Every event kept, in order: the summary events of evicted chunks,
+    /// then the live chunks.
+    pub(crate) fn iter(&self) -> Iter<'_> {
+        Iter {
+            store: self,
+            in_kept: true,
+            chunk: 0,
+            cursor: None,
+            remaining: self.len(),
+        }
+    }
+
+    /// The number of events that came from the kept (evicted) log: the
+    /// ring's boundary when rendering.
+    pub(crate) fn kept_len(&self) -> usize {
+        self.kept.events
+    }
+
+    /// Bytes of memory the store holds for events (records, out-of-line
+    /// payloads, interned strings and the task table), approximately.
+    pub(crate) fn memory(&self) -> usize {
+        let log = |l: &Log| {
+            l.chunks()
+                .map(|c| {
+                    c.recs.capacity() * size_of::<Rec>()
+                        + c.big.capacity() * size_of::<EventKind>()
+                        + size_of::<Chunk>()
+                })
+                .sum::<usize>()
+        };
+        log(&self.log)
+            + log(&self.kept)
+            + self
+                .strings
+                .list
+                .iter()
+                .map(|s| 2 * s.len() + 2 * size_of::<Box<str>>() + 8)
+                .sum::<usize>()
+            + self.tasks.capacity() * size_of::<TaskMeta>()
+            + self.sites.capacity() * size_of::<Site>()
+    }
+
+    /// Appends a decoded event (from a file, or a filter).
+    pub(crate) fn push_event(&mut self, e: Event) {
+        let (step, time, task) = (e.step, e.time.as_nanos(), e.task);
+        let c = match e.kind {
+            EventKind::Spawn {
+                child,
+                name,
+                site,
+                host,
+            } => {
+                let name = name.map_or(NONE, |n| self.strings.intern(&n));
+                let site = site.map_or(NONE, |s| self.site_value(s));
+                let host = host.map_or(NONE, |h| self.strings.intern(&h));
+                self.set_task(child, name, site, host);
+                Compact::new(code::SPAWN, child.as_u32())
+            }
+            EventKind::Poll => Compact::new(code::POLL, 0),
+            EventKind::Yield => Compact::new(code::YIELD, 0),
+            EventKind::Wake { target } => Compact::new(code::WAKE, target.as_u32()),
+            EventKind::Finish => Compact::new(code::FINISH, 0),
+            EventKind::Abort { target } => Compact::new(code::ABORT, target.as_u32()),
+            EventKind::TimerSet { deadline } => timer_set(time, deadline.as_nanos()),
+            EventKind::TimerFire { target } => {
+                Compact::new(code::TIMER_FIRE, target.map_or(0, |t| t.as_u32() + 1))
+            }
+            EventKind::Acquire { resource, detail } => {
+                self.sync(code::ACQUIRE, &resource, detail.as_deref(), None)
+            }
+            EventKind::Release {
+                resource,
+                detail,
+                to,
+            } => self.sync(code::RELEASE, &resource, detail.as_deref(), to),
+            EventKind::Wait { resource, detail } => {
+                self.sync(code::WAIT, &resource, detail.as_deref(), None)
+            }
+            EventKind::Notify { resource, detail } => {
+                self.sync(code::NOTIFY, &resource, detail.as_deref(), None)
+            }
+            EventKind::Send { resource, detail } => {
+                self.sync(code::SEND, &resource, detail.as_deref(), None)
+            }
+            EventKind::Recv { resource, detail } => {
+                self.sync(code::RECV, &resource, detail.as_deref(), None)
+            }
+            EventKind::Close { resource, detail } => {
+                self.sync(code::CLOSE, &resource, detail.as_deref(), None)
+            }
+            other => return self.push_big(step, time, task, other),
+        };
+        self.push(step, time, task, c);
+    }
+
+    /// The compact form of a sync event.
+    pub(crate) fn sync(
+        &mut self,
+        code: u8,
+        resource: &str,
+        detail: Option<&str>,
+        to: Option<TaskId>,
+    ) -> Compact {
+        let r = self.strings.intern(resource);
+        let detail = detail.map(|d| std::borrow::Cow::Owned(d.to_string()));
+        self.sync_id(code, r, detail.as_ref(), to)
+    }
+
+    /// The compact form of a sync event whose label is already interned.
+    #[inline]
+    pub(crate) fn sync_id(
+        &mut self,
+        code: u8,
+        resource: u32,
+        detail: Option<&std::borrow::Cow<'static, str>>,
+        to: Option<TaskId>,
+    ) -> Compact {
+        let mut c = Compact::new(code, resource);
+        match detail {
+            Some(std::borrow::Cow::Borrowed(d)) => {
+                c = c.with(code::DETAIL, self.strings.intern_static(d));
+            }
+            Some(std::borrow::Cow::Owned(d)) => {
+                c = c.with(code::DETAIL, self.strings.intern(d));
+            }
+            None => {}
+        }
+        if let Some(t) = to {
+            c = c.with(code::TO, t.as_u32());
+        }
+        c
+    }
+}
+
+/// The compact form of a timer armed at `now` for `deadline`.
+#[inline]
+pub(crate) fn timer_set(now: u64, deadline: u64) -> Compact {
+    match deadline.checked_sub(now) {
+        Some(d) if d <= u32::MAX as u64 => Compact::new(code::TIMER_SET, d as u32),
+        _ => Compact::new(code::TIMER_SET_FAR, deadline as u32)
+            .with(code::HIGH, (deadline >> 32) as u32),
+    }
+}
+
+/// One decoded record group: an event's position and compact form.
+#[derive(Copy, Clone, Debug)]
+struct Raw {
+    step: u64,
+    time: u64,
+    task: Option<TaskId>,
+    compact: Compact,
+}
+
+/// Walks one chunk's records.
+struct Cursor<'a> {
+    chunk: &'a Chunk,
+    pos: usize,
+    time: u64,
+}
+
+impl<'a> Cursor<'a> {
+    fn new(chunk: &'a Chunk) -> Cursor<'a> {
+        Cursor {
+            chunk,
+            pos: 0,
+            time: chunk.base_time,
+        }
+    }
+
+    fn next_raw(&mut self) -> Option<Raw> {
+        let recs = &self.chunk.recs;
+        loop {
+            let r = *recs.get(self.pos)?;
+            self.pos += 1;
+            if r.code() == code::TIME {
+                self.time = ((r.step as u64) << 32) | r.arg as u64;
+                continue;
+            }
+            debug_assert!(r.code() >= code::FIRST_EVENT, "an extension out of place");
+            let mut compact = Compact::new(r.code(), r.arg);
+            let mut task = match r.task_field() {
+                NO_TASK => None,
+                TASK_EXT => None,
+                t => Some(TaskId(t - 1)),
+            };
+            while let Some(x) = recs.get(self.pos) {
+                let c = x.code();
+                if c == code::TIME || c >= code::FIRST_EVENT {
+                    break;
+                }
+                self.pos += 1;
+                if c == code::TASK {
+                    task = Some(TaskId(x.arg));
+                } else {
+                    compact = compact.with(c, x.arg);
+                }
+            }
+            return Some(Raw {
+                step: self.chunk.base_step + r.step as u64,
+                time: self.time,
+                task,
+                compact,
+            });
+        }
+    }
+}
+
+/// The events of a [`Trace`](super::Trace), in order, decoded as they are
+/// read (see [`Trace::events`](super::Trace::events)).
+pub struct Iter<'a> {
+    store: &'a Store,
+    in_kept: bool,
+    chunk: usize,
+    cursor: Option<Cursor<'a>>,
+    remaining: usize,
+}
+
+impl Iter<'_> {
+    /// Advances without building the event (cheap skipping).
+    fn next_raw(&mut self) -> Option<(Raw, &[EventKind])> {
+        loop {
+            if let Some(cur) = &mut self.cursor {
+                if let Some(raw) = cur.next_raw() {
+                    self.remaining -= 1;
+                    return Some((raw, &cur.chunk.big));
+                }
+                self.cursor = None;
+                self.chunk += 1;
+            }
+            let log = if self.in_kept {
+                &self.store.kept
+            } else {
+                &self.store.log
+            };
+            match log.chunk(self.chunk) {
+                Some(chunk) => self.cursor = Some(Cursor::new(chunk)),
+                None if self.in_kept => {
+                    self.in_kept = false;
+                    self.chunk = 0;
+                }
+                None => return None,
+            }
+        }
+    }
+}
+
+impl Iterator for Iter<'_> {
+    type Item = Event;
+
+    fn next(&mut self) -> Option<Event> {
+        let store = self.store;
+        let (raw, big) = self.next_raw()?;
+        Some(materialize(
+            &store.strings,
+            &store.tasks,
+            &store.sites,
+            &raw,
+            big,
+        ))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.remaining, Some(self.remaining))
+    }
+
+    fn nth(&mut self, n: usize) -> Option<Event> {
+        for _ in 0..n {
+            self.next_raw()?;
+        }
+        self.next()
+    }
+}
+
+impl ExactSizeIterator for Iter<'_> {}
+
+impl std::fmt::Debug for Iter<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("remaining", &self.remaining)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_is_twelve_bytes() {
+        assert_eq!(size_of::<Rec>(), 12);
+    }
+
+    fn ev(step: u64, time: u64, task: Option<u32>, kind: EventKind) -> Event {
+        Event {
+            step,
+            time: Instant::from_nanos(time),
+            task: task.map(TaskId),
+            kind,
+        }
+    }
+
+    /// Everything the compact form has to escape from: task ids past 24
+    /// bits, far deadlines, times past 32 bits, steps that go backwards (a
+    /// filtered or concatenated trace), out-of-line payloads, many chunks.
+    #[test]
+    fn every_event_decodes_to_what_was_pushed() {
+        let mut events = vec![
+            ev(0, 0, None, EventKind::Poll),
+            ev(1, 5, Some(0x00FF_FFFE), EventKind::Yield),
+            ev(
+                1,
+                5,
+                Some(u32::MAX - 1),
+                EventKind::Wake { target: TaskId(7) },
+            ),
+            ev(
+                2,
+                1 << 40,
+                Some(3),
+                EventKind::TimerSet {
+                    deadline: Instant::from_nanos((1 << 40) + (1 << 35)),
+                },
+            ),
+            ev(3, 1 << 40, None, EventKind::TimerFire { target: None }),
+            ev(
+                3,
+                1 << 40,
+                Some(2),
+                EventKind::Release {
+                    resource: "mutex 'm'".into(),
+                    detail: Some("read".into()),
+                    to: Some(TaskId(9)),
+                },
+            ),
+            ev(
+                1,
+                7,
+                Some(1),
+                EventKind::User {
+                    message: "back in time".into(),
+                },
+            ),
+            ev(u64::MAX - 1, 8, Some(1), EventKind::Finish),
+            ev(
+                5,
+                9,
+                None,
+                EventKind::Spawn {
+                    child: TaskId(4),
+                    name: Some("w".into()),
+                    site: None,
+                    host: Some("server".into()),
+                },
+            ),
+        ];
+        for i in 0..10_000u64 {
+            events.push(ev(
+                10 + i,
+                10 + i / 7,
+                Some((i % 5) as u32),
+                EventKind::Poll,
+            ));
+        }
+        let mut store = Store::default();
+        for e in events.clone() {
+            store.push_event(e);
+        }
+        assert_eq!(store.len(), events.len());
+        assert!(store.log.full.len() > 1, "spans several chunks");
+        assert_eq!(store.iter().collect::<Vec<_>>(), events);
+        assert_eq!(store.precision, 2);
+    }
+
+    #[test]
+    fn a_ring_keeps_its_last_events_and_its_summary_ones() {
+        let mut store = Store {
+            limit: Some(5_000),
+            ..Store::default()
+        };
+        let mut all = Vec::new();
+        for i in 0..50_000u64 {
+            let kind = if i % 1000 == 0 {
+                EventKind::Finish
+            } else {
+                EventKind::Poll
+            };
+            let e = ev(i, i, Some(1), kind);
+            all.push(e.clone());
+            store.push_event(e);
+        }
+        let kept: Vec<Event> = store.iter().collect();
+        assert!(kept.len() >= 5_000 && kept.len() < 5_000 + CHUNK + 50);
+        assert_eq!(kept.len() as u64 + store.dropped, all.len() as u64);
+        assert_eq!(kept[kept.len() - 5_000..], all[all.len() - 5_000..]);
+        let finishes = |v: &[Event]| v.iter().filter(|e| e.kind == EventKind::Finish).count();
+        assert_eq!(finishes(&kept), finishes(&all));
+    }
+}
