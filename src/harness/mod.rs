@@ -17,7 +17,8 @@
 //! Each seed runs on a worker thread ([`Sim::run_isolated`]): a poll that
 //! never returns fails that seed with a report (and its trace up to the
 //! stuck step) instead of aborting the test binary, so the other tests in
-//! it go on. Thread-locals a test uses are therefore fresh for each seed.
+//! it go on. Thread-locals a test uses are the worker's (one per thread that
+//! runs seeds, reused from seed to seed, replaced after a stuck seed).
 //!
 //! Seeds are `base, base+1, …, base+n-1`, with `base` 0 unless
 //! `LOCKSTEP_SEED_BASE` says otherwise: the same seeds on every run, so CI

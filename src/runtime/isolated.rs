@@ -2,10 +2,12 @@
 //!
 //! A future that loops inside one `poll` cannot be interrupted, and a thread
 //! cannot be killed. What can be done is not to wait for it: the run goes to
-//! a fresh worker thread while the caller waits for either its outcome or a
-//! word from the watchdog that one poll passed the watchdog limit. In the
-//! second case the caller builds the [`Failure::BlockedPoll`] itself and
-//! leaves the worker spinning.
+//! a worker thread while the caller waits for either its outcome or a word
+//! from the watchdog that one poll passed the watchdog limit. In the second
+//! case the caller builds the [`Failure::BlockedPoll`] itself and leaves the
+//! worker spinning. Each calling thread keeps one worker and reuses it run
+//! after run (starting a thread per run would cost more than a small run
+//! does); a worker left to a stuck run is replaced by a new one.
 //!
 //! The stuck run has no trace to hand over (it lives on the stuck thread,
 //! mid-poll). Since a run is a function of its seed, the trace up to the
@@ -14,7 +16,9 @@
 //! run does not reach the step (a program that is not deterministic), the
 //! trace is left empty rather than shown from a different run.
 
+use std::cell::RefCell;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::panic::Location;
 use std::sync::Arc;
 use std::sync::mpsc;
@@ -31,6 +35,56 @@ use crate::trace::{Trace, Verbosity};
 enum Msg<T> {
     Done(Box<Outcome<T>>),
     Stuck(StuckPoll),
+    /// The run function panicked outside any task.
+    Panicked(Box<dyn std::any::Any + Send>),
+}
+
+/// Work for a worker thread.
+type Job = Box<dyn FnOnce() + Send>;
+
+thread_local! {
+    /// This thread's worker: reused run after run (a thread per run would
+    /// cost more than a small run), replaced once a run on it got stuck.
+    static WORKER: RefCell<Option<mpsc::Sender<Job>>> = const { RefCell::new(None) };
+}
+
+/// Hands `job` to this thread's worker, starting one if there is none.
+fn submit(job: Job) {
+    WORKER.with(|w| {
+        let mut w = w.borrow_mut();
+        let job = match w.as_ref() {
+            Some(worker) => match worker.send(job) {
+                Ok(()) => return,
+                Err(mpsc::SendError(job)) => job,
+            },
+            None => job,
+        };
+        // The worker carries the caller's thread name (libtest names a
+        // test's thread after the test), so panics and thread names read
+        // the same.
+        let name = std::thread::current()
+            .name()
+            .unwrap_or("lockstep-run")
+            .to_string();
+        let (tx, rx) = mpsc::channel::<Job>();
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                for job in rx {
+                    job();
+                }
+            })
+            .expect("lockstep could not start a worker thread for an isolated run");
+        tx.send(job)
+            .expect("a worker just started takes its first job");
+        *w = Some(tx);
+    });
+}
+
+/// Leaves this thread's worker to its stuck run; the next run starts a
+/// new one.
+fn abandon_worker() {
+    WORKER.with(|w| w.borrow_mut().take());
 }
 
 /// How one isolated run is made: given the simulation (settings plus the
@@ -123,7 +177,7 @@ pub(crate) fn isolate<T: Send + 'static>(config: &Config, run: RunFn<T>) -> Outc
     )
 }
 
-/// One run on a fresh worker thread: its outcome, or the stuck poll the
+/// One run on this thread's worker: its outcome, or the stuck poll the
 /// watchdog found.
 fn on_worker<T: Send + 'static>(
     mut config: Config,
@@ -134,30 +188,25 @@ fn on_worker<T: Send + 'static>(
     config.handoff = Some(Handoff(Arc::new(move |s| {
         let _ = stuck_tx.send(Msg::Stuck(s));
     })));
-    // The worker carries the caller's thread name (libtest names a test's
-    // thread after the test), so panics and thread names read the same.
-    let name = std::thread::current()
-        .name()
-        .unwrap_or("lockstep-run")
-        .to_string();
-    let worker = std::thread::Builder::new()
-        .name(name)
-        .spawn(move || {
-            let outcome = run(&Sim { config });
-            let _ = tx.send(Msg::Done(Box::new(outcome)));
-        })
-        .expect("lockstep could not start a worker thread for an isolated run");
+    submit(Box::new(move || {
+        let ran = std::panic::catch_unwind(AssertUnwindSafe(|| run(&Sim { config })));
+        let _ = tx.send(match ran {
+            Ok(outcome) => Msg::Done(Box::new(outcome)),
+            Err(payload) => Msg::Panicked(payload),
+        });
+    }));
     match rx.recv() {
-        Ok(Msg::Done(outcome)) => {
-            let _ = worker.join();
-            Ok(*outcome)
+        Ok(Msg::Done(outcome)) => Ok(*outcome),
+        Ok(Msg::Stuck(stuck)) => {
+            abandon_worker();
+            Err(stuck)
         }
-        Ok(Msg::Stuck(stuck)) => Err(stuck),
-        // The worker ended without an outcome: the run function (or
-        // lockstep) panicked outside any task. Pass the panic on.
-        Err(mpsc::RecvError) => match worker.join() {
-            Err(payload) => std::panic::resume_unwind(payload),
-            Ok(()) => unreachable!("an isolated run's worker sends its outcome before ending"),
-        },
+        // The run function (or lockstep) panicked outside any task: pass
+        // the panic on to the caller.
+        Ok(Msg::Panicked(payload)) => std::panic::resume_unwind(payload),
+        Err(mpsc::RecvError) => {
+            abandon_worker();
+            panic!("lockstep: an isolated run's worker thread ended without an outcome")
+        }
     }
 }

@@ -576,7 +576,8 @@ impl Sim {
     ///
     /// `make` is called on the worker thread (twice when a poll got stuck),
     /// so the future itself need not be `Send`. Thread-locals the program
-    /// uses are the worker thread's, fresh for every call.
+    /// uses are the worker thread's: each calling thread has one worker,
+    /// reused run after run, and replaced only after a run got stuck on it.
     ///
     /// ```
     /// use lockstep::prelude::*;
