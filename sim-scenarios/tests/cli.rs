@@ -442,6 +442,8 @@ fn fixture() -> &'static Fixture {
         let built = run(cmd(cargo)
             .current_dir(&dir)
             .env("CARGO_TARGET_DIR", target)
+            // Built once: no incremental cache to write (or to race on).
+            .env("CARGO_INCREMENTAL", "0")
             .args(["test", "--no-run", "--offline", "--message-format=json"]))
         .expect(0);
         let mut bin = None;
@@ -569,6 +571,7 @@ fn a_sim_test_bundle_replays_reproduced_diverged_fixed() {
     let through_cargo = run(cmd(env!("CARGO_BIN_EXE_lockstep"))
         .args(["replay", bundle, "--cargo"])
         .env("CARGO_TARGET_DIR", &fixture().target)
+        .env("CARGO_INCREMENTAL", "0")
         .env("CARGO_NET_OFFLINE", "true"))
     .expect(0);
     assert!(
