@@ -185,3 +185,13 @@ fn seeds_print_in_hex_and_parse_from_hex_or_decimal() {
             .contains("`off`, `summary` or `full`")
     );
 }
+
+#[test]
+fn a_panic_message_ending_in_a_source_location_renders_without_line_numbers() {
+    let outcome = Sim::new(1).run(async {
+        panic!("bad entry in config.rs:12");
+    });
+    let stable = outcome.trace().render_with(&RenderOptions::stable());
+    assert!(stable.contains(": bad entry in config.rs\n"), "{stable}");
+    assert!(!stable.contains("config.rs:12"), "{stable}");
+}

@@ -153,7 +153,9 @@ fn strip_rs_lines(text: &str, opts: &RenderOptions) -> String {
         rest = &rest[i + 3..];
         // Skip up to two `:digits` groups.
         for _ in 0..2 {
-            let digits = rest[1..].chars().take_while(char::is_ascii_digit).count();
+            // `get`: the text may end right after a group (`… x.rs:12`).
+            let after = rest.get(1..).unwrap_or("");
+            let digits = after.chars().take_while(char::is_ascii_digit).count();
             if rest.starts_with(':') && digits > 0 {
                 rest = &rest[1 + digits..];
             } else {
