@@ -616,7 +616,7 @@ fn shrink_reduces_a_multi_fault_plan() {
     assert_eq!(bundle.len(), 1, "{failed:?}");
     let shrunk = run(cmd(&fixture().bin).args(["shrink", bundle[0]])).expect(0);
     assert!(
-        shrunk.stdout.contains("shrunk 6 actions to 1"),
+        shrunk.stdout.contains("fault plan: 6 actions to 1"),
         "{}",
         shrunk.stdout
     );
@@ -658,12 +658,52 @@ fn shrink_reduces_a_multi_fault_plan() {
     assert!(
         shrunk
             .stdout
-            .contains(&format!("shrunk {drawn} actions to 1 in")),
+            .contains(&format!("fault plan: {drawn} actions to 1")),
         "{}",
         shrunk.stdout
     );
     let again = after(&shrunk.stdout, "replay: lockstep replay ");
     run(cmd(&fixture().bin).args(["replay", again[0]])).expect(0);
+}
+
+#[test]
+fn shrink_cuts_a_failing_interleaving_down_and_its_bundle_replays_it() {
+    let dir = scratch("shrink-schedule");
+    let failed = lockstep(&[
+        "run",
+        "lost-update/buggy",
+        "--seed",
+        "0x5",
+        "--bundle-dir",
+        s(&dir),
+    ])
+    .expect(1);
+    let bundle = after(&failed.stdout, "bundle: ");
+    assert_eq!(bundle.len(), 1, "{failed:?}");
+    let shrunk = lockstep(&["shrink", bundle[0]]).expect(0);
+    let line: Vec<&str> = shrunk
+        .stdout
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("schedule: "))
+        .collect();
+    assert_eq!(line.len(), 1, "{}", shrunk.stdout);
+    // "N steps to M, P preemptions to Q": never longer than the original.
+    let numbers: Vec<u64> = line[0]
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    assert!(numbers.len() >= 4, "{}", line[0]);
+    assert!(numbers[1] <= numbers[0], "{}", line[0]);
+    assert!(numbers[3] <= numbers[2], "{}", line[0]);
+    let again = after(&shrunk.stdout, "replay: lockstep replay ");
+    let manifest = std::fs::read_to_string(Path::new(again[0]).join("bundle.json")).unwrap();
+    assert!(manifest.contains("\"schedule\": \"S1:"), "{manifest}");
+    let replay = lockstep(&["replay", again[0]]).expect(0);
+    assert!(
+        replay.stdout.starts_with("reproduced:"),
+        "{}",
+        replay.stdout
+    );
 }
 
 #[test]

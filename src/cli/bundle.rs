@@ -115,6 +115,13 @@ impl Manifest {
                     .map_err(|e| format!("bundle.json: faults: {e}"))?,
             );
         }
+        if let Some(schedule) = &self.schedule {
+            b = b.replay(
+                schedule
+                    .parse()
+                    .map_err(|e| format!("bundle.json: schedule: {e}"))?,
+            );
+        }
         Ok(b.build())
     }
 }

@@ -20,11 +20,13 @@
 //! plan, and needs no `proptest` feature. It tries the same simplifications
 //! (fewer, earlier, shorter faults).
 //!
-//! The seed's schedule is not shrunk yet: the policy draws it from the
-//! seed, and the seed is kept. Shrinking the interleaving itself needs
-//! recorded schedules and a replay policy in the runtime; once those
-//! exist, this verb should shrink the schedule after the plan is minimal
-//! and record the shrunk schedule in the new bundle. The result is written as a new bundle beside the
+//! Then the interleaving: the failing run's recorded schedule (which ready
+//! task ran at each step, early clock moves, scheduler draws) is shrunk
+//! with [`shrink_schedule`](crate::explore::shrink_schedule) to fewer
+//! preemptions, early clock moves and draws, and the new bundle follows
+//! that schedule exactly (`schedule` in `bundle.json`). A bundle without a
+//! fault plan gets only this step; a bundle that already follows a
+//! schedule keeps its plan. The result is written as a new bundle beside the
 //! original (`…-shrunk`), whose plan is the shrunk one; the command prints
 //! the plan and the command that replays it.
 
@@ -60,57 +62,118 @@ pub(crate) fn run(args: Args, scenarios: &[Scenario]) -> Outcome {
     };
     let scenario = spec::find(scenarios, &s.name)?;
     let variant = spec::variant(scenario, &s.variant)?;
-    let text = m
+    let start: Option<FaultPlan> = m
         .faults_drawn
         .as_ref()
         .or(m.faults.as_ref())
-        .ok_or_else(|| {
-            format!(
-                "{}: the failing run had no fault plan to shrink (run it with --faults)",
-                bundle.dir.display()
-            )
-        })?;
-    let start: FaultPlan = text
-        .parse()
+        .map(|text| text.parse())
+        .transpose()
         .map_err(|e| format!("{}: bundle.json faults: {e}", bundle.dir.display()))?;
     let base = m.sim()?;
     let want = m.failure_kind.clone();
     let mut runs = 0usize;
-    let mut fails = |actions: &[Timed]| -> bool {
-        if runs >= args.max_runs {
-            return false;
+
+    // 1. The fault plan: fewest, earliest, shortest. A bundle that already
+    // follows a recorded schedule keeps its plan: another plan would make
+    // the schedule diverge.
+    let mut plan_line = None;
+    let mut with_plan = base.clone();
+    if let (Some(start), None) = (&start, &m.schedule) {
+        let mut fails = |actions: &[Timed]| -> bool {
+            if runs >= args.max_runs {
+                return false;
+            }
+            runs += 1;
+            let sim = base
+                .to_builder()
+                .faults(FaultPlan::from_actions(actions.iter().cloned()))
+                .verbosity(Verbosity::Off)
+                .build();
+            variant
+                .run(&sim)
+                .failure()
+                .is_some_and(|f| f.kind().name() == want)
+        };
+        if !fails(&start.actions) {
+            println!(
+                "cannot shrink: with the plan as recorded, seed {} no longer fails with {want}",
+                m.seed
+            );
+            return Ok(exit(false));
         }
-        runs += 1;
-        let sim = base
+        let mut actions = if fails(&[]) {
+            Vec::new()
+        } else {
+            ddmin(start.actions.clone(), &mut fails)
+        };
+        earliest(&mut actions, &mut fails);
+        shortest(&mut actions, &mut fails);
+        let plan = FaultPlan::from_actions(actions);
+        plan_line = Some(format!(
+            "fault plan: {} actions to {}",
+            start.actions.len(),
+            plan.actions.len()
+        ));
+        with_plan = base.to_builder().faults(plan).build();
+    }
+
+    // 2. The interleaving: the recorded schedule of the failing run, cut
+    // down to the few decisions that matter (fewer preemptions, early clock
+    // moves and draws).
+    let recorded = variant.run(
+        &with_plan
             .to_builder()
-            .faults(FaultPlan::from_actions(actions.iter().cloned()))
             .verbosity(Verbosity::Off)
-            .build();
-        variant
-            .run(&sim)
-            .failure()
-            .is_some_and(|f| f.kind().name() == want)
-    };
-    if !fails(&start.actions) {
+            .record_schedule(true)
+            .build(),
+    );
+    runs += 1;
+    if recorded.failure().is_none_or(|f| f.kind().name() != want) {
         println!(
-            "cannot shrink: with the plan as recorded, seed {} no longer fails with {want}",
-            m.seed
+            "cannot shrink: seed {} no longer fails with {want}{}",
+            m.seed,
+            if start.is_some() {
+                " under the shrunk plan"
+            } else {
+                ""
+            }
         );
         return Ok(exit(false));
     }
-    let mut actions = if fails(&[]) {
-        Vec::new()
-    } else {
-        ddmin(start.actions.clone(), &mut fails)
-    };
-    earliest(&mut actions, &mut fails);
-    shortest(&mut actions, &mut fails);
-    let plan = FaultPlan::from_actions(actions);
+    let mut schedule_line = None;
+    let mut sim = with_plan.clone();
+    if let Some(schedule) = recorded.schedule() {
+        match crate::explore::shrink_schedule(&with_plan, schedule, |s| variant.run(s)) {
+            Ok(shrunk) if shrunk.kind.name() == want => {
+                runs += shrunk.runs as usize;
+                schedule_line = Some(format!(
+                    "schedule: {} steps to {}, {} preemptions to {}",
+                    shrunk.original.steps(),
+                    shrunk.schedule.steps(),
+                    shrunk
+                        .original
+                        .preemptions()
+                        .unwrap_or(shrunk.original.switches()),
+                    shrunk
+                        .schedule
+                        .preemptions()
+                        .unwrap_or(shrunk.schedule.switches())
+                ));
+                sim = with_plan.to_builder().replay(shrunk.schedule).build();
+            }
+            Ok(shrunk) => {
+                schedule_line = Some(format!(
+                    "schedule: kept as drawn (the shrunk one fails with {}, not {want})",
+                    shrunk.kind
+                ))
+            }
+            Err(e) => schedule_line = Some(format!("schedule: kept as drawn ({e})")),
+        }
+    }
 
-    let sim = base.to_builder().faults(plan.clone()).build();
     let traced = variant.run(&sim);
     let Some(failure) = traced.failure() else {
-        return Err("the shrunk plan passed when traced: the scenario is not deterministic".into());
+        return Err("the shrunk run passed when traced: the scenario is not deterministic".into());
     };
     let sim_args = SimArgs::default();
     let sweep = Sweep {
@@ -133,16 +196,23 @@ pub(crate) fn run(args: Args, scenarios: &[Scenario]) -> Outcome {
     std::fs::rename(&dir, &shrunk)
         .map_err(|e| format!("cannot write {}: {e}", shrunk.display()))?;
     println!(
-        "shrunk {} actions to {} in {runs} runs; seed {} still fails with {want}:",
-        start.actions.len(),
-        plan.actions.len(),
+        "shrunk in {runs} runs; seed {} still fails with {want}:",
         m.seed
     );
-    if plan.is_empty() {
-        println!("  (no fault: the failure does not need the plan)");
-    }
-    for line in plan.to_string().lines() {
+    for line in plan_line.iter().chain(schedule_line.iter()) {
         println!("  {line}");
+    }
+    match sim.faults() {
+        Some(plan) if !plan.is_empty() => {
+            for line in plan.to_string().lines() {
+                println!("  {line}");
+            }
+        }
+        _ if start.is_some() => println!("  (no fault: the failure does not need the plan)"),
+        _ => {}
+    }
+    if let Some(schedule) = sim.replay_schedule() {
+        println!("  schedule {schedule}");
     }
     println!("bundle: {}", shrunk.display());
     println!("replay: lockstep replay {}", shrunk.display());

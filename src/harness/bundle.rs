@@ -55,6 +55,11 @@ pub(crate) struct Manifest {
     pub(crate) faults: Option<String>,
     /// The concrete plan a `random` plan drew in this run, if any.
     pub(crate) faults_drawn: Option<String>,
+    /// The schedule the run followed exactly (text form), if it replayed
+    /// one: a bundle written by `lockstep shrink` after shrinking the
+    /// interleaving.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) schedule: Option<String>,
     /// The decision hash of the failing run, `0x…`.
     pub(crate) decision_hash: String,
     /// Events in the trace.
@@ -127,6 +132,7 @@ impl Manifest {
             faults_drawn: faults
                 .and_then(|p| drawn_plan(p, outcome.trace()))
                 .map(|p| p.to_string()),
+            schedule: sim.replay_schedule().map(ToString::to_string),
             decision_hash: format!("{:#x}", outcome.determinism_hash()),
             events: outcome.trace().len(),
             steps: outcome.stats().steps,

@@ -542,6 +542,15 @@ impl Sim {
         self.config.faults.as_ref()
     }
 
+    /// The schedule each run follows exactly, if set with
+    /// [`SimBuilder::replay`].
+    pub fn replay_schedule(&self) -> Option<&Schedule> {
+        match &self.config.replay {
+            Some((schedule, true)) => Some(schedule),
+            _ => None,
+        }
+    }
+
     /// A builder holding this simulation's settings, to change some.
     pub fn to_builder(&self) -> SimBuilder {
         SimBuilder {
