@@ -176,6 +176,7 @@ pub use lockstep_macros::sim_test;
 /// Whether the calling code runs inside a lockstep simulation (on the
 /// simulation's thread). Lets code shared with production take a simulated
 /// path only under test.
+#[inline]
 pub fn in_simulation() -> bool {
     runtime::context::is_inside()
 }

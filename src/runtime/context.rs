@@ -108,6 +108,7 @@ fn outside(api: &str) -> ! {
 }
 
 /// Whether a simulation is running on this thread.
+#[inline]
 pub(crate) fn is_inside() -> bool {
     !CURRENT.with(|c| c.get()).is_null()
 }
