@@ -156,29 +156,7 @@ pub(crate) fn stable_lines(trace: &Trace) -> Vec<String> {
 }
 
 /// Removes `:line[:column]` after each `.rs` (what stable rendering does).
-pub(crate) fn strip_line_numbers(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut rest = line;
-    while let Some(i) = rest.find(".rs:") {
-        out.push_str(&rest[..i + 3]);
-        rest = &rest[i + 3..];
-        for _ in 0..2 {
-            let digits = rest
-                .get(1..)
-                .unwrap_or("")
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .count();
-            if rest.starts_with(':') && digits > 0 {
-                rest = &rest[1 + digits..];
-            } else {
-                break;
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
+pub(crate) use crate::trace::render::strip_line_numbers;
 
 pub(crate) fn run(args: Args, scenarios: &[Scenario]) -> Outcome {
     match load(&args.source, scenarios, &args.sim)? {

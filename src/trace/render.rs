@@ -146,14 +146,19 @@ fn strip_rs_lines(text: &str, opts: &RenderOptions) -> String {
     if opts.line_numbers {
         return text.to_string();
     }
+    strip_line_numbers(text)
+}
+
+/// Removes `:line[:column]` after each `.rs` in `text`: what rendering
+/// without line numbers does to panic messages and failure lines.
+pub(crate) fn strip_line_numbers(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(i) = rest.find(".rs:") {
         out.push_str(&rest[..i + 3]);
         rest = &rest[i + 3..];
-        // Skip up to two `:digits` groups.
+        // Skip up to two `:digits` groups; the text may end right after one.
         for _ in 0..2 {
-            // `get`: the text may end right after a group (`… x.rs:12`).
             let after = rest.get(1..).unwrap_or("");
             let digits = after.chars().take_while(char::is_ascii_digit).count();
             if rest.starts_with(':') && digits > 0 {
