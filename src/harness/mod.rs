@@ -41,6 +41,9 @@ pub(crate) mod snapshot;
 
 use report::Cause;
 
+/// Seeds handed to a worker thread at a time.
+const SEED_BATCH: usize = 64;
+
 /// Seeds a `#[sim_test]` runs when nothing says otherwise.
 pub(crate) const DEFAULT_SEEDS: u64 = 100;
 
@@ -167,6 +170,45 @@ impl SimTest {
         self
     }
 
+    /// The first of `seeds` whose run fails, with its index, run in one
+    /// batch on a worker thread (see `runtime::isolated::isolate_first`).
+    fn first_failing<F, Fut>(
+        &self,
+        seeds: &[Seed],
+        verbosity: Verbosity,
+        body: &Arc<F>,
+    ) -> Option<(usize, Outcome<Result<(), String>>)>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future + 'static,
+        Fut::Output: TestOutput,
+    {
+        let configs = seeds
+            .iter()
+            .map(|&seed| {
+                self.builder
+                    .clone()
+                    .seed(seed)
+                    .verbosity(verbosity)
+                    .build()
+                    .config
+            })
+            .collect();
+        let body = body.clone();
+        let make = move || {
+            let fut = body();
+            async move { fut.await.into_test_result() }
+        };
+        let run = crate::runtime::isolated::run_fn(
+            Arc::new(make),
+            self.check_determinism,
+            std::panic::Location::caller(),
+        );
+        crate::runtime::isolated::isolate_first(configs, run, |outcome| {
+            !matches!(outcome.result(), Ok(Ok(())))
+        })
+    }
+
     fn run_seed<F, Fut>(
         &self,
         seed: Seed,
@@ -247,10 +289,16 @@ impl SimTest {
         let jobs = jobs::from_env().unwrap_or_else(|e| panic!("lockstep: {e}"));
         // The first failing seed, on `jobs` threads: the same seed one
         // thread would find (see `jobs`).
-        let first_failure = jobs::first_some(seeds.len(), jobs, |i| {
-            let outcome = self.run_seed(seeds[i], explore, &body);
-            (!matches!(outcome.result(), Ok(Ok(())))).then_some(outcome)
-        });
+        // Seeds go to the worker thread in batches: one hand-off per batch,
+        // not per seed (a small seed costs less than a hand-off).
+        let batches = seeds.len().div_ceil(SEED_BATCH);
+        let first_failure = jobs::first_some(batches, jobs, |b| {
+            let start = b * SEED_BATCH;
+            let end = (start + SEED_BATCH).min(seeds.len());
+            self.first_failing(&seeds[start..end], explore, &body)
+                .map(|(i, outcome)| (start + i, outcome))
+        })
+        .map(|(_, found)| found);
         if let Some((i, outcome)) = first_failure {
             let seed = seeds[i];
             let cause = match outcome.result() {

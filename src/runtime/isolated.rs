@@ -104,25 +104,96 @@ where
     F: Future + 'static,
     F::Output: Send + 'static,
 {
-    isolate(
-        config,
-        Arc::new(move |sim: &Sim| {
-            if check {
-                super::determinism::check(&sim.config, || make(), site)
-            } else {
-                World::new(&sim.config, false).run(make(), site)
+    isolate(config, run_fn(make, check, site))
+}
+
+/// How [`run`] runs `make()`'s future in a given simulation.
+pub(crate) fn run_fn<M, F>(
+    make: Arc<M>,
+    check: bool,
+    site: &'static Location<'static>,
+) -> RunFn<F::Output>
+where
+    M: Fn() -> F + Send + Sync + 'static,
+    F: Future + 'static,
+    F::Output: Send + 'static,
+{
+    Arc::new(move |sim: &Sim| {
+        if check {
+            super::determinism::check(&sim.config, || make(), site)
+        } else {
+            World::new(&sim.config, false).run(make(), site)
+        }
+    })
+}
+
+/// Runs `run` once for each of `configs`, in order, on this thread's
+/// worker, and returns the first outcome that `stop` keeps, with its index
+/// (`None`: `stop` kept none). Each run is watched as under [`isolate`], and
+/// a poll that never returns ends the batch with that run's
+/// `BlockedPoll`. One hand-off per batch instead of one per run: a small
+/// simulation costs less than the two thread switches of a hand-off, so a
+/// sweep of many seeds hands them over in batches.
+pub(crate) fn isolate_first<T: Send + 'static>(
+    configs: Vec<Config>,
+    run: RunFn<T>,
+    stop: fn(&Outcome<T>) -> bool,
+) -> Option<(usize, Outcome<T>)> {
+    // `None`: every run passed `stop` by.
+    let (tx, rx) = mpsc::channel::<Option<(usize, Msg<T>)>>();
+    let batch = configs.clone();
+    let worker_run = run.clone();
+    submit(Box::new(move || {
+        for (i, mut config) in batch.into_iter().enumerate() {
+            let stuck_tx = tx.clone();
+            config.handoff = Some(Handoff(Arc::new(move |s| {
+                let _ = stuck_tx.send(Some((i, Msg::Stuck(s))));
+            })));
+            match std::panic::catch_unwind(AssertUnwindSafe(|| worker_run(&Sim { config }))) {
+                Ok(outcome) if stop(&outcome) => {
+                    let _ = tx.send(Some((i, Msg::Done(Box::new(outcome)))));
+                    return;
+                }
+                Ok(_) => {}
+                Err(payload) => {
+                    let _ = tx.send(Some((i, Msg::Panicked(payload))));
+                    return;
+                }
             }
-        }),
-    )
+        }
+        let _ = tx.send(None);
+    }));
+    match rx.recv() {
+        Ok(None) => None,
+        Ok(Some((i, Msg::Done(outcome)))) => Some((i, *outcome)),
+        Ok(Some((i, Msg::Stuck(stuck)))) => {
+            abandon_worker();
+            Some((i, stuck_outcome(&configs[i], run, stuck)))
+        }
+        Ok(Some((_, Msg::Panicked(payload)))) => std::panic::resume_unwind(payload),
+        Err(mpsc::RecvError) => {
+            abandon_worker();
+            panic!("lockstep: an isolated run's worker thread ended without an outcome")
+        }
+    }
 }
 
 /// Runs `run` on a worker thread, watched: the outcome, or a
 /// `BlockedPoll` failure with the trace up to the stuck step.
 pub(crate) fn isolate<T: Send + 'static>(config: &Config, run: RunFn<T>) -> Outcome<T> {
-    let stuck = match on_worker(config.clone(), run.clone()) {
-        Ok(outcome) => return outcome,
-        Err(stuck) => stuck,
-    };
+    match on_worker(config.clone(), run.clone()) {
+        Ok(outcome) => outcome,
+        Err(stuck) => stuck_outcome(config, run, stuck),
+    }
+}
+
+/// The outcome of a run of `config` whose poll never returned: a
+/// `BlockedPoll` failure with the trace up to the stuck step.
+fn stuck_outcome<T: Send + 'static>(
+    config: &Config,
+    run: RunFn<T>,
+    stuck: StuckPoll,
+) -> Outcome<T> {
     let failure = Failure::BlockedPoll(BlockedPollReport {
         task: TaskInfo {
             id: TaskId(stuck.task),
