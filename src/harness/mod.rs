@@ -41,6 +41,16 @@ pub(crate) mod snapshot;
 
 use report::Cause;
 
+/// A test body's future as a simulation's main future: its output as a
+/// test result.
+async fn as_test_result<Fut>(fut: Fut) -> Result<(), String>
+where
+    Fut: Future,
+    Fut::Output: TestOutput,
+{
+    fut.await.into_test_result()
+}
+
 /// Seeds handed to a worker thread at a time.
 const SEED_BATCH: usize = 64;
 
@@ -195,10 +205,7 @@ impl SimTest {
             })
             .collect();
         let body = body.clone();
-        let make = move || {
-            let fut = body();
-            async move { fut.await.into_test_result() }
-        };
+        let make = move || as_test_result(body());
         let run = crate::runtime::isolated::run_fn(
             Arc::new(make),
             self.check_determinism,
@@ -237,10 +244,7 @@ impl SimTest {
     {
         let sim = builder.seed(seed).verbosity(verbosity).build();
         let body = body.clone();
-        let make = move || {
-            let fut = body();
-            async move { fut.await.into_test_result() }
-        };
+        let make = move || as_test_result(body());
         // On a worker thread: a poll that never returns fails this seed
         // (and this test) with a report, and the other tests of the binary
         // go on.

@@ -568,14 +568,7 @@ impl World {
         let task = self.exec.current_id();
         let mut trace = self.tracer.trace.borrow_mut();
         let store = &mut trace.store;
-        let id = match cache.get() {
-            (epoch, id) if epoch == self.tracer.epoch => id,
-            _ => {
-                let id = store.strings.intern(&label());
-                cache.set((self.tracer.epoch, id));
-                id
-            }
-        };
+        let id = store.strings.intern_cached(self.tracer.epoch, cache, label);
         let c = store.sync_id(code, id, detail.as_ref(), to);
         store.push(self.step.get(), self.now.get(), task, c);
     }
@@ -593,14 +586,7 @@ impl World {
         let task = self.exec.current_id();
         let mut trace = self.tracer.trace.borrow_mut();
         let store = &mut trace.store;
-        let id = match cache.get() {
-            (epoch, id) if epoch == self.tracer.epoch => id,
-            _ => {
-                let id = store.strings.intern(&label());
-                cache.set((self.tracer.epoch, id));
-                id
-            }
-        };
+        let id = store.strings.intern_cached(self.tracer.epoch, cache, label);
         let mut c = Compact::new(store::code::WAIT, id);
         if let Some(h) = holder {
             c = c.with(store::code::HELD, h.as_u32());

@@ -553,6 +553,25 @@ impl Strings {
         self.index.insert(s.into(), id);
         id
     }
+    /// The id of the label a caller cached for this trace (`epoch`), or
+    /// `label()` interned and cached: a primitive's name is built once per
+    /// trace, not once per event.
+    pub(crate) fn intern_cached(
+        &mut self,
+        epoch: u64,
+        cache: &std::cell::Cell<(u64, u32)>,
+        label: impl FnOnce() -> String,
+    ) -> u32 {
+        match cache.get() {
+            (e, id) if e == epoch => id,
+            _ => {
+                let id = self.intern(&label());
+                cache.set((epoch, id));
+                id
+            }
+        }
+    }
+
     /// [`Strings::intern`] for a string that lives forever.
     #[inline]
     pub(crate) fn intern_static(&mut self, s: &'static str) -> u32 {
