@@ -180,8 +180,33 @@ impl SimTest {
         self
     }
 
-    /// The first of `seeds` whose run fails, with its index, run in one
-    /// batch on a worker thread (see `runtime::isolated::isolate_first`).
+    /// Runs the test once per builder, in order, in one batch on a worker
+    /// thread (see `runtime::isolated::isolate_first`): a poll that never
+    /// returns fails that run (and this test) with a report, and the other
+    /// tests of the binary go on. Returns the first outcome `stop` keeps.
+    fn runs<F, Fut>(
+        &self,
+        builders: impl Iterator<Item = SimBuilder>,
+        body: &Arc<F>,
+        stop: fn(&Outcome<Result<(), String>>) -> bool,
+    ) -> Option<(usize, Outcome<Result<(), String>>)>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future + 'static,
+        Fut::Output: TestOutput,
+    {
+        let configs = builders.map(|b| b.build().config).collect();
+        let body = body.clone();
+        let make = move || as_test_result(body());
+        let run = crate::runtime::isolated::run_fn(
+            Arc::new(make),
+            self.check_determinism,
+            std::panic::Location::caller(),
+        );
+        crate::runtime::isolated::isolate_first(configs, run, stop)
+    }
+
+    /// The first of `seeds` whose run fails, with its index.
     fn first_failing<F, Fut>(
         &self,
         seeds: &[Seed],
@@ -193,43 +218,15 @@ impl SimTest {
         Fut: Future + 'static,
         Fut::Output: TestOutput,
     {
-        let configs = seeds
+        let builders = seeds
             .iter()
-            .map(|&seed| {
-                self.builder
-                    .clone()
-                    .seed(seed)
-                    .verbosity(verbosity)
-                    .build()
-                    .config
-            })
-            .collect();
-        let body = body.clone();
-        let make = move || as_test_result(body());
-        let run = crate::runtime::isolated::run_fn(
-            Arc::new(make),
-            self.check_determinism,
-            std::panic::Location::caller(),
-        );
-        crate::runtime::isolated::isolate_first(configs, run, |outcome| {
+            .map(|&seed| self.builder.clone().seed(seed).verbosity(verbosity));
+        self.runs(builders, body, |outcome| {
             !matches!(outcome.result(), Ok(Ok(())))
         })
     }
 
-    fn run_seed<F, Fut>(
-        &self,
-        seed: Seed,
-        verbosity: Verbosity,
-        body: &Arc<F>,
-    ) -> Outcome<Result<(), String>>
-    where
-        F: Fn() -> Fut + Send + Sync + 'static,
-        Fut: Future + 'static,
-        Fut::Output: TestOutput,
-    {
-        self.run_seed_with(self.builder.clone(), seed, verbosity, body)
-    }
-
+    /// One run of `seed` with `builder`'s settings.
     fn run_seed_with<F, Fut>(
         &self,
         builder: SimBuilder,
@@ -242,17 +239,10 @@ impl SimTest {
         Fut: Future + 'static,
         Fut::Output: TestOutput,
     {
-        let sim = builder.seed(seed).verbosity(verbosity).build();
-        let body = body.clone();
-        let make = move || as_test_result(body());
-        // On a worker thread: a poll that never returns fails this seed
-        // (and this test) with a report, and the other tests of the binary
-        // go on.
-        if self.check_determinism {
-            sim.run_isolated_checking_determinism(make)
-        } else {
-            sim.run_isolated(make)
-        }
+        let builder = builder.seed(seed).verbosity(verbosity);
+        self.runs(std::iter::once(builder), body, |_| true)
+            .expect("a batch whose `stop` keeps every run returns its first")
+            .1
     }
 
     /// Runs the test for every seed; panics with a report at the first
@@ -335,7 +325,7 @@ impl SimTest {
                 let traced = self.run_seed_with(halt, seed, Verbosity::Full, &body);
                 (traced, cause)
             } else {
-                let traced = self.run_seed(seed, Verbosity::Full, &body);
+                let traced = self.run_seed_with(self.builder.clone(), seed, Verbosity::Full, &body);
                 let same = traced.determinism_hash() == outcome.determinism_hash();
                 let cause = if same {
                     cause
@@ -351,7 +341,8 @@ impl SimTest {
         match (&env.trace, seeds.as_slice()) {
             (Some(path), [seed]) => {
                 // A replayed seed that passed: still write its trace, as asked.
-                let traced = self.run_seed(*seed, Verbosity::Full, &body);
+                let traced =
+                    self.run_seed_with(self.builder.clone(), *seed, Verbosity::Full, &body);
                 if let Err(e) = report::write_trace(path, traced.trace()) {
                     panic!("lockstep: LOCKSTEP_TRACE={}: {e}", path.display());
                 }

@@ -528,7 +528,7 @@ impl Executor {
         let waker = waker::waker(key, w.tag.0);
         let mut cx = Context::from_waker(&waker);
         if let Some(wd) = &w.watchdog {
-            wd.enter(key.id.0, site, w.now().as_nanos(), w.point().step);
+            wd.enter(key.id.0, site, w.now().as_nanos(), w.steps());
         }
         let res = panics::catch(|| cell.poll(&mut cx));
         if let Some(wall) = w.watchdog.as_ref().and_then(|wd| wd.exit()) {

@@ -231,6 +231,12 @@ impl World {
         self.mix(((choices as u64) << 32) | task.0 as u64);
     }
 
+    /// Steps taken so far.
+    #[inline]
+    pub(crate) fn steps(&self) -> u64 {
+        self.step.get()
+    }
+
     /// The run made progress (the clock moved, a task finished).
     #[inline]
     pub(crate) fn progressed(&self) {
