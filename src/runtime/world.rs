@@ -523,6 +523,13 @@ impl World {
         if level > self.tracer.level || self.failed() {
             return;
         }
+        self.push_compact(c);
+    }
+
+    /// The traced half of [`World::record_compact`], out of line so that
+    /// the untraced check inlines into its callers.
+    #[inline(never)]
+    fn push_compact(&self, c: Compact) {
         let task = self.exec.current_id();
         self.tracer
             .trace
@@ -533,11 +540,18 @@ impl World {
 
     /// Records an event without extensions, by the current task, if
     /// `level` is traced (the hottest path: poll, yield, wake).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record_plain(&self, level: Verbosity, code: u8, arg: u32) {
         if level > self.tracer.level || self.failed() {
             return;
         }
+        self.push_plain(code, arg);
+    }
+
+    /// The traced half of [`World::record_plain`], out of line: trace off
+    /// costs a compare and a branch per event.
+    #[inline(never)]
+    fn push_plain(&self, code: u8, arg: u32) {
         let task = self.exec.current_id();
         self.tracer.trace.borrow_mut().store.push_plain(
             self.step.get(),

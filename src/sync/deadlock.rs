@@ -129,6 +129,9 @@ pub(crate) fn after_pending(w: &World, key: TaskKey) {
     }
     let cycle = {
         let mut g = w.sync.deadlock.scratch.borrow_mut();
+        if g.start_is_free(w, key) {
+            return;
+        }
         g.build(w, key);
         let cycle = g.cycle(w);
         g.clear();
@@ -183,6 +186,33 @@ impl Graph {
             }
             i => i - 1,
         }
+    }
+
+    /// The common case, decided without building the graph: one of the
+    /// start task's waits leads to a task that may go on by itself (ready,
+    /// armed a timer, has an untracked waker, has ended) or may end
+    /// otherwise. Then [`Graph::build`] would free the start at once and
+    /// [`Graph::cycle`] find nothing: a contended lock or a channel whose
+    /// other end is running costs one look at each target.
+    fn start_is_free(&mut self, w: &World, start: TaskKey) -> bool {
+        let exec = &w.exec;
+        let tmp = &mut self.tmp;
+        exec.inspect(start, |e| {
+            e.waiting.iter().any(|waiting| {
+                tmp.clear();
+                if !push_targets(waiting, tmp) {
+                    return true;
+                }
+                tmp.iter().any(|&t| {
+                    t != start
+                        && (exec.untracked_wakers(t) > 0
+                            || exec
+                                .inspect(t, |te| te.queued() || te.deadline.is_some())
+                                .unwrap_or(true))
+                })
+            })
+        })
+        .unwrap_or(true)
     }
 
     /// Expands the graph from `start` until every reachable task is either

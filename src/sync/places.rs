@@ -94,16 +94,28 @@ pub(crate) enum At {
 
 impl At {
     /// The calling task used the handle.
+    #[inline]
     pub(crate) fn touch(&mut self) {
-        let next = context::try_with(|w| match (*self, Place::here(w)) {
+        context::try_with(|w| self.touch_in(w));
+    }
+
+    /// The calling task of `w` used the handle. Nothing changes, and
+    /// nothing but the placement is looked at, when the handle is already
+    /// placed in that task (the usual case: a task sending in a loop).
+    #[inline]
+    pub(crate) fn touch_in(&mut self, w: &World) {
+        let here = Place::here(w);
+        if let (At::In(p), Some(h)) = (*self, here) {
+            if p == h {
+                return;
+            }
+        }
+        *self = match (*self, here) {
             (At::Shared, _) => At::Shared,
             (At::In(p), Some(here)) if p.task != here.task && p.task(w).is_some() => At::Shared,
             (_, Some(here)) => At::In(here),
             (_, None) => At::Nowhere,
-        });
-        if let Some(next) = next {
-            *self = next;
-        }
+        };
     }
 
     /// The holding task, if the handle is placed and the placement stands.
@@ -149,6 +161,14 @@ impl Places {
     pub(crate) fn touch(&mut self, slot: u32) {
         if let Some(Some(at)) = self.slots.get_mut(slot as usize) {
             at.touch();
+        }
+    }
+
+    /// Handle `slot` was used by the calling task of `w`.
+    #[inline]
+    pub(crate) fn touch_in(&mut self, slot: u32, w: &World) {
+        if let Some(Some(at)) = self.slots.get_mut(slot as usize) {
+            at.touch_in(w);
         }
     }
 

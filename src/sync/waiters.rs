@@ -323,12 +323,17 @@ pub(crate) fn wake_after<S, R>(
     cell: &RefCell<S>,
     f: impl FnOnce(&mut S, &mut Vec<Waker>) -> R,
 ) -> R {
-    let mut wake = WAKE.take();
+    // `try_with`, not `take`/`set`: those go through the slow
+    // initialisation path on every call; and a channel dropped by a
+    // thread-local's destructor (after this one's) still works.
+    let mut wake = WAKE.try_with(Cell::take).unwrap_or_default();
     let r = f(&mut cell.borrow_mut(), &mut wake);
-    for w in wake.drain(..) {
-        w.wake();
+    if !wake.is_empty() {
+        for w in wake.drain(..) {
+            w.wake();
+        }
     }
-    WAKE.set(wake);
+    let _ = WAKE.try_with(|c| c.set(wake));
     r
 }
 

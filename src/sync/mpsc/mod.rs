@@ -188,31 +188,33 @@ impl ChanState {
     }
 }
 
-fn current_task() -> Option<TaskKey> {
-    context::try_with(|w| w.exec.current_key()).flatten()
-}
-
 impl<T> Chan<T> {
     /// Buffers a message for which room was checked or reserved, sent
     /// through the sender in `slot`.
     fn push(&self, value: T, reserved: bool, slot: u32) {
-        let task = current_task();
         // The message may carry handles away: the sender's other handles
         // lose their place; the one that sent keeps it.
         places::moved_with::<T>();
         let waker = {
             let mut st = self.core.state.borrow_mut();
-            st.tx_at.touch(slot);
+            let task = context::try_with(|w| {
+                st.tx_at.touch_in(slot, w);
+                w.exec.current_key()
+            })
+            .flatten();
             if reserved {
                 st.reserved -= 1;
             }
             st.len += 1;
             if let Some(k) = task {
-                st.recent_senders.retain(|s| *s != k);
-                if st.recent_senders.len() == RECENT {
-                    st.recent_senders.remove(0);
+                // Already the most recent sender: the list stays as it is.
+                if st.recent_senders.last() != Some(&k) {
+                    st.recent_senders.retain(|s| *s != k);
+                    if st.recent_senders.len() == RECENT {
+                        st.recent_senders.remove(0);
+                    }
+                    st.recent_senders.push(k);
                 }
-                st.recent_senders.push(k);
             }
             st.rx_waker.take()
         };
@@ -230,8 +232,11 @@ impl<T> Chan<T> {
         waiters::wake_after(&core.state, |st, wake| {
             st.len -= 1;
             st.rx_waiting = false;
-            st.last_receiver = current_task();
-            st.rx_at.touch();
+            st.last_receiver = context::try_with(|w| {
+                st.rx_at.touch_in(w);
+                w.exec.current_key()
+            })
+            .flatten();
             core.meta.trace(Ev::Recv, || None);
             st.grant_slots(core.cap, wake);
         });
@@ -244,7 +249,7 @@ impl<T> Chan<T> {
                 return Poll::Ready(Some(v));
             }
             let mut st = self.core.state.borrow_mut();
-            st.rx_at.touch();
+            st.rx_at.touch_in(w);
             if st.senders == 0 || st.rx_closed {
                 st.rx_waiting = false;
                 return Poll::Ready(None);
@@ -538,6 +543,10 @@ impl Future for Reserve<'_> {
 
 impl Drop for Reserve<'_> {
     fn drop(&mut self) {
+        if self.ticket.is_none() {
+            // Never queued (or its turn was collected): nothing to hand on.
+            return;
+        }
         let core = self.chan;
         let cap = core.cap;
         waiters::wake_after(&core.state, |st, wake| {
