@@ -133,6 +133,9 @@ impl Table {
                 i
             }
             None => {
+                if self.slots.capacity() == 0 {
+                    self.slots.reserve(FIRST_TASKS);
+                }
                 assert!(
                     self.slots.len() < 1 << waker::INDEX_BITS,
                     "a lockstep run holds more than {} tasks alive at once; end or abort \
@@ -148,6 +151,9 @@ impl Table {
 
     fn remove(&mut self, key: TaskKey) -> Option<Entry> {
         self.get(key)?;
+        if self.free.capacity() == 0 {
+            self.free.reserve(FIRST_TASKS);
+        }
         self.free.push(key.index);
         self.slots[key.index as usize].take()
     }
@@ -217,9 +223,22 @@ pub(crate) struct Executor {
 /// its waker that often, and is fine.
 pub(crate) const SELF_WAKE_LIMIT: u64 = 1_000_000;
 
+/// Room made for this many tasks when a per-task table first grows: a
+/// fresh small run then allocates each table once instead of growing it
+/// four times (1, 4, 8, 16).
+pub(crate) const FIRST_TASKS: usize = 16;
+
 /// The panic payload that stops a poll found looping (see
 /// [`Executor::after_poll`]).
 pub(crate) struct PollLivelock;
+
+/// The main task's name, made once per thread rather than once per run.
+fn main_name() -> Arc<str> {
+    thread_local! {
+        static MAIN: Arc<str> = Arc::from("main");
+    }
+    MAIN.with(Arc::clone)
+}
 
 pub(crate) const MAIN_KEY: TaskKey = TaskKey {
     index: 0,
@@ -298,7 +317,7 @@ impl Executor {
         let key = t.insert(Self::new_entry(
             TaskId::MAIN,
             None,
-            Some(Arc::from("main")),
+            Some(main_name()),
             site,
             false,
             None,
@@ -751,6 +770,9 @@ impl Executor {
         let mut counts = self.wakers_out.borrow_mut();
         let i = key.index as usize;
         if counts.len() <= i {
+            if counts.capacity() == 0 {
+                counts.reserve(FIRST_TASKS);
+            }
             counts.resize(i + 1, (0, 0));
         }
         counts[i] = (key.id.0 as u16, 0);

@@ -69,11 +69,11 @@ pub(crate) struct StuckPoll {
 }
 
 pub(crate) struct Slot {
-    seed: Seed,
-    /// A poll running this long never returns.
-    limit: Option<Duration>,
-    /// A poll running this long blocked the executor.
-    threshold: Option<Duration>,
+    /// The run's settings: they change when the slot is reused by the
+    /// next run on the same thread.
+    settings: Mutex<Settings>,
+    /// Bumped around every poll; never reset, so a counter value names one
+    /// poll even across the runs that reuse the slot.
     polls: AtomicU64,
     task: AtomicU32,
     site: AtomicPtr<Location<'static>>,
@@ -87,6 +87,15 @@ pub(crate) struct Slot {
     /// Handed back to the caller: the watchdog looks no more.
     abandoned: AtomicBool,
     names: Mutex<BTreeMap<u32, Arc<str>>>,
+}
+
+/// What a slot watches for, set per run.
+struct Settings {
+    seed: Seed,
+    /// A poll running this long never returns.
+    limit: Option<Duration>,
+    /// A poll running this long blocked the executor.
+    threshold: Option<Duration>,
     handoff: Option<Handoff>,
 }
 
@@ -125,9 +134,13 @@ impl Slot {
             .map_or(Duration::ZERO, |since| since.elapsed())
     }
 
+    fn settings(&self) -> std::sync::MutexGuard<'_, Settings> {
+        self.settings.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The blocked-poll threshold.
     pub(crate) fn threshold(&self) -> Duration {
-        self.threshold.unwrap_or(Duration::MAX)
+        self.settings().threshold.unwrap_or(Duration::MAX)
     }
 
     pub(crate) fn name_task(&self, task: u32, name: Arc<str>) {
@@ -185,7 +198,7 @@ impl Slot {
         });
         format!(
             "lockstep watchdog: task {who} (spawned at {site}) has been inside one poll for \
-             {:.1}s of wall time (limit {:.1}s).\n  seed {}, virtual time {}, step {}\n  A poll \
+             {:.1}s of wall time (limit {:.1}s).\n  seed {seed}, virtual time {}, step {}\n  A poll \
              that never returns (a busy loop without an .await, a blocking call, a real \
              std::thread::sleep) cannot be interrupted, and this run was started on the \
              caller's thread (`Sim::run`), so there is nobody to hand a report to: the \
@@ -194,15 +207,23 @@ impl Slot {
              with `SimBuilder::watchdog(None)` when debugging under a debugger.",
             s.stuck_for.as_secs_f64(),
             s.limit.as_secs_f64(),
-            self.seed,
             crate::time::Instant::from_nanos(s.vtime),
             s.step,
+            seed = self.settings().seed,
         )
     }
 }
 
 static REGISTRY: Mutex<Vec<Weak<Slot>>> = Mutex::new(Vec::new());
 static START: Once = Once::new();
+
+thread_local! {
+    /// The slot of the last run on this thread that ended, kept for the
+    /// next one: a fresh run then neither allocates a slot nor takes the
+    /// process-wide registry's lock (which threads running seeds in
+    /// parallel would contend for).
+    static SPARE: std::cell::Cell<Option<Arc<Slot>>> = const { std::cell::Cell::new(None) };
+}
 
 /// The slowest the watchdog looks; it looks faster for small limits.
 const MAX_TICK: Duration = Duration::from_millis(50);
@@ -215,6 +236,22 @@ pub(crate) fn register(
     threshold: Option<Duration>,
     handoff: Option<Handoff>,
 ) -> Arc<Slot> {
+    let settings = Settings {
+        seed,
+        limit,
+        threshold,
+        handoff,
+    };
+    if let Some(slot) = SPARE.try_with(|s| s.take()).ok().flatten() {
+        // Between two runs: not inside a poll (the counter is even), so
+        // the watchdog ignores the slot while it is reset.
+        *slot.settings() = settings;
+        slot.names.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        *slot.blocked_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        slot.blocked.store(u64::MAX, Ordering::Release);
+        slot.done.store(false, Ordering::Relaxed);
+        return slot;
+    }
     START.call_once(|| {
         std::thread::Builder::new()
             .name("lockstep-watchdog".into())
@@ -222,9 +259,7 @@ pub(crate) fn register(
             .expect("lockstep could not start its watchdog thread");
     });
     let slot = Arc::new(Slot {
-        seed,
-        limit,
-        threshold,
+        settings: Mutex::new(settings),
         polls: AtomicU64::new(0),
         task: AtomicU32::new(0),
         site: AtomicPtr::new(std::ptr::null_mut()),
@@ -235,13 +270,22 @@ pub(crate) fn register(
         done: AtomicBool::new(false),
         abandoned: AtomicBool::new(false),
         names: Mutex::new(BTreeMap::new()),
-        handoff,
     });
     REGISTRY
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .push(Arc::downgrade(&slot));
     slot
+}
+
+/// The run of `slot` ended on this thread: keep the slot for the next run
+/// here, unless something else still holds it or it was handed back on a
+/// stuck poll.
+pub(crate) fn recycle(slot: Arc<Slot>) {
+    slot.finish();
+    if Arc::strong_count(&slot) == 1 && !slot.abandoned.load(Ordering::Relaxed) {
+        let _ = SPARE.try_with(|s| s.set(Some(slot)));
+    }
 }
 
 fn watch() {
@@ -264,7 +308,11 @@ fn watch() {
         tick = MAX_TICK;
         for (w, last, since) in seen.iter_mut() {
             let Some(slot) = w.upgrade() else { continue };
-            for limit in [slot.threshold, slot.limit].into_iter().flatten() {
+            let (threshold, limit, handoff) = {
+                let s = slot.settings();
+                (s.threshold, s.limit, s.handoff.clone())
+            };
+            for limit in [threshold, limit].into_iter().flatten() {
                 tick = tick.min(limit / 5).max(MIN_TICK);
             }
             let polls = slot.polls.load(Ordering::Acquire);
@@ -281,17 +329,17 @@ fn watch() {
                 continue;
             }
             let stuck_for = now.duration_since(*since);
-            if slot.threshold.is_some_and(|t| stuck_for >= t)
+            if threshold.is_some_and(|t| stuck_for >= t)
                 && slot.blocked.load(Ordering::Relaxed) != polls
             {
                 *slot.blocked_since.lock().unwrap_or_else(|e| e.into_inner()) = Some(*since);
                 slot.blocked.store(polls, Ordering::Release);
             }
-            let Some(limit) = slot.limit.filter(|l| stuck_for >= *l) else {
+            let Some(limit) = limit.filter(|l| stuck_for >= *l) else {
                 continue;
             };
             let stuck = slot.stuck(stuck_for, limit);
-            match &slot.handoff {
+            match &handoff {
                 Some(handoff) => {
                     slot.abandoned.store(true, Ordering::Relaxed);
                     (handoff.0)(stuck);

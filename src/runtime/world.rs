@@ -104,7 +104,10 @@ pub(crate) struct World {
     pub(crate) swarm: Option<crate::runtime::policy::Swarm>,
     /// What the policy drew for this seed, traced when the run starts.
     policy_note: Option<String>,
-    user_rng: RefCell<ChaCha8Rng>,
+    /// The program's random stream, made on its first draw (most runs
+    /// draw nothing: a fresh run then skips a ChaCha key set-up, and the
+    /// world stays small to move).
+    user_rng: RefCell<Option<Box<ChaCha8Rng>>>,
     pub(crate) tracer: Tracer,
     failure: RefCell<Option<Failure>>,
     /// Whether `failure` is set (read on every traced event).
@@ -172,7 +175,7 @@ impl World {
             consults_clock: resolved.consults_clock,
             swarm: resolved.swarm,
             policy_note: resolved.note,
-            user_rng: RefCell::new(rng_for(seed, stream::USER)),
+            user_rng: RefCell::new(None),
             tracer: Tracer {
                 level: config.verbosity,
                 trace: RefCell::new(match config.verbosity {
@@ -291,16 +294,21 @@ impl World {
         }));
     }
 
+    fn with_user_rng<R>(&self, f: impl FnOnce(&mut ChaCha8Rng) -> R) -> R {
+        let mut rng = self.user_rng.borrow_mut();
+        f(rng.get_or_insert_with(|| Box::new(rng_for(self.config.seed, stream::USER))))
+    }
+
     /// A raw draw from the program's random stream, folded into the hash.
     pub(crate) fn user_u64(&self) -> u64 {
-        let x = self.user_rng.borrow_mut().next_u64();
+        let x = self.with_user_rng(|r| r.next_u64());
         self.mix(x);
         x
     }
 
     /// Fills `dst` from the program's random stream, folded into the hash.
     pub(crate) fn user_fill(&self, dst: &mut [u8]) {
-        self.user_rng.borrow_mut().fill_bytes(dst);
+        self.with_user_rng(|r| r.fill_bytes(dst));
         for chunk in dst.chunks(8) {
             let mut word = [0u8; 8];
             word[..chunk.len()].copy_from_slice(chunk);
@@ -828,7 +836,7 @@ impl World {
 
     /// Runs `main` to completion in this world and packs the outcome.
     pub(crate) fn run<F: Future>(
-        self,
+        mut self,
         main: F,
         site: &'static Location<'static>,
     ) -> Outcome<F::Output> {
@@ -857,8 +865,8 @@ impl World {
             self.collect_foreign();
             value
         };
-        if let Some(wd) = &self.watchdog {
-            wd.finish();
+        if let Some(wd) = self.watchdog.take() {
+            watchdog::recycle(wd);
         }
         let stats = Stats {
             steps: self.step.get(),

@@ -225,6 +225,7 @@ impl Registry {
         let mut p = self.parents.borrow_mut();
         let i = child.id.0 as usize;
         if p.len() <= i {
+            reserve_first(&mut p);
             p.resize(i + 1, u32::MAX);
         }
         p[i] = parent.map_or(u32::MAX, |k| k.id.0);
@@ -259,6 +260,7 @@ impl Registry {
         let mut m = self.moves.borrow_mut();
         let i = task.index as usize;
         if m.len() <= i {
+            reserve_first(&mut m);
             m.resize(i + 1, 0);
         }
         m[i] = m[i].wrapping_add(1);
@@ -269,6 +271,14 @@ impl Registry {
         let n = c.get();
         c.set(n + 1);
         n
+    }
+}
+
+/// Room for a small run's tasks at the first growth, instead of growing
+/// one reallocation at a time (a fresh 10-task run paid three per table).
+fn reserve_first<T>(v: &mut Vec<T>) {
+    if v.capacity() == 0 {
+        v.reserve(crate::runtime::executor::FIRST_TASKS);
     }
 }
 

@@ -56,7 +56,9 @@ pub(crate) struct Pct {
     /// The task polled last, and how many yields were seen.
     last: Option<TaskKey>,
     yields: u64,
-    late: Option<LateState>,
+    /// Boxed: most runs have no late polls, and a policy is moved into
+    /// every fresh run.
+    late: Option<Box<LateState>>,
 }
 
 impl Pct {
@@ -71,7 +73,7 @@ impl Pct {
             step: 0,
             last: None,
             yields: 0,
-            late: late.map(|l| LateState::new(l, seed)),
+            late: late.map(|l| Box::new(LateState::new(l, seed))),
         }
     }
 

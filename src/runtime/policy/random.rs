@@ -18,14 +18,16 @@ use crate::time::Duration;
 
 pub(crate) struct Random {
     rng: ChaCha8Rng,
-    late: Option<LateState>,
+    /// Boxed: most runs have no late polls, and a policy is moved into
+    /// every fresh run.
+    late: Option<Box<LateState>>,
 }
 
 impl Random {
     pub(crate) fn new(seed: Seed, late: Option<LatePolls>) -> Random {
         Random {
             rng: rng_for(seed, stream::SCHED),
-            late: late.map(|l| LateState::new(l, seed)),
+            late: late.map(|l| Box::new(LateState::new(l, seed))),
         }
     }
 }
