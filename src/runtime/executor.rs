@@ -213,6 +213,10 @@ pub(crate) struct Executor {
     errored: RefCell<Vec<(Rc<dyn RawTask>, TaskInfo)>>,
     /// Tasks woken from another thread, and by which.
     foreign: RefCell<Vec<(TaskId, String)>>,
+    /// At least as many keys in the ready set as belong to tasks that
+    /// ended while queued (counted when such a task is removed, uncounted
+    /// when its key is picked and skipped).
+    stale_keys: Cell<usize>,
 }
 
 /// Self-wakes of one task within one poll past which the poll is taken to
@@ -282,6 +286,7 @@ impl Executor {
             poll_livelock: Cell::new(None),
             foreign: RefCell::new(Vec::new()),
             errored: RefCell::new(Vec::new()),
+            stale_keys: Cell::new(0),
         }
     }
 
@@ -429,18 +434,26 @@ impl Executor {
                     Pick::Idle => return None,
                 }
             };
-            if let Some(e) = self.table.borrow_mut().get_mut(key) {
-                if e.queued {
-                    if let Some(h) = e.host.filter(|h| self.is_paused(*h)) {
-                        // Stays `queued`: released as is when the host resumes.
-                        e.parked = true;
-                        self.parked.borrow_mut().push((h, key));
-                        continue;
-                    }
-                    e.queued = false;
-                    sched.record_run(key, &self.ready);
-                    return Some((key, n));
+            let mut t = self.table.borrow_mut();
+            let Some(e) = t.get_mut(key) else {
+                // The key of a task that ended while queued.
+                self.stale_keys.set(self.stale_keys.get().saturating_sub(1));
+                continue;
+            };
+            if e.queued {
+                if let Some(h) = e.host.filter(|h| self.is_paused(*h)) {
+                    // Stays `queued`: released as is when the host resumes.
+                    e.parked = true;
+                    self.parked.borrow_mut().push((h, key));
+                    continue;
                 }
+                e.queued = false;
+                sched.record_run(key, |last| match t.get(last) {
+                    Some(e) => e.queued && !e.parked,
+                    // Ended: its key is in the set only if it ended queued.
+                    None => self.stale_keys.get() > 0 && self.ready.borrow().contains(&last),
+                });
+                return Some((key, n));
             }
         }
     }
@@ -608,6 +621,9 @@ impl Executor {
 
     fn remove(&self, w: &World, key: TaskKey) -> Option<Entry> {
         let entry = self.table.borrow_mut().remove(key);
+        if entry.as_ref().is_some_and(|e| e.queued && !e.parked) {
+            self.stale_keys.set(self.stale_keys.get() + 1);
+        }
         if let (Some(wd), Some(e)) = (&w.watchdog, &entry) {
             if e.name.is_some() {
                 wd.forget_task(e.id.0);
@@ -940,6 +956,7 @@ impl Executor {
                 keys.into_iter().filter_map(|k| t.remove(k)).collect()
             };
             self.ready.borrow_mut().clear();
+            self.stale_keys.set(0);
             self.parked.borrow_mut().clear();
             if entries.is_empty() {
                 break;

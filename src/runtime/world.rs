@@ -556,9 +556,9 @@ impl World {
         self.push_plain(code, arg);
     }
 
-    /// The traced half of [`World::record_plain`], out of line: trace off
-    /// costs a compare and a branch per event.
-    #[inline(never)]
+    /// The traced half of [`World::record_plain`]: a few compares and a
+    /// store in the usual case (the store's slow path is out of line).
+    #[inline(always)]
     fn push_plain(&self, code: u8, arg: u32) {
         let task = self.exec.current_id();
         self.tracer.trace.borrow_mut().store.push_plain(

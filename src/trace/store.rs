@@ -765,6 +765,28 @@ impl Store {
             Some(t) if t.as_u32() < TASK_EXT - 1 => t.as_u32() + 1,
             Some(_) => return self.push(step, time, task, Compact::new(code, arg)),
         };
+        // The usual case in a few compares: the clock has not moved since
+        // the last record, and the active chunk has room and covers `step`
+        // (an offset past `u32::MAX`, or a step before the chunk's base,
+        // wraps to a large value).
+        let log = &mut self.log;
+        let off = step.wrapping_sub(log.active.base_step);
+        if time == log.time
+            && log.events != 0
+            && off <= u64::from(u32::MAX)
+            && log.active.recs.len() + NEED <= log.active.recs.capacity()
+        {
+            log.put_plain(off as u32, task_field, code, arg);
+            return;
+        }
+        self.push_plain_slow(step, time, task_field, code, arg);
+    }
+
+    /// [`Store::push_plain`] when the clock moved, the chunk is full or
+    /// the log is empty.
+    #[cold]
+    #[inline(never)]
+    fn push_plain_slow(&mut self, step: u64, time: u64, task_field: u32, code: u8, arg: u32) {
         if time != self.log.time || self.log.events == 0 {
             self.note_time(time);
         }
@@ -845,10 +867,25 @@ impl Store {
         if chunk.summary == 0 {
             i = recs.len();
         }
+        // Codes the scan stops at: time markers, and events that may be
+        // summary-level (their extensions follow them; an extension's code
+        // is below `FIRST_EVENT`, so it never looks like one of these).
+        const STOP: u64 = 1 << code::TIME
+            | 1 << code::SPAWN
+            | 1 << code::FINISH
+            | 1 << code::ABORT
+            | 1 << code::WAIT
+            | 1 << code::CLOSE
+            | 1 << code::BIG;
         while i < recs.len() {
             let r = recs[i];
             let c = r.code();
             i += 1;
+            if c >= 64 || (STOP >> c) & 1 == 0 {
+                // A full-level event or an extension: skipped one record
+                // at a time, in a tight loop.
+                continue;
+            }
             if c == code::TIME {
                 time = ((r.step as u64) << 32) | r.arg as u64;
                 continue;

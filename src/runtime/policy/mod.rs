@@ -26,7 +26,6 @@
 //! schedule appends to a run-length encoded list (a step of the task that
 //! ran last is a counter increment).
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -237,10 +236,13 @@ impl Scheduler {
     /// accepted), and whether that preempts the task polled before it
     /// (still in `ready`: it yielded, or was woken again).
     #[inline]
-    pub(crate) fn record_run(&mut self, key: TaskKey, ready: &RefCell<VecDeque<TaskKey>>) {
+    /// `in_ready` tells whether a task is in the ready set (a look at its
+    /// entry, not a scan of the set: a scan per step made a fully traced
+    /// run quadratic in its ready tasks).
+    pub(crate) fn record_run(&mut self, key: TaskKey, in_ready: impl FnOnce(TaskKey) -> bool) {
         if let Some(s) = &mut self.record {
             if let Some(last) = self.last_run {
-                if last != key && ready.borrow().contains(&last) {
+                if last != key && in_ready(last) {
                     *s.preemptions.get_or_insert(0) += 1;
                 }
             }
