@@ -738,8 +738,27 @@ impl Store {
     }
 
     /// Appends one event.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push(&mut self, step: u64, time: u64, task: Option<TaskId>, c: Compact) {
+        // As in `push_plain`: the usual case in a few compares.
+        let log = &mut self.log;
+        let off = step.wrapping_sub(log.active.base_step);
+        if time == log.time
+            && log.events != 0
+            && off <= u64::from(u32::MAX)
+            && log.active.recs.len() + NEED <= log.active.recs.capacity()
+        {
+            log.put(off as u32, task, c);
+            return;
+        }
+        self.push_slow(step, time, task, c);
+    }
+
+    /// [`Store::push`] when the clock moved, the chunk is full or the log
+    /// is empty.
+    #[cold]
+    #[inline(never)]
+    fn push_slow(&mut self, step: u64, time: u64, task: Option<TaskId>, c: Compact) {
         if time != self.log.time || self.log.events == 0 {
             self.note_time(time);
         }
