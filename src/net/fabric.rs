@@ -35,6 +35,7 @@ use super::stream::{self, Conns};
 use super::tcp::TcpConfig;
 use crate::runtime::world::{World, rng_for, stream as streams};
 use crate::time::timers::TimerKey;
+use crate::trace::store::NetKind;
 use crate::trace::{EventKind, NetDrop, NetMessage, Verbosity};
 
 /// The network's slot in the world: the host clocks (read on every
@@ -252,6 +253,18 @@ impl Fabric {
         if !w.tracing(Verbosity::Full) {
             return;
         }
+        if let Ok(n) = u32::try_from(bytes) {
+            let (kind, reason) = match kind {
+                MsgEvent::Send => (NetKind::Send, None),
+                MsgEvent::Deliver => (NetKind::Deliver, None),
+                MsgEvent::Duplicate => (NetKind::Duplicate, None),
+                MsgEvent::Drop(reason) => (NetKind::Drop, Some(reason)),
+            };
+            let label = |(h, port): (HostId, u16)| self.label(h, port);
+            w.record_net(kind, proto, (src, from), (dst, to), n, reason, label);
+            return;
+        }
+        // A message of 4 GiB or more: recorded in full.
         let message = NetMessage {
             proto: proto.to_string(),
             from: self.label(src, from),

@@ -33,3 +33,31 @@ pub use outcome::{Outcome, Stats};
 pub use policy::{LatePolls, Schedule, ScheduleParseError, Swarm};
 pub use seed::{Seed, SeedParseError};
 pub use sim::{Policy, Severity, Sim, SimBuilder};
+
+/// A number no other call in this process returns (never 0): an identity
+/// for per-run caches, never part of a decision or a trace.
+///
+/// Threads take numbers in blocks from one process-wide counter, so
+/// threads starting runs in parallel (`LOCKSTEP_JOBS`) do not contend for
+/// one cache line on every run.
+pub(crate) fn unique_id() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    const BLOCK: u64 = 1 << 10;
+    static BLOCKS: AtomicU64 = AtomicU64::new(1);
+    thread_local! {
+        /// The next number of this thread's block, and the block's end.
+        static NEXT: std::cell::Cell<(u64, u64)> = const { std::cell::Cell::new((0, 0)) };
+    }
+    let take = |next: &std::cell::Cell<(u64, u64)>| {
+        let (mut n, mut end) = next.get();
+        if n == end {
+            n = BLOCKS.fetch_add(1, Ordering::Relaxed) * BLOCK;
+            end = n + BLOCK;
+        }
+        next.set((n + 1, end));
+        n
+    };
+    // A thread being torn down has no block: it takes a block of its own.
+    NEXT.try_with(take)
+        .unwrap_or_else(|_| BLOCKS.fetch_add(1, Ordering::Relaxed) * BLOCK)
+}

@@ -75,8 +75,6 @@ pub(crate) struct Tracer {
     pub(crate) epoch: u64,
 }
 
-static TRACE_EPOCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-
 impl Tracer {
     pub(crate) fn level(&self) -> Verbosity {
         self.level
@@ -183,7 +181,7 @@ impl World {
                     _ => Trace::for_mode(&config.trace_mode).unwrap_or_else(|e| panic!("{e}")),
                 }),
                 hosts: RefCell::new(Vec::new()),
-                epoch: TRACE_EPOCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+                epoch: super::unique_id(),
             },
             failure: RefCell::new(None),
             has_failed: Cell::new(false),
@@ -647,6 +645,33 @@ impl World {
             by,
             Compact::new(store::code::SPAWN, child.as_u32()),
         );
+    }
+
+    /// Records a network message event (full): its size and an interned
+    /// route, no string built. `label` makes an endpoint's `host:port` the
+    /// first time it is seen.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn record_net(
+        &self,
+        kind: store::NetKind,
+        proto: &'static str,
+        from: (crate::net::HostId, u16),
+        to: (crate::net::HostId, u16),
+        bytes: u32,
+        reason: Option<&'static str>,
+        label: impl Fn((crate::net::HostId, u16)) -> String,
+    ) {
+        if !self.tracing(Verbosity::Full) || self.failed() {
+            return;
+        }
+        let task = self.exec.current_id();
+        let mut trace = self.tracer.trace.borrow_mut();
+        let store = &mut trace.store;
+        let f = store.endpoint(from.0.index() as u32, from.1, || label(from));
+        let t = store.endpoint(to.0.index() as u32, to.1, || label(to));
+        let route = store.route(kind, proto, f, t, reason);
+        let c = Compact::new(store::code::NET, bytes).with(store::code::ROUTE, route);
+        store.push(self.step.get(), self.now.get(), task, c);
     }
 
     /// The interned name of host `h` (`u32::MAX` if unknown).

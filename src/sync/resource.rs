@@ -215,8 +215,7 @@ pub(crate) struct Epoch(u64);
 
 impl Default for Epoch {
     fn default() -> Epoch {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        Epoch(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+        Epoch(crate::runtime::unique_id())
     }
 }
 

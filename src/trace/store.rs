@@ -58,6 +58,8 @@ pub(crate) mod code {
     /// Extension: the task holding what a wait is for (its detail reads
     /// `held by <label>`).
     pub(crate) const HELD: u8 = 6;
+    /// Extension: a network message's route (see `Route`).
+    pub(crate) const ROUTE: u8 = 7;
 
     pub(crate) const FIRST_EVENT: u8 = 16;
     pub(crate) const SPAWN: u8 = 16;
@@ -81,6 +83,10 @@ pub(crate) mod code {
     pub(crate) const CLOSE: u8 = 31;
     /// `arg` indexes the chunk's out-of-line payloads.
     pub(crate) const BIG: u8 = 32;
+    /// A network message event; `arg` is its size in bytes, its `ROUTE`
+    /// extension says what happened to it, where it went and by which
+    /// protocol (a few routes serve a whole run).
+    pub(crate) const NET: u8 = 33;
 }
 
 /// One record: 12 bytes.
@@ -401,10 +407,54 @@ fn task_name<'a>(strings: &'a Strings, tasks: &[TaskMeta], id: TaskId) -> Option
     (m.name != NONE).then(|| strings.get(m.name))
 }
 
+/// What a network message event says besides its size: what happened to
+/// it, its protocol, its endpoints (`host:port`) and, for a drop, why. All
+/// interned; a run has few distinct routes, so a message costs one record
+/// and one extension instead of three formatted strings.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) struct Route {
+    pub(crate) kind: NetKind,
+    proto: u32,
+    from: u32,
+    to: u32,
+    /// The drop reason (`NONE` for other kinds).
+    reason: u32,
+}
+
+/// Which network message event a `NET` record is.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum NetKind {
+    Send,
+    Deliver,
+    Duplicate,
+    /// Dropped, for the reason the route names.
+    Drop,
+}
+
+fn net_event(strings: &Strings, r: &Route, bytes: u64) -> EventKind {
+    let s = |id: u32| strings.get(id).to_string();
+    let message = super::NetMessage {
+        proto: s(r.proto),
+        from: s(r.from),
+        to: s(r.to),
+        bytes,
+    };
+    match r.kind {
+        NetKind::Send => EventKind::NetSend(Box::new(message)),
+        NetKind::Deliver => EventKind::NetDeliver(Box::new(message)),
+        NetKind::Duplicate => EventKind::NetDuplicate(Box::new(message)),
+        NetKind::Drop => EventKind::NetDrop(Box::new(super::NetDrop {
+            message,
+            reason: s(r.reason),
+        })),
+    }
+}
+
 fn materialize(
     strings: &Strings,
     tasks: &[TaskMeta],
     sites: &[Site],
+    routes: &[Route],
     d: &Raw,
     big: &[EventKind],
 ) -> Event {
@@ -487,6 +537,10 @@ fn materialize(
             detail: detail(),
         },
         code::BIG => big[c.arg as usize].clone(),
+        code::NET => {
+            let route = ext(code::ROUTE).expect("a network event has a route");
+            net_event(strings, &routes[route as usize], u64::from(c.arg))
+        }
         other => unreachable!("trace record code {other} is not an event"),
     };
     Event {
@@ -641,6 +695,11 @@ pub(crate) struct Store {
     site_by_addr: FxMap<usize, u32>,
     site_by_value: FxMap<Site, u32>,
     tasks: Vec<TaskMeta>,
+    /// Network message routes, by id (`code::NET`).
+    routes: Vec<Route>,
+    route_index: FxMap<Route, u32>,
+    /// Interned `host:port` labels, by host index and port.
+    endpoints: FxMap<(u32, u16), u32>,
     /// The finest time precision seen: 0 ms, 1 µs, 2 ns.
     pub(crate) precision: u8,
     /// The latest time seen.
@@ -688,6 +747,47 @@ fn precision_of(t: u64) -> u8 {
 
 impl Store {
     // ----- interning ----------------------------------------------------
+
+    /// The interned `host:port` label of an endpoint, made by `label` the
+    /// first time it is seen (a host's name never changes within a run).
+    #[inline]
+    pub(crate) fn endpoint(&mut self, host: u32, port: u16, label: impl FnOnce() -> String) -> u32 {
+        if let Some(&id) = self.endpoints.get(&(host, port)) {
+            return id;
+        }
+        let id = self.strings.intern(&label());
+        self.endpoints.insert((host, port), id);
+        id
+    }
+
+    /// The id of a network message's route (its endpoints as interned by
+    /// [`Store::endpoint`]).
+    #[inline]
+    pub(crate) fn route(
+        &mut self,
+        kind: NetKind,
+        proto: &'static str,
+        from: u32,
+        to: u32,
+        reason: Option<&'static str>,
+    ) -> u32 {
+        let proto = self.strings.intern_static(proto);
+        let reason = reason.map_or(NONE, |r| self.strings.intern_static(r));
+        let route = Route {
+            kind,
+            proto,
+            from,
+            to,
+            reason,
+        };
+        if let Some(&id) = self.route_index.get(&route) {
+            return id;
+        }
+        let id = self.routes.len() as u32;
+        self.routes.push(route);
+        self.route_index.insert(route, id);
+        id
+    }
 
     pub(crate) fn site_of(&mut self, loc: &'static Location<'static>) -> u32 {
         let addr = loc as *const Location<'static> as usize;
@@ -875,7 +975,14 @@ impl Store {
         if let Some(stream) = self.stream.0.as_mut() {
             let mut cur = Cursor::new(&chunk);
             while let Some(d) = cur.next_raw() {
-                let e = materialize(&self.strings, &self.tasks, &self.sites, &d, &chunk.big);
+                let e = materialize(
+                    &self.strings,
+                    &self.tasks,
+                    &self.sites,
+                    &self.routes,
+                    &d,
+                    &chunk.big,
+                );
                 stream.write(&e, |t| task_name(&self.strings, &self.tasks, t));
             }
         }
@@ -969,7 +1076,14 @@ impl Store {
         for chunk in self.log.chunks() {
             let mut cur = Cursor::new(chunk);
             while let Some(d) = cur.next_raw() {
-                let e = materialize(&self.strings, &self.tasks, &self.sites, &d, &chunk.big);
+                let e = materialize(
+                    &self.strings,
+                    &self.tasks,
+                    &self.sites,
+                    &self.routes,
+                    &d,
+                    &chunk.big,
+                );
                 stream.write(&e, |t| task_name(&self.strings, &self.tasks, t));
             }
         }
@@ -1018,6 +1132,7 @@ impl Store {
                 .sum::<usize>()
             + self.tasks.capacity() * size_of::<TaskMeta>()
             + self.sites.capacity() * size_of::<Site>()
+            + self.routes.capacity() * size_of::<Route>()
     }
 
     /// Appends a decoded event (from a file, or a filter).
@@ -1234,6 +1349,7 @@ impl Iterator for Iter<'_> {
             &store.strings,
             &store.tasks,
             &store.sites,
+            &store.routes,
             &raw,
             big,
         ))
