@@ -279,12 +279,7 @@ impl<T, R: FnMut(&Sim) -> Outcome<T>> Shrinker<'_, T, R> {
     }
 
     fn with(&self, decisions: Vec<Decision>) -> Schedule {
-        Schedule {
-            seed: self.best.seed,
-            swarm: self.best.swarm,
-            decisions,
-            preemptions: None,
-        }
+        Schedule::new(self.best.seed, self.best.swarm, decisions)
     }
 
     /// One pass of every kind of edit; whether any helped.
@@ -293,11 +288,11 @@ impl<T, R: FnMut(&Sim) -> Outcome<T>> Shrinker<'_, T, R> {
         // Cut the tail (the rest runs without preemptions): the shortest
         // prefix that still fails, tried from the shortest up (every
         // length for short schedules, 32 evenly spaced ones for long).
-        let n = self.best.decisions.len();
+        let n = self.best.decisions().len();
         let stride = n.div_ceil(32).max(1);
         let mut keep = 0;
         while keep < n && self.budget_left() {
-            let d = self.best.decisions[..keep].to_vec();
+            let d = self.best.decisions()[..keep].to_vec();
             if self.try_candidate(self.with(d)) {
                 better = true;
                 break;
@@ -305,11 +300,11 @@ impl<T, R: FnMut(&Sim) -> Outcome<T>> Shrinker<'_, T, R> {
             keep += stride;
         }
         // Delete chunks, large to small (ddmin).
-        let mut size = (self.best.decisions.len() / 2).max(1);
+        let mut size = (self.best.decisions().len() / 2).max(1);
         loop {
             let mut i = 0;
-            while i < self.best.decisions.len() && self.budget_left() {
-                let mut d = self.best.decisions.clone();
+            while i < self.best.decisions().len() && self.budget_left() {
+                let mut d = self.best.decisions().clone();
                 let end = (i + size).min(d.len());
                 d.drain(i..end);
                 if self.try_candidate(self.with(d)) {
@@ -326,8 +321,8 @@ impl<T, R: FnMut(&Sim) -> Outcome<T>> Shrinker<'_, T, R> {
         // Let the previous task go on instead of switching (a preemption
         // fewer where the switch was not needed).
         let mut i = 1;
-        while i < self.best.decisions.len() && self.budget_left() {
-            let mut d = self.best.decisions.clone();
+        while i < self.best.decisions().len() && self.budget_left() {
+            let mut d = self.best.decisions().clone();
             let prev = d[..i].iter().rev().find_map(|x| match x {
                 Decision::Run { task, .. } => Some(*task),
                 _ => None,
@@ -347,8 +342,8 @@ impl<T, R: FnMut(&Sim) -> Outcome<T>> Shrinker<'_, T, R> {
         }
         // Shorten runs of one task, and draws to 0.
         let mut i = 0;
-        while i < self.best.decisions.len() && self.budget_left() {
-            let mut d = self.best.decisions.clone();
+        while i < self.best.decisions().len() && self.budget_left() {
+            let mut d = self.best.decisions().clone();
             let edit = match &mut d[i] {
                 Decision::Run { times, .. } if *times > 1 => {
                     *times -= 1;

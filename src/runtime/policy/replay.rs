@@ -63,7 +63,7 @@ impl Replay {
     }
 
     fn next(&self) -> Option<Decision> {
-        self.schedule.decisions.get(self.at).copied()
+        self.schedule.decisions().get(self.at).copied()
     }
 
     fn consume(&mut self) {
@@ -118,7 +118,7 @@ impl Replay {
         if !self.strict || self.off {
             return None;
         }
-        let left = self.schedule.decisions.len().saturating_sub(self.at);
+        let left = self.schedule.decisions().len().saturating_sub(self.at);
         (left > 0).then(|| {
             format!(
                 "the run ended after step {}, but the schedule has {left} more decision{} (next: {})",

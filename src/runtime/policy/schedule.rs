@@ -59,7 +59,13 @@ pub(crate) enum Decision {
 pub struct Schedule {
     pub(crate) seed: Seed,
     pub(crate) swarm: Option<Swarm>,
-    pub(crate) decisions: Vec<Decision>,
+    /// The decisions, decoded from `words` when first asked for.
+    decided: std::sync::OnceLock<Vec<Decision>>,
+    /// The decisions as a run records them (see [`Words`]), 4 bytes a
+    /// step: most recorded schedules are never looked at, and decoding
+    /// every one into 16-byte decisions cost a traced run a fifth of its
+    /// time (page faults included).
+    words: Words,
     /// Counted while recording (not part of the text form).
     pub(crate) preemptions: Option<u64>,
 }
@@ -68,7 +74,7 @@ pub struct Schedule {
 /// count is a measurement of the run that recorded one, not a decision).
 impl PartialEq for Schedule {
     fn eq(&self, other: &Schedule) -> bool {
-        (self.seed, &self.swarm, &self.decisions) == (other.seed, &other.swarm, &other.decisions)
+        (self.seed, &self.swarm, self.decisions()) == (other.seed, &other.swarm, other.decisions())
     }
 }
 
@@ -76,11 +82,43 @@ impl Eq for Schedule {}
 
 impl std::hash::Hash for Schedule {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (self.seed, &self.swarm, &self.decisions).hash(state);
+        (self.seed, &self.swarm, self.decisions()).hash(state);
     }
 }
 
 impl Schedule {
+    /// A schedule of `decisions`.
+    pub(crate) fn new(seed: Seed, swarm: Option<Swarm>, decisions: Vec<Decision>) -> Schedule {
+        Schedule {
+            seed,
+            swarm,
+            decided: std::sync::OnceLock::from(decisions),
+            words: Words::default(),
+            preemptions: None,
+        }
+    }
+
+    /// The schedule a run recorded in `words`.
+    pub(crate) fn recorded(
+        seed: Seed,
+        swarm: Option<Swarm>,
+        words: Words,
+        preemptions: u64,
+    ) -> Schedule {
+        Schedule {
+            seed,
+            swarm,
+            decided: std::sync::OnceLock::new(),
+            words,
+            preemptions: Some(preemptions),
+        }
+    }
+
+    /// The decisions, in order.
+    pub(crate) fn decisions(&self) -> &Vec<Decision> {
+        self.decided.get_or_init(|| self.words.decode())
+    }
+
     /// The seed the run's other random streams come from.
     pub fn seed(&self) -> Seed {
         self.seed
@@ -88,7 +126,7 @@ impl Schedule {
 
     /// How many scheduling steps (task polls) it decides.
     pub fn steps(&self) -> u64 {
-        self.decisions
+        self.decisions()
             .iter()
             .map(|d| match d {
                 Decision::Run { times, .. } => u64::from(*times),
@@ -104,12 +142,12 @@ impl Schedule {
 
     /// Whether it decides nothing.
     pub fn is_empty(&self) -> bool {
-        self.decisions.is_empty()
+        self.decisions().is_empty()
     }
 
     /// How many times the clock moved while tasks were ready (late polls).
     pub fn early_clock_moves(&self) -> u64 {
-        self.decisions
+        self.decisions()
             .iter()
             .filter(|d| matches!(d, Decision::Advance))
             .count() as u64
@@ -117,7 +155,7 @@ impl Schedule {
 
     /// How many scheduler draws it holds.
     pub fn draws(&self) -> u64 {
-        self.decisions
+        self.decisions()
             .iter()
             .filter(|d| matches!(d, Decision::Draw { .. }))
             .count() as u64
@@ -128,7 +166,7 @@ impl Schedule {
     pub fn switches(&self) -> u64 {
         let mut last = None;
         let mut n = 0;
-        for d in &self.decisions {
+        for d in self.decisions() {
             if let Decision::Run { task, .. } = d {
                 if last.is_some_and(|l| l != *task) {
                     n += 1;
@@ -152,16 +190,70 @@ impl Schedule {
     pub fn swarm(&self) -> Option<&Swarm> {
         self.swarm.as_ref()
     }
+}
 
-    /// Appends one step of `task` (merged into a run of the same task).
-    pub(crate) fn push_run(&mut self, task: u32) {
-        if let Some(Decision::Run { task: t, times }) = self.decisions.last_mut() {
-            if *t == task && *times < u32::MAX {
-                *times += 1;
-                return;
+/// Appends one step of `task` to `decisions` (merged into a run of the same
+/// task).
+fn push_run(decisions: &mut Vec<Decision>, task: u32) {
+    if let Some(Decision::Run { task: t, times }) = decisions.last_mut() {
+        if *t == task && *times < u32::MAX {
+            *times += 1;
+            return;
+        }
+    }
+    decisions.push(Decision::Run { task, times: 1 });
+}
+
+/// Decisions as a run records them: a task id per step, or a marker word
+/// (an early clock move; a draw, followed by its value in two words; a
+/// task id that looks like a marker, followed by it). Decoded into
+/// [`Decision`]s, repeated runs merged, when first asked for.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Words(Vec<u32>);
+
+impl Words {
+    const ADVANCE: u32 = u32::MAX;
+    const DRAW: u32 = u32::MAX - 1;
+    const TASK: u32 = u32::MAX - 2;
+
+    /// One step of `task`.
+    #[inline]
+    pub(crate) fn run(&mut self, task: u32) {
+        if task >= Self::TASK {
+            self.0.push(Self::TASK);
+        }
+        self.0.push(task);
+    }
+
+    /// An early clock move.
+    pub(crate) fn advance(&mut self) {
+        self.0.push(Self::ADVANCE);
+    }
+
+    /// A scheduler draw that came out `value`.
+    pub(crate) fn draw(&mut self, value: u64) {
+        self.0
+            .extend([Self::DRAW, value as u32, (value >> 32) as u32]);
+    }
+
+    fn decode(&self) -> Vec<Decision> {
+        let mut out = Vec::new();
+        let mut it = self.0.iter().copied();
+        while let Some(w) = it.next() {
+            match w {
+                Self::ADVANCE => out.push(Decision::Advance),
+                Self::DRAW => {
+                    let lo = u64::from(it.next().unwrap_or(0));
+                    let hi = u64::from(it.next().unwrap_or(0));
+                    out.push(Decision::Draw {
+                        value: (hi << 32) | lo,
+                    });
+                }
+                Self::TASK => push_run(&mut out, it.next().unwrap_or(0)),
+                task => push_run(&mut out, task),
             }
         }
-        self.decisions.push(Decision::Run { task, times: 1 });
+        out
     }
 }
 
@@ -172,7 +264,7 @@ impl fmt::Display for Schedule {
             Some(s) => write!(f, "{s}:")?,
             None => f.write_str("-:")?,
         }
-        for (i, d) in self.decisions.iter().enumerate() {
+        for (i, d) in self.decisions().iter().enumerate() {
             if i > 0 {
                 f.write_str(".")?;
             }
@@ -268,12 +360,7 @@ impl FromStr for Schedule {
             };
             decisions.push(d);
         }
-        Ok(Schedule {
-            seed,
-            swarm,
-            decisions,
-            preemptions: None,
-        })
+        Ok(Schedule::new(seed, swarm, decisions))
     }
 }
 
