@@ -48,8 +48,9 @@
 //! [`TaskId`]: crate::task::TaskId
 //! [`Failure::NonDeterminism`]: crate::Failure::NonDeterminism
 
-use std::sync::Mutex;
+use std::cell::RefCell;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::task::{RawWaker, RawWakerVTable, Waker};
 
 use super::context;
@@ -96,17 +97,88 @@ fn unpack(word: usize) -> WakeTarget {
 
 /// The runs alive in this process, by tag, and the wakes that reached them
 /// from other threads.
+///
+/// Tags are handed to threads in blocks: a thread takes a block of fresh
+/// tags under this registry's lock once every `BLOCK_TAGS` runs, and
+/// lists its live runs' tags in its own [`ThreadTags`], which only it and
+/// the rare foreign wake lock. Threads running seeds in parallel thus do
+/// not contend for a lock on every run.
 struct Registry {
+    /// Where the next block of tags starts.
     next: u32,
-    live: Vec<u32>,
+    /// Every thread that took a block: where its live tags are listed.
+    threads: Vec<Weak<ThreadTags>>,
     foreign: Vec<ForeignWake>,
 }
 
 static REGISTRY: Mutex<Registry> = Mutex::new(Registry {
     next: 1,
-    live: Vec::new(),
+    threads: Vec::new(),
     foreign: Vec::new(),
 });
+
+/// Live tags of runs started where a thread's block was not reachable (a
+/// thread being torn down).
+static OTHER_LIVE: ThreadTags = ThreadTags {
+    live: Mutex::new(Vec::new()),
+};
+
+/// Tags a thread hands out at a time.
+const BLOCK_TAGS: u32 = 256;
+
+/// The tags of the runs alive on one thread: usually one, more while a
+/// run is started inside another.
+#[derive(Debug, Default)]
+pub(crate) struct ThreadTags {
+    live: Mutex<Vec<u32>>,
+}
+
+impl ThreadTags {
+    fn live(&self) -> std::sync::MutexGuard<'_, Vec<u32>> {
+        self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// This thread's block of fresh tags: the next one, the block's end.
+struct Block {
+    next: u32,
+    end: u32,
+    tags: Arc<ThreadTags>,
+}
+
+thread_local! {
+    static BLOCK: RefCell<Option<Block>> = const { RefCell::new(None) };
+}
+
+impl Registry {
+    /// Every live tag, wherever it is listed.
+    fn live_tags(&mut self) -> Vec<u32> {
+        self.threads.retain(|t| t.strong_count() > 0);
+        let mut all = OTHER_LIVE.live().clone();
+        for t in self.threads.iter().filter_map(Weak::upgrade) {
+            all.extend(t.live().iter().copied());
+        }
+        all
+    }
+
+    /// The start of a block of tags none of which is live (a tag is
+    /// reused only after 16 million runs, and only if its run has ended).
+    fn take_block(&mut self) -> u32 {
+        let live = self.live_tags();
+        loop {
+            let start = self.next;
+            let end = start + BLOCK_TAGS;
+            if end > 1 << TAG_BITS {
+                self.next = 1;
+                continue;
+            }
+            self.next = end;
+            if !live.iter().any(|t| (start..end).contains(t)) {
+                return start;
+            }
+        }
+    }
+}
 /// Foreign wakes waiting in the registry (a cheap check for the usual none).
 static FOREIGN_PENDING: AtomicUsize = AtomicUsize::new(0);
 const FOREIGN_CAP: usize = 256;
@@ -119,29 +191,56 @@ fn registry() -> std::sync::MutexGuard<'static, Registry> {
 /// this tag are ignored. Tags only tell runs apart for wakes and foreign
 /// wake reports; they never reach a trace or a decision.
 #[derive(Debug)]
-pub(crate) struct RunTag(pub(crate) u32);
+pub(crate) struct RunTag(pub(crate) u32, Option<Arc<ThreadTags>>);
 
 impl RunTag {
     pub(crate) fn new() -> RunTag {
-        let mut r = registry();
-        loop {
-            let tag = r.next;
-            r.next = if tag + 1 >= 1 << TAG_BITS { 1 } else { tag + 1 };
-            if !r.live.contains(&tag) {
-                r.live.push(tag);
-                return RunTag(tag);
+        let mine = BLOCK.try_with(|b| {
+            let mut b = b.borrow_mut();
+            if b.as_ref().is_none_or(|b| b.next == b.end) {
+                let mut r = registry();
+                let tags = match b.take() {
+                    Some(old) => old.tags,
+                    None => {
+                        let t = Arc::new(ThreadTags::default());
+                        r.threads.push(Arc::downgrade(&t));
+                        t
+                    }
+                };
+                let start = r.take_block();
+                *b = Some(Block {
+                    next: start,
+                    end: start + BLOCK_TAGS,
+                    tags,
+                });
             }
-        }
+            let b = b.as_mut().expect("a block was just taken");
+            let tag = b.next;
+            b.next += 1;
+            b.tags.live().push(tag);
+            RunTag(tag, Some(b.tags.clone()))
+        });
+        mine.unwrap_or_else(|_| {
+            let mut r = registry();
+            let tag = r.take_block();
+            OTHER_LIVE.live().push(tag);
+            RunTag(tag, None)
+        })
     }
 }
 
 impl Drop for RunTag {
     fn drop(&mut self) {
-        let mut r = registry();
         let tag = self.0;
-        r.live.retain(|t| *t != tag);
-        r.foreign.retain(|f| f.target.tag != tag);
-        FOREIGN_PENDING.store(r.foreign.len(), Ordering::Relaxed);
+        let home = self.1.as_deref().unwrap_or(&OTHER_LIVE);
+        home.live().retain(|t| *t != tag);
+        // A foreign wake is recorded while its run's list is locked, so
+        // one recorded before the removal above is visible here.
+        if FOREIGN_PENDING.load(Ordering::Relaxed) > 0 {
+            let mut r = registry();
+            r.foreign.retain(|f| f.target.tag != tag);
+            FOREIGN_PENDING.store(r.foreign.len(), Ordering::Relaxed);
+        }
     }
 }
 
@@ -251,9 +350,22 @@ fn record_foreign(target: WakeTarget) {
         None => "an unnamed thread".to_string(),
     };
     let mut r = registry();
-    if !r.live.contains(&target.tag) {
-        return;
+    r.threads.retain(|t| t.strong_count() > 0);
+    let homes: Vec<Arc<ThreadTags>> = r.threads.iter().filter_map(Weak::upgrade).collect();
+    // The list that holds the tag stays locked while the wake is recorded:
+    // the run's `RunTag::drop` (which takes that lock first) then sees the
+    // wake pending and removes it.
+    let mut holding = None;
+    for home in homes.iter().map(|t| &**t).chain([&OTHER_LIVE]) {
+        let live = home.live();
+        if live.contains(&target.tag) {
+            holding = Some(live);
+            break;
+        }
     }
+    let Some(_live) = holding else {
+        return;
+    };
     if r.foreign.len() >= FOREIGN_CAP {
         r.foreign.remove(0);
     }
