@@ -389,7 +389,16 @@ impl Executor {
 
     /// After a poll returned (or unwound): a livelock found inside it fails
     /// the run before anything else is made of the poll's result.
+    #[inline]
     pub(crate) fn after_poll(&self, w: &World, key: TaskKey) {
+        if self.poll_livelock.get().is_some() {
+            self.poll_looped(w, key);
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn poll_looped(&self, w: &World, key: TaskKey) {
         if let Some(wakes) = self.poll_livelock.take() {
             let found = self.inspect(key, |e| (e.info(), e.polls));
             if let Some((info, polls)) = found {
@@ -399,6 +408,7 @@ impl Executor {
     }
 
     /// Makes task `index` ready if its id still matches (a waker's wake).
+    #[inline]
     pub(crate) fn wake(&self, w: &World, index: u32, id_low: u16) {
         self.note_self_wake(index, id_low);
         let mut t = self.table.borrow_mut();

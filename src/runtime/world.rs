@@ -556,7 +556,9 @@ impl World {
 
     /// The traced half of [`World::record_plain`]: a few compares and a
     /// store in the usual case (the store's slow path is out of line).
-    #[inline(always)]
+    /// Out of line itself: inlined, it made every caller (a yield, a wake)
+    /// save more registers, trace off too.
+    #[inline(never)]
     fn push_plain(&self, code: u8, arg: u32) {
         let task = self.exec.current_id();
         self.tracer.trace.borrow_mut().store.push_plain(

@@ -272,10 +272,8 @@ impl Scheduler {
     /// Whether the clock may move `by` now although tasks are ready.
     pub(crate) fn clock_may_move(&mut self, by: Duration) -> bool {
         let yes = each!(&mut self.active, p => p.clock_may_move(by));
-        if yes {
-            if self.record.is_some() {
-                self.words.advance();
-            }
+        if yes && self.record.is_some() {
+            self.words.advance();
         }
         yes
     }
