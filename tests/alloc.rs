@@ -252,12 +252,14 @@ fn uncontended_sync_operations_allocate_nothing() {
 fn warm_window_allocs(
     verbosity: Verbosity,
     mode: lockstep::trace::TraceMode,
+    record_schedule: bool,
     spawn_tasks: fn(Rc<Cell<bool>>) -> Vec<JoinHandle<()>>,
 ) -> (u64, u64) {
     let outcome = Sim::builder()
         .seed(3)
         .verbosity(verbosity)
         .trace_mode(mode)
+        .record_schedule(record_schedule)
         .no_step_limit()
         .build()
         .run(async move {
@@ -327,13 +329,21 @@ fn yields_and_contended_locks_allocate_nothing_once_warm() {
             // A full trace in a warm ring reuses its chunks.
             (Verbosity::Full, TraceMode::Ring(2_000)),
         ] {
-            let (during, steps) = warm_window_allocs(verbosity, mode, tasks);
+            let (during, steps) = warm_window_allocs(verbosity, mode, false, tasks);
             assert!(steps > 10_000, "{name}: only {steps} steps");
             assert_eq!(
                 during, 0,
                 "{name}, trace {verbosity}: {during} allocations in a warm window"
             );
         }
+        // A traced run also records its schedule (4 bytes a step, for
+        // replay and shrinking), which grows with the run: at most one
+        // doubling of its buffer in a window, never one per step.
+        let (during, _) = warm_window_allocs(Verbosity::Full, TraceMode::Ring(2_000), true, tasks);
+        assert!(
+            during <= 1,
+            "{name}, trace full, schedule recorded: {during} allocations in a warm window"
+        );
     }
 }
 
