@@ -597,7 +597,11 @@ impl World {
         let mut trace = self.tracer.trace.borrow_mut();
         let store = &mut trace.store;
         let id = store.strings.intern_cached(self.tracer.epoch, cache, label);
-        let c = store.sync_id(code, id, detail.as_ref(), to);
+        let c = match (&detail, to) {
+            // A send or a receive: nothing to intern but the label.
+            (None, None) => Compact::new(code, id),
+            _ => store.sync_id(code, id, detail.as_ref(), to),
+        };
         store.push(self.step.get(), self.now.get(), task, c);
     }
 
