@@ -125,7 +125,7 @@ impl Manifest {
             seed: outcome.seed().to_string(),
             failure_kind: failure_kind.to_string(),
             failure: failure.lines().next().unwrap_or_default().to_string(),
-            policy: sim.policy().to_string(),
+            policy: crate::runtime::policy_spec(sim.policy(), sim.poll_cost()),
             max_virtual_time: sim.max_virtual_time().map(format_duration),
             max_steps: sim.max_steps(),
             faults: faults.map(ToString::to_string),

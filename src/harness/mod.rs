@@ -166,6 +166,12 @@ impl SimTest {
         self
     }
 
+    /// See [`SimBuilder::poll_cost`].
+    pub fn poll_cost(mut self, cost: crate::explore::PollCost) -> Self {
+        self.builder = self.builder.poll_cost(cost);
+        self
+    }
+
     /// See [`SimBuilder::faults`]: the plan is applied in every seed's run
     /// (a [`FaultPlan::random`](crate::fault::FaultPlan::random) plan is
     /// drawn from each seed).
