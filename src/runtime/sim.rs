@@ -65,8 +65,10 @@ pub enum Policy {
     /// `buggify!` points are enabled (see [`Swarm`](crate::explore::Swarm)).
     Swarm,
     /// The exploration mix: each seed draws `Random` or `Pct` (depth 2 to
-    /// 4), late polls (see [`LatePolls`](crate::explore::LatePolls)) and a
-    /// swarm configuration. What a sweep looking for bugs should use.
+    /// 4), late polls (see [`LatePolls`](crate::explore::LatePolls)), a
+    /// swarm configuration, and on one seed in four a poll cost (see
+    /// [`PollCost`](crate::explore::PollCost)). What a sweep looking for
+    /// bugs should use.
     Mix,
 }
 
