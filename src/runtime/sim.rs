@@ -22,7 +22,7 @@ use crate::trace::{TraceMode, Verbosity};
 /// | `Fifo` | `fifo` | the natural order of a production executor; explores nothing |
 /// | `Pct { depth }` | `pct:3` (`pct` = `pct:3`) | ordering bugs of a given depth, in far fewer seeds than uniform choice |
 /// | `Swarm` | `swarm` | `Random`, with each seed enabling its own subset of random fault kinds and buggify points |
-/// | `Mix` | `mix` | exploration: per seed, `Random` or `Pct` of depth 2 to 4, late polls, a swarm configuration, and on one seed in four a poll cost, all drawn from the seed |
+/// | `Mix` | `mix` | exploration: per seed, `Random` or `Pct` of depth 2 to 4, late polls, a swarm configuration, and on one seed in two a poll cost, all drawn from the seed |
 ///
 /// Where a policy is given as text (`lockstep explore --policy`,
 /// `#[sim_test(policy = "...")]`), a poll cost may follow it:
@@ -66,7 +66,7 @@ pub enum Policy {
     Swarm,
     /// The exploration mix: each seed draws `Random` or `Pct` (depth 2 to
     /// 4), late polls (see [`LatePolls`](crate::explore::LatePolls)), a
-    /// swarm configuration, and on one seed in four a poll cost (see
+    /// swarm configuration, and on one seed in two a poll cost (see
     /// [`PollCost`](crate::explore::PollCost)). What a sweep looking for
     /// bugs should use.
     Mix,
@@ -468,7 +468,7 @@ impl SimBuilder {
     /// the timers due by then fire before the next task is picked, so a
     /// woken task can run after a timer that fell due while other tasks
     /// ran, and a slow host's tasks lag behind. Off by default; on for one
-    /// seed in four under [`Policy::Mix`]; never under [`Policy::Fifo`].
+    /// seed in two under [`Policy::Mix`]; never under [`Policy::Fifo`].
     /// [`PollCost::OFF`] turns it off under `Mix` too. A recorded
     /// schedule carries the setting, so a replay repeats the charges.
     ///
