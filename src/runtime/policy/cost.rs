@@ -47,8 +47,17 @@ use crate::time::{Duration, format_duration};
 const MAX_SLOWEST: u32 = 64;
 
 /// Virtual time charged per poll: up to `max`, times the host's speed
-/// factor (hosts draw distinct factors from `1x` to `slowest`x). See the
-/// [module docs](self) for what it models.
+/// factor (hosts draw distinct factors from `1x` to `slowest`x).
+///
+/// Polls take no virtual time otherwise, so a woken task always runs
+/// before any later timer, and every host is equally fast. With charges,
+/// time flows while tasks work: a timer that falls due while other tasks
+/// run fires before the woken task is polled (the cancellation race of a
+/// loaded executor, with the author's own distinct durations), and the
+/// tasks of a slow host lag behind their peers (a lease or heartbeat it
+/// misses). Set it with [`SimBuilder::poll_cost`](crate::SimBuilder::poll_cost);
+/// the charges come from the seed and a recorded schedule carries the
+/// setting, so a replay repeats them.
 ///
 /// Text form (`--policy random+cost:1ms:8x`, `#[sim_test(policy =
 /// "random+cost:1ms:8x")]`): `cost:MAX` or `cost:MAX:Kx`.
