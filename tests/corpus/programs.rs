@@ -438,9 +438,11 @@ pub const LEASE: Duration = Duration::from_millis(12);
 /// write, with no await in between, and steps down if the lease lapsed).
 ///
 /// Polls take no virtual time unless charged, so uniform and PCT
-/// scheduling never find it; poll cost finds it when the worker's host is
-/// slow: at equal speeds, with up to 1 ms per poll, the batch always ends
-/// within the lease; on a host 8 times slower it often does not. (Late
+/// scheduling never find it; poll cost finds it when hosts are slow: at
+/// equal speeds, with up to 1 ms per poll, the batch always ends within
+/// the lease; with hosts up to 8 times slower it often does not (the
+/// worker's own polls take longer, and so do the monitor's, which run on
+/// the same simulated executor while the worker's batch is under way). (Late
 /// polls that keep moving the clock while the worker starves reach it too,
 /// rarely: in 3 of 20 sweeps of 2,000 `mix` seeds without poll cost.)
 pub fn slow_host_lease(sim: &Sim, fixed: bool) -> Outcome<()> {

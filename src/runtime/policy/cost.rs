@@ -14,6 +14,12 @@
 //! due by then fire, in their usual (deadline, sequence) order, before the
 //! next task is picked.
 //!
+//! The simulation is one executor: every host's polls run on it one after
+//! the other, so a poll on a slow host holds up every task, as a
+//! saturated core shared by all hosts would; a host is not a CPU of its
+//! own (a model where each host's CPU is busy until its polls' time is
+//! spent, while other hosts' tasks run, is not built).
+//!
 //! Unlike late polls ([`LatePolls`](super::LatePolls)), which jump to the
 //! next timer, the charges make time flow with work: the author's own,
 //! distinct durations decide which timer falls due during which stretch
