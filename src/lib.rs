@@ -162,8 +162,10 @@ pub use trace::Verbosity;
 /// At the first failing seed the test panics with a report: the failure,
 /// the seed, the virtual time and steps, the last trace events, and the
 /// exact command that replays it (`LOCKSTEP_SEED=0x… cargo test -p … --test
-/// … -- name --exact`); the full trace is written under
-/// `target/lockstep/`. Environment variables override the attribute:
+/// … -- name --exact`), the run's schedule with the command that follows it
+/// exactly, and `lockstep shrink <bundle>` for a minimal interleaving; the
+/// full trace and the failure bundle are written under `target/lockstep/`.
+/// Environment variables override the attribute:
 ///
 /// | variable | effect |
 /// |---|---|
@@ -171,6 +173,8 @@ pub use trace::Verbosity;
 /// | `LOCKSTEP_SEEDS=500` | run this many seeds |
 /// | `LOCKSTEP_SEED_BASE=n` or `=random` | start the seed range elsewhere (a nightly job explores fresh seeds) |
 /// | `LOCKSTEP_TRACE=path` | also write the failing or replayed seed's trace there (`.jsonl`: JSON lines) |
+/// | `LOCKSTEP_SCHEDULE=S1:…` | follow a recorded schedule exactly (its text, a file holding it, or a bundle folder); the report of a failing seed prints this command |
+/// | `LOCKSTEP_SHRINK=1` | shrink the failing run's schedule to a minimal interleaving and report that run (what `lockstep shrink <bundle>` asks the test to do) |
 pub use lockstep_macros::sim_test;
 
 /// Whether the calling code runs inside a lockstep simulation (on the

@@ -51,7 +51,8 @@ use crate::trace::Verbosity;
 /// `lockstep shrink`.
 #[derive(clap::Args)]
 pub(crate) struct Args {
-    /// A failure bundle of a scenario run with a fault plan.
+    /// A failure bundle: of a scenario run (its fault plan, then its
+    /// schedule), or of a #[sim_test] (its schedule, shrunk by the test).
     bundle: PathBuf,
     /// At most this many runs.
     #[arg(long, default_value_t = 400)]
