@@ -261,3 +261,29 @@ fn pct_does_not_starve_the_task_a_yielding_loop_waits_for() {
         assert!(outcome.is_ok(), "seed {seed}: {:?}", outcome.failure());
     }
 }
+
+#[test]
+fn a_huge_poll_cost_stops_at_the_time_limit() {
+    // Charges never carry the clock past the limit: the run ends on its
+    // own terms (here it finishes: the clock is capped, not failed).
+    let cost = lockstep::explore::PollCost::new(Duration::from_secs(u64::MAX / 1_000_000_000))
+        .host_speeds(64);
+    let outcome = Sim::builder()
+        .seed(3)
+        .poll_cost(cost)
+        .max_virtual_time(Duration::from_secs(10))
+        .build()
+        .run(async {
+            let host = Host::client("slow");
+            host.spawn(async {
+                for _ in 0..5 {
+                    yield_now().await;
+                }
+            })
+            .await
+            .unwrap();
+            lockstep::time::now()
+        });
+    let end = outcome.into_result().unwrap();
+    assert!(end <= Instant::START + Duration::from_secs(10), "{end:?}");
+}

@@ -281,7 +281,8 @@ impl CostState {
         let milli = host
             .and_then(|h| self.speeds.get(h).copied())
             .unwrap_or(1000);
-        ((u128::from(base) * u128::from(milli) / 1000) as u64, milli)
+        let ns = u128::from(base) * u128::from(milli) / 1000;
+        (u64::try_from(ns).unwrap_or(u64::MAX), milli)
     }
 }
 
