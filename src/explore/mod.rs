@@ -330,6 +330,46 @@ impl<T, R: FnMut(&Sim) -> Outcome<T>> Shrinker<'_, T, R> {
             }
             size /= 2;
         }
+        // Move a task's run back next to its previous run (`A B C A`
+        // becomes `A A B C`): the same steps of every task, fewer
+        // switches, so the rest of the schedule still fits where only the
+        // order of the steps mattered (the task was ready then: it had
+        // just run, and a yield keeps it ready).
+        let mut i = 2;
+        while i < self.best.decisions.len() && self.budget_left() {
+            let d = &self.best.decisions;
+            let target = match d[i] {
+                Decision::Run { task, .. } => {
+                    let mut j = i;
+                    let mut found = None;
+                    while j > 0 {
+                        j -= 1;
+                        match d[j] {
+                            Decision::Run { task: t, .. } if t == task => {
+                                found = Some(j);
+                                break;
+                            }
+                            Decision::Run { .. } => {}
+                            _ => break,
+                        }
+                    }
+                    found.filter(|&j| j + 1 < i)
+                }
+                _ => None,
+            };
+            let candidate = target.map(|j| {
+                let mut d = d.clone();
+                let run = d.remove(i);
+                d.insert(j + 1, run);
+                d
+            });
+            let moved = candidate.is_some_and(|d| self.try_candidate(self.with(d)));
+            if moved {
+                better = true;
+            } else {
+                i += 1;
+            }
+        }
         // Let the previous task go on instead of switching (a preemption
         // fewer where the switch was not needed).
         let mut i = 1;
