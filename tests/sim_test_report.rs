@@ -276,6 +276,12 @@ fn the_report_shows_the_schedule_and_following_it_replays_exactly() {
             "{text}"
         );
         assert_eq!(std::fs::read_to_string(&trace).unwrap(), first);
+        // Its own replay command follows the schedule (not the seed).
+        assert!(
+            field(&text, "replay:").starts_with("LOCKSTEP_SCHEDULE="),
+            "{text}"
+        );
+        assert!(!text.contains("same schedule:"), "{text}");
     }
     // A schedule that is not one is a clear error.
     let bad = child(&[("LOCKSTEP_SCHEDULE", Path::new("S1:0x1:-:0.zz"))], None);

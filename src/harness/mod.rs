@@ -469,7 +469,12 @@ impl SimTest {
             }
         }
         let dir = bundle::test_dir(&self.meta, seed, how.suffix);
-        let mut report = report::render(&self.meta, seed, tried, cause, traced, &file, &dir);
+        let follows = how.builder.clone().build().replay_schedule().is_some();
+        let run = report::RunSchedule {
+            bundle_dir: &dir,
+            follows_schedule: follows,
+        };
+        let mut report = report::render(&self.meta, seed, tried, cause, traced, &file, run);
         if let Some(note) = how.note {
             report.push_str(note);
         }

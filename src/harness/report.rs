@@ -238,8 +238,12 @@ pub(crate) fn render<T>(
     cause: &Cause,
     traced: &Outcome<T>,
     trace_file: &Result<PathBuf, String>,
-    bundle_dir: &Path,
+    run: RunSchedule<'_>,
 ) -> String {
+    let RunSchedule {
+        bundle_dir,
+        follows_schedule,
+    } = run;
     let mut r = String::new();
     let (index, total) = tried;
     let _ = writeln!(
@@ -294,14 +298,26 @@ pub(crate) fn render<T>(
     for line in traced.trace().render_tail(TAIL).lines() {
         let _ = writeln!(r, "    {line}");
     }
-    let _ = writeln!(r, "\n  replay:        {}", meta.replay_command(seed));
-    if let Some((_, text)) = &schedule {
+    let same = schedule.as_ref().map(|(_, text)| {
         let spec = if text.len() <= INLINE_SCHEDULE {
             text.clone()
         } else {
             schedule_file(bundle_dir).display().to_string()
         };
-        let _ = writeln!(r, "  same schedule: {}", meta.schedule_command(&spec));
+        meta.schedule_command(&spec)
+    });
+    match (same, follows_schedule) {
+        // The run followed a schedule (a replay, a shrunk run): rerunning
+        // the seed would not reproduce it.
+        (Some(same), true) => {
+            let _ = writeln!(r, "\n  replay:        {same}");
+        }
+        (same, _) => {
+            let _ = writeln!(r, "\n  replay:        {}", meta.replay_command(seed));
+            if let Some(same) = same {
+                let _ = writeln!(r, "  same schedule: {same}");
+            }
+        }
     }
     match trace_file {
         Ok(path) => {
@@ -312,6 +328,14 @@ pub(crate) fn render<T>(
         }
     }
     r
+}
+
+/// What the report says about the run's schedule: where its bundle keeps
+/// it, and whether the run followed it (a replay, a shrunk run) rather
+/// than drawing it from the seed.
+pub(crate) struct RunSchedule<'a> {
+    pub(crate) bundle_dir: &'a Path,
+    pub(crate) follows_schedule: bool,
 }
 
 /// Where a bundle keeps its schedule.
