@@ -112,6 +112,20 @@ fn every_fixed_twin_passes_500_seeds_under_every_policy() {
                 );
             }
         }
+        // And with every poll charged, on hosts up to 8x slower.
+        let cost = PollCost::new(Duration::from_millis(1)).host_speeds(8);
+        for policy in [Policy::Random, Policy::Pct { depth: 3 }] {
+            for seed in 0..500 {
+                let charged = sim(seed, policy).to_builder().poll_cost(cost).build();
+                let outcome = (p.run)(&charged, true);
+                assert!(
+                    outcome.is_ok(),
+                    "{} (fixed) fails under {policy}+{cost}, seed {seed}: {}",
+                    p.name,
+                    outcome.failure().unwrap()
+                );
+            }
+        }
     }
 }
 
