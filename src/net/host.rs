@@ -295,6 +295,7 @@ impl Host {
                 }
             });
             w.net.clocks.borrow_mut().push(HostClock::default());
+            w.host_created(host.id.index(), &host.name);
             w.record(EventKind::Host {
                 host: host.name.to_string(),
                 what: format!("up at {}", host.ip),
