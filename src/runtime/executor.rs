@@ -413,7 +413,8 @@ impl Executor {
                     Pick::Idle => return None,
                 }
             };
-            if let Some(e) = self.table.borrow_mut().get_mut(key) {
+            let mut table = self.table.borrow_mut();
+            if let Some(e) = table.get_mut(key) {
                 if e.queued {
                     if let Some(h) = e.host.filter(|h| self.is_paused(*h)) {
                         // Stays `queued`: released as is when the host resumes.
@@ -422,7 +423,8 @@ impl Executor {
                         continue;
                     }
                     e.queued = false;
-                    sched.record_run(key, &self.ready);
+                    // In the ready queue: queued, and not parked.
+                    sched.record_run(key, |k| table.get(k).is_some_and(|e| e.queued && !e.parked));
                     return Some((key, n));
                 }
             }

@@ -28,7 +28,6 @@
 //! schedule appends to a run-length encoded list (a step of the task that
 //! ran last is a counter increment).
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
@@ -269,10 +268,10 @@ impl Scheduler {
     /// accepted), and whether that preempts the task polled before it
     /// (still in `ready`: it yielded, or was woken again).
     #[inline]
-    pub(crate) fn record_run(&mut self, key: TaskKey, ready: &RefCell<VecDeque<TaskKey>>) {
+    pub(crate) fn record_run(&mut self, key: TaskKey, is_ready: impl FnOnce(TaskKey) -> bool) {
         if let Some(s) = &mut self.record {
             if let Some(last) = self.last_run {
-                if last != key && ready.borrow().contains(&last) {
+                if last != key && is_ready(last) {
                     *s.preemptions.get_or_insert(0) += 1;
                 }
             }
