@@ -68,8 +68,10 @@ pub(crate) struct Counters {
 pub(crate) struct Tracer {
     level: Verbosity,
     trace: RefCell<Trace>,
-    /// Interned names of hosts, by host index (`u32::MAX`: not yet known).
+    /// Interned names of groups, by group index (`u32::MAX`: not yet known).
     hosts: RefCell<Vec<u32>>,
+    /// Names of groups, by group index.
+    group_names: RefCell<Vec<Option<std::rc::Rc<str>>>>,
     /// Identifies this run's trace, for caches of interned ids kept by
     /// long-lived objects (a sync primitive's label). Unique in the process.
     pub(crate) epoch: u64,
@@ -114,10 +116,10 @@ pub(crate) struct World {
     foreign: RefCell<Vec<(Option<crate::check::TaskInfo>, String)>>,
     pub(crate) stats: Counters,
     pub(crate) watchdog: Option<Arc<Slot>>,
-    /// Hosts, sockets, links and faults; empty until a host is created.
-    pub(crate) net: crate::net::NetSlot,
-    /// Sync primitives' per-run state: auto-names, the deadlock walk.
-    pub(crate) sync: crate::sync::Registry,
+    /// The per-run state of the layers built on the runtime (see `ext`).
+    pub(crate) ext: super::ext::Slots,
+    /// Host clocks (skew and drift), by group.
+    pub(crate) clocks: crate::time::clock::Clocks,
 }
 
 /// FNV-1a over the bytes of a text, fed piece by piece as it is formatted
@@ -180,6 +182,7 @@ impl World {
                     _ => Trace::for_mode(&config.trace_mode).unwrap_or_else(|e| panic!("{e}")),
                 }),
                 hosts: RefCell::new(Vec::new()),
+                group_names: RefCell::new(Vec::new()),
                 epoch: TRACE_EPOCH.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             },
             failure: RefCell::new(None),
@@ -196,8 +199,8 @@ impl World {
                 )
             }),
             progress: Cell::new(0),
-            net: crate::net::NetSlot::default(),
-            sync: crate::sync::Registry::default(),
+            ext: super::ext::Slots::default(),
+            clocks: crate::time::clock::Clocks::default(),
         }
     }
 
@@ -345,7 +348,7 @@ impl World {
         self.collect_foreign();
         let next = self.timers.borrow().next_deadline();
         let Some(deadline) = next else {
-            self.fail(Failure::Deadlock(crate::sync::deadlock::stalled(self)));
+            self.fail(Failure::Deadlock(self.layers_stalled()));
             return false;
         };
         if let Some(limit) = self.config.max_virtual_time {
@@ -608,7 +611,7 @@ impl World {
         child: TaskId,
         name: Option<&str>,
         site: Option<&'static Location<'static>>,
-        host: Option<crate::net::HostId>,
+        host: Option<super::ext::Group>,
     ) {
         if !self.tracing(Verbosity::Summary) || self.failed() {
             return;
@@ -627,14 +630,31 @@ impl World {
         );
     }
 
-    /// The interned name of host `h` (`u32::MAX` if unknown).
-    fn host_string(&self, h: crate::net::HostId) -> u32 {
+    /// Names group `g` in the trace (the network names a host's group
+    /// when it makes the host).
+    pub(crate) fn name_group(&self, g: super::ext::Group, name: std::rc::Rc<str>) {
+        let mut names = self.tracer.group_names.borrow_mut();
+        if names.len() <= g.index() {
+            names.resize(g.index() + 1, None);
+        }
+        names[g.index()] = Some(name);
+    }
+
+    /// The interned name of group `h` (`u32::MAX` if unknown).
+    fn host_string(&self, h: super::ext::Group) -> u32 {
         if let Some(&id) = self.tracer.hosts.borrow().get(h.index()) {
             if id != u32::MAX {
                 return id;
             }
         }
-        let Some(name) = crate::net::try_host_name(self, h) else {
+        let Some(name) = self
+            .tracer
+            .group_names
+            .borrow()
+            .get(h.index())
+            .cloned()
+            .flatten()
+        else {
             return u32::MAX;
         };
         let id = self.tracer.trace.borrow_mut().store.strings.intern(&name);
@@ -670,6 +690,12 @@ impl World {
 
     #[inline]
     fn failed(&self) -> bool {
+        self.has_failed.get()
+    }
+
+    /// Whether the run has failed.
+    #[inline]
+    pub(crate) fn has_failed(&self) -> bool {
         self.has_failed.get()
     }
 
@@ -745,7 +771,7 @@ impl World {
                     self.exec.after_poll(self, super::executor::MAIN_KEY);
                     match res {
                         Ok(Poll::Pending) => {
-                            crate::sync::deadlock::after_pending(self, super::executor::MAIN_KEY);
+                            self.layers_after_pending(super::executor::MAIN_KEY);
                             self.exec.end_main_step();
                         }
                         Ok(Poll::Ready(value)) => {
@@ -792,12 +818,12 @@ impl World {
             self.diverged(d);
             return;
         }
-        crate::fault::check_unapplied(self);
+        self.layers_main_finished();
         if self.failed() {
             return;
         }
         let leaked = self.exec.leaked();
-        let sockets = crate::net::leaked_sockets(self);
+        let sockets = self.layers_leaks();
         if !leaked.is_empty() || !sockets.is_empty() {
             let report = Failure::Leak(LeakReport {
                 tasks: leaked,
@@ -827,9 +853,7 @@ impl World {
                 }
             }
             self.exec.spawn_main(&self, site);
-            if let Some(plan) = &self.config.faults {
-                crate::fault::install(&self, plan);
-            }
+            self.layers_start();
             let mut main = std::pin::pin!(Some(main));
             let value = self.drive(main.as_mut(), site);
             // Drop what is left inside the context, so that `Drop` impls
@@ -839,7 +863,7 @@ impl World {
             *self.timers.borrow_mut() = Timers::default();
             // Host factories and socket buffers may hold user values whose
             // `Drop` calls lockstep: drop them while the context is entered.
-            self.net.clear();
+            self.layers_teardown();
             self.collect_foreign();
             value
         };

@@ -43,7 +43,7 @@
 //! reports into warnings for such programs; cloning the sender for each
 //! task (the usual way) avoids the question.
 
-use super::resource::Epoch;
+use super::resource::{Epoch, Registry};
 use crate::runtime::context;
 use crate::runtime::waker::TaskKey;
 use crate::runtime::world::World;
@@ -61,20 +61,22 @@ impl Place {
     /// The calling task, if any.
     pub(crate) fn here(w: &World) -> Option<Place> {
         let task = w.exec.current_key()?;
+        let reg = Registry::of(w);
         Some(Place {
             task,
-            moves: w.sync.moves_of(task),
-            epoch: w.sync.epoch,
+            moves: reg.moves_of(task),
+            epoch: reg.epoch,
         })
     }
 
     /// The holding task, if the placement still stands.
     pub(crate) fn task(self, w: &World) -> Option<TaskKey> {
-        if self.epoch != w.sync.epoch {
+        let reg = Registry::of(w);
+        if self.epoch != reg.epoch {
             return None;
         }
         let live = w.exec.inspect(self.task, |_| ()).is_some();
-        (live && w.sync.moves_of(self.task) == self.moves).then_some(self.task)
+        (live && reg.moves_of(self.task) == self.moves).then_some(self.task)
     }
 }
 
@@ -179,7 +181,7 @@ impl Places {
 pub(crate) fn moved() {
     context::try_with(|w| {
         if let Some(k) = w.exec.current_key() {
-            w.sync.bump_moves(k);
+            Registry::of(w).bump_moves(k);
         }
     });
 }
@@ -188,10 +190,11 @@ pub(crate) fn moved() {
 /// it. Also records who spawned whom.
 pub(crate) fn task_spawned(w: &World, child: TaskKey) {
     let parent = w.exec.current_key();
+    let reg = Registry::of(w);
     if let Some(k) = parent {
-        w.sync.bump_moves(k);
+        reg.bump_moves(k);
     }
-    w.sync.note_parent(child, parent);
+    reg.note_parent(child, parent);
 }
 
 /// The calling task sent a `T` on a channel: handles it holds may have
