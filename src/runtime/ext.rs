@@ -34,10 +34,12 @@
 //!   is first polled (the fault plan of the settings is installed here).
 //! - [`Layer::spawned`]: after every spawn, with the child's key, while
 //!   the parent (if any) is still the current task.
-//! - [`Layer::after_pending`]: after a task's poll returned `Pending`, only
-//!   when its waiting list holds a wait the analysis follows (a `JoinHandle`
-//!   or a [`LayerWait`] marked `followed`): the uncontended path costs one
-//!   look at the list, nothing more.
+//! - [`Layer::after_pending`]: after a spawned task's poll returned
+//!   `Pending`, only when its waiting list holds a wait the analysis
+//!   follows (a `JoinHandle` or a [`LayerWait`] marked `followed`): the
+//!   uncontended path costs one look at the list, nothing more. After the
+//!   main task's `Pending`, always (the drive loop does not look at its
+//!   list; the hook does).
 //! - [`Layer::stalled`]: nothing can run and no timer is pending. The first
 //!   layer with this hook writes the deadlock report; without one the
 //!   runtime lists the blocked tasks itself.
