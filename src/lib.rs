@@ -215,6 +215,22 @@ pub struct ReadmeDoctests;
 pub mod __private {
     pub use crate::harness::snapshot::{AsTrace, snapshot_dir, stable_trace};
     pub use crate::harness::{SimTest, TestMeta, TestOutput};
+    pub use crate::task::JoinError;
+
+    /// Spawns `future` on `host` with the given spawn site (the user's test,
+    /// for a task spawned on its behalf) and awaits it; a panic of the task
+    /// fails the run as an observed panic, its root cause.
+    pub async fn run_on_host<F>(
+        host: &crate::net::Host,
+        future: F,
+        site: &'static std::panic::Location<'static>,
+    ) -> Result<F::Output, JoinError>
+    where
+        F: std::future::Future + 'static,
+        F::Output: 'static,
+    {
+        crate::task::propagate(host.spawn_at(future, site)).await
+    }
     pub use crate::trace::{user_event, user_events_enabled, user_line};
     pub use insta;
 }

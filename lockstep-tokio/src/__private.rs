@@ -169,7 +169,8 @@ where
     if let Some(nanos) = options.max_time_nanos {
         test = test.max_virtual_time(lockstep::time::Duration::from_nanos(nanos));
     }
-    test.run(move || on_test_host(body()));
+    let site = std::panic::Location::caller();
+    test.run(move || on_test_host(body(), site));
 }
 
 /// Runs a test body on the simulated host [`TEST_HOST`], so that it may
@@ -177,21 +178,23 @@ where
 /// behind end with the simulation (as tokio's test runtime drops them)
 /// instead of being reported as leaks.
 ///
-/// The body's task is detached: if it panics, the panic is unobserved and
-/// lockstep reports it, with its location, as the run's failure.
-async fn on_test_host<Fut>(body: Fut) -> Result<(), Returned>
+/// The body's task is spawned at the test's own site (`site`, the line of
+/// `#[tokio::test]`) and awaited: if it panics, that panic, with its
+/// location, is the run's failure, reported as the test's.
+async fn on_test_host<Fut>(
+    body: Fut,
+    site: &'static std::panic::Location<'static>,
+) -> Result<(), Returned>
 where
     Fut: Future + 'static,
     Fut::Output: TestOutput + 'static,
 {
-    let (tx, rx) = lockstep::sync::oneshot::channel();
     let host = lockstep::net::Host::new(TEST_HOST, || async { Ok(()) });
-    drop(host.spawn(async move {
-        let _ = tx.send(body.await.into_test_result());
-    }));
-    match rx.await {
+    let run = async move { body.await.into_test_result() };
+    match lockstep::__private::run_on_host(&host, run, site).await {
         Ok(result) => result.map_err(Returned),
-        // The body panicked: lockstep fails the run with that panic.
-        Err(_) => Ok(()),
+        Err(e) => Err(Returned(format!(
+            "the test's task ended without a result: {e}"
+        ))),
     }
 }

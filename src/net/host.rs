@@ -354,8 +354,22 @@ impl Host {
         F: Future + 'static,
         F::Output: 'static,
     {
+        self.spawn_at(future, Location::caller())
+    }
+
+    /// [`spawn`](Self::spawn), with the spawn site given (for code that
+    /// spawns on a user's behalf: `#[tokio::test]` names the test).
+    #[track_caller]
+    pub(crate) fn spawn_at<F>(
+        &self,
+        future: F,
+        site: &'static Location<'static>,
+    ) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
         let id = self.checked_id("lockstep::net::Host::spawn");
-        let site = Location::caller();
         let handle = context::with("lockstep::net::Host::spawn", |w| {
             crate::task::spawn_in(
                 w,

@@ -684,6 +684,21 @@ impl Executor {
         w.unobserved_panic(report);
     }
 
+    /// The panic of task `id`, stored for its handle, becomes the run's
+    /// failure as an observed panic (its holder propagates it, see
+    /// `task::propagate`). Returns whether there was one.
+    pub(crate) fn propagate_panic(&self, w: &World, id: TaskId) -> bool {
+        let report = {
+            let mut list = self.panicked.borrow_mut();
+            let Some(i) = list.iter().position(|(_, r)| r.task.id == id) else {
+                return false;
+            };
+            list.remove(i).1
+        };
+        w.fail(Failure::Panic(report));
+        true
+    }
+
     /// Panics still held, never taken, when the run ends.
     pub(crate) fn check_unobserved_at_end(&self, w: &World) {
         let list = std::mem::take(&mut *self.panicked.borrow_mut());

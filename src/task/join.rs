@@ -128,6 +128,23 @@ impl<T> Future for JoinHandle<T> {
     }
 }
 
+/// Awaits `handle` on behalf of the user's code (the body of a
+/// `#[tokio::test]`, which lockstep-tokio runs in a task of its own): if the
+/// task panicked, the run fails with that panic as an observed one, the root
+/// cause, and this future never completes (the run stops before the next
+/// step). Otherwise it yields what the handle yields.
+pub(crate) async fn propagate<T>(mut handle: JoinHandle<T>) -> Result<T, JoinError> {
+    std::future::poll_fn(|cx| {
+        if handle.raw.header().state() == State::Panicked
+            && context::try_with(|w| w.exec.propagate_panic(w, handle.key.id)).unwrap_or(false)
+        {
+            return Poll::Pending;
+        }
+        Pin::new(&mut handle).poll(cx)
+    })
+    .await
+}
+
 impl<T> JoinHandle<T> {
     /// `Ready` once the task has ended, without taking its output; else
     /// registers `cx` to be woken when it ends (for `future::wait`).

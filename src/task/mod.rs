@@ -28,6 +28,7 @@ mod join_set;
 mod output;
 
 pub(crate) use cell::{RawTask, State as TaskState};
+pub(crate) use join::propagate;
 pub use join::{JoinError, JoinHandle};
 pub use join_set::JoinSet;
 
