@@ -316,7 +316,7 @@ impl World {
         for l in layers() {
             if let Some(f) = l.main_finished {
                 f(self);
-                if self.has_failed() {
+                if self.failed() {
                     return;
                 }
             }

@@ -688,14 +688,9 @@ impl World {
         self.warnings.borrow_mut().push(failure);
     }
 
-    #[inline]
-    fn failed(&self) -> bool {
-        self.has_failed.get()
-    }
-
     /// Whether the run has failed.
     #[inline]
-    pub(crate) fn has_failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         self.has_failed.get()
     }
 

@@ -118,9 +118,11 @@ pub(crate) fn followed(op: WaitOp) -> bool {
     )
 }
 
-/// The early check: called after task `key` returned `Pending` while
-/// waiting on something [`followed`] (the executor checks that in the same
-/// look at the entry that checks for a pending abort).
+/// The early check, the sync layer's `after_pending` hook: called after
+/// task `key` returned `Pending` while waiting on something followed (a
+/// `JoinHandle`, or a wait on a primitive that [`followed`] marked; the
+/// executor checks that in the same look at the entry that checks for a
+/// pending abort), and after every `Pending` of the main task.
 pub(crate) fn after_pending(w: &World, key: TaskKey) {
     if w.config.deadlock_cycles == Severity::Ignore {
         return;

@@ -192,7 +192,8 @@ impl fmt::Debug for Meta {
     }
 }
 
-/// Per-run state of the sync module, kept in the `World`.
+/// Per-run state of the sync module, kept in the world's extension slots
+/// (`runtime::ext`), created on first use.
 #[derive(Default)]
 pub(crate) struct Registry {
     numbers: [Cell<u32>; Kind::COUNT],
