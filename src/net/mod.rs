@@ -128,7 +128,7 @@ pub use tcp::{TcpConfig, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 
 use crate::runtime::context;
-use crate::runtime::ext::{Awaited, LayerWait};
+use crate::runtime::ext::{Awaited, LayerWait, Op};
 use crate::runtime::world::World;
 use crate::time::Duration;
 use crate::trace::EventKind;
@@ -151,11 +151,11 @@ impl SocketWait {
     /// host may end the wait: the deadlock analysis never follows it.
     pub(crate) fn note(self: &Rc<Self>, w: &World) {
         w.exec
-            .note_waiting(crate::runtime::executor::Waiting::Layer(LayerWait {
-                on: self.clone(),
-                op: 0,
-                followed: false,
-            }));
+            .note_waiting(crate::runtime::executor::Waiting::Layer(LayerWait::new(
+                self.clone(),
+                Op::default(),
+                false,
+            )));
     }
 }
 
@@ -166,7 +166,7 @@ impl std::fmt::Debug for SocketWait {
 }
 
 impl Awaited for SocketWait {
-    fn describe(&self, _op: u64, _exec: &crate::runtime::executor::Executor) -> String {
+    fn describe(&self, _op: Op, _exec: &crate::runtime::executor::Executor) -> String {
         self.0.clone()
     }
 

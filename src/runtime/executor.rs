@@ -869,7 +869,7 @@ impl Executor {
                 .map(|waiting| match waiting {
                     Waiting::Join(key) => format!("join of {}", self.label_of(*key)),
                     Waiting::JoinSet(n) => format!("the next of {n} tasks in a JoinSet"),
-                    Waiting::Layer(l) => l.on.describe(l.op, self),
+                    Waiting::Layer(l) => l.on.describe(l.op(), self),
                 })
                 .collect();
             each.join(", or ")

@@ -194,53 +194,85 @@ pub(crate) fn layers() -> &'static [&'static Layer] {
 
 /// What a task waits on, when a layer owns it: a resource whose waits the
 /// layer's hooks can walk (who can end the wait), and reports describe.
-/// `op` is the layer's own code for the kind of wait.
+/// `op` is the layer's own code for the kind of wait ([`Op`]).
 pub(crate) trait Awaited: 'static {
     /// How a wait of kind `op` reads in a report (`mutex 'lock2', held by
     /// #2 task-b`).
-    fn describe(&self, op: u64, exec: &Executor) -> String;
+    fn describe(&self, op: Op, exec: &Executor) -> String;
 
     /// Its label (`mutex 'lock2'`).
     fn label(&self) -> String;
 
     /// Whether only the tasks holding it can end a wait of kind `op`; if
     /// so, pushes them (in the order they acquired) onto `out`.
-    fn holders(&self, op: u64, out: &mut Vec<TaskKey>) -> bool {
+    fn holders(&self, op: Op, out: &mut Vec<TaskKey>) -> bool {
         let _ = (op, out);
         false
     }
 
     /// For reports: tasks likely to end the wait when no holder can be
     /// named for sure. Defaults to the holders.
-    fn likely(&self, op: u64, out: &mut Vec<TaskKey>) {
+    fn likely(&self, op: Op, out: &mut Vec<TaskKey>) {
         self.holders(op, out);
     }
 
     /// How holder `task`'s hold, which a wait of kind `op` waits on, reads
     /// in a report.
-    fn held_as(&self, task: TaskKey, op: u64) -> String {
+    fn held_as(&self, task: TaskKey, op: Op) -> String {
         let _ = (task, op);
         self.label()
     }
 
     /// What a wait of kind `op` is for, briefly, in a cycle's link
     /// (`a message on channel 'jobs'`).
-    fn short(&self, op: u64) -> String {
+    fn short(&self, op: Op) -> String {
         let _ = op;
         self.label()
     }
+}
+
+/// A layer's own code for a kind of wait (sync: lock, read, acquire `n`
+/// permits, ...): a kind and an argument, small enough that a noted wait
+/// stays small.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Op {
+    pub(crate) kind: u8,
+    pub(crate) arg: u32,
 }
 
 /// One wait of a task on a layer's resource, noted in its executor entry.
 #[derive(Clone)]
 pub(crate) struct LayerWait {
     pub(crate) on: Rc<dyn Awaited>,
-    pub(crate) op: u64,
+    /// The [`Op`], in two fields so that the flag below shares its word
+    /// (a `Waiting` stays three words).
+    arg: u32,
+    kind: u8,
     /// Whether the deadlock analysis follows it ([`Layer::after_pending`]).
     pub(crate) followed: bool,
 }
 
 impl LayerWait {
+    /// A wait of kind `op` on `on`.
+    #[inline]
+    pub(crate) fn new(on: Rc<dyn Awaited>, op: Op, followed: bool) -> LayerWait {
+        LayerWait {
+            on,
+            arg: op.arg,
+            kind: op.kind,
+            followed,
+        }
+    }
+
+    /// The kind of wait.
+    #[inline]
+    pub(crate) fn op(&self) -> Op {
+        Op {
+            kind: self.kind,
+            arg: self.arg,
+        }
+    }
+
     /// The resource's address: an identity for de-duplication only, never
     /// for ordering, so it cannot reach a trace or a report.
     pub(crate) fn address(&self) -> usize {
@@ -250,7 +282,7 @@ impl LayerWait {
 
 impl std::fmt::Debug for LayerWait {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:#x} on {}", self.op, self.on.label())
+        write!(f, "{:?} on {}", self.op(), self.on.label())
     }
 }
 

@@ -359,7 +359,7 @@ fn push_targets(waiting: &Waiting, out: &mut Vec<TaskKey>) -> bool {
         Waiting::Join(k) => out.push(*k),
         Waiting::JoinSet(_) => return false,
         Waiting::Layer(l) => {
-            if !l.on.holders(l.op, out) {
+            if !l.on.holders(l.op(), out) {
                 return false;
             }
             out.sort_by_key(|k| k.id);
@@ -383,8 +383,8 @@ fn links(w: &World, waits: &[(TaskKey, Waiting)]) -> Vec<CycleLink> {
             let holds = match prev {
                 Waiting::Layer(l) => {
                     let mut tmp = Vec::new();
-                    (l.on.holders(l.op, &mut tmp) && tmp.contains(key))
-                        .then(|| l.on.held_as(*key, l.op))
+                    (l.on.holders(l.op(), &mut tmp) && tmp.contains(key))
+                        .then(|| l.on.held_as(*key, l.op()))
                 }
                 _ => None,
             };
@@ -405,7 +405,7 @@ fn short(w: &World, waiting: &Waiting) -> String {
     match waiting {
         Waiting::Join(k) => format!("the JoinHandle of {}", w.exec.label_of(*k)),
         Waiting::JoinSet(n) => format!("the next of {n} tasks in a JoinSet"),
-        Waiting::Layer(l) => l.on.short(l.op),
+        Waiting::Layer(l) => l.on.short(l.op()),
     }
 }
 
@@ -440,7 +440,7 @@ pub(crate) fn stalled(w: &World) -> DeadlockReport {
                             match waiting {
                                 Waiting::Join(j) => t.push(*j),
                                 Waiting::JoinSet(_) => {}
-                                Waiting::Layer(l) => l.on.likely(l.op, &mut t),
+                                Waiting::Layer(l) => l.on.likely(l.op(), &mut t),
                             }
                             (waiting.clone(), t)
                         })
@@ -540,13 +540,13 @@ pub(crate) fn holdings<'a>(
                 continue;
             }
             tmp.clear();
-            if !l.on.holders(l.op, &mut tmp) {
+            if !l.on.holders(l.op(), &mut tmp) {
                 continue;
             }
             tmp.sort_by_key(|k| k.id);
             tmp.dedup();
             for k in &tmp {
-                out.entry(k.id).or_default().push(l.on.held_as(*k, l.op));
+                out.entry(k.id).or_default().push(l.on.held_as(*k, l.op()));
             }
         }
     }

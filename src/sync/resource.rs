@@ -17,7 +17,7 @@ use std::task::Poll;
 
 use crate::runtime::context;
 use crate::runtime::executor::{Executor, Waiting};
-use crate::runtime::ext::{Awaited, LayerWait};
+use crate::runtime::ext::{Awaited, LayerWait, Op};
 use crate::runtime::waker::TaskKey;
 use crate::runtime::world::World;
 use crate::task::TaskId;
@@ -340,27 +340,28 @@ pub(crate) trait Tracked {
 impl WaitOp {
     /// The code of this kind of wait in a [`LayerWait`].
     #[inline]
-    pub(crate) fn bits(self) -> u64 {
-        match self {
-            WaitOp::Lock => 0,
-            WaitOp::Read => 1,
-            WaitOp::Write => 2,
-            WaitOp::Acquire(n) => 3 | (u64::from(n) << 8),
-            WaitOp::Signal => 4,
-            WaitOp::Recv => 5,
-            WaitOp::Send => 6,
-            WaitOp::Changed => 7,
-        }
+    pub(crate) fn code(self) -> Op {
+        let (kind, arg) = match self {
+            WaitOp::Lock => (0, 0),
+            WaitOp::Read => (1, 0),
+            WaitOp::Write => (2, 0),
+            WaitOp::Acquire(n) => (3, n),
+            WaitOp::Signal => (4, 0),
+            WaitOp::Recv => (5, 0),
+            WaitOp::Send => (6, 0),
+            WaitOp::Changed => (7, 0),
+        };
+        Op { kind, arg }
     }
 
     /// The kind of wait of a [`LayerWait`]'s code.
     #[inline]
-    pub(crate) fn from_bits(bits: u64) -> WaitOp {
-        match bits & 0xff {
+    pub(crate) fn from_code(op: Op) -> WaitOp {
+        match op.kind {
             0 => WaitOp::Lock,
             1 => WaitOp::Read,
             2 => WaitOp::Write,
-            3 => WaitOp::Acquire((bits >> 8) as u32),
+            3 => WaitOp::Acquire(op.arg),
             4 => WaitOp::Signal,
             5 => WaitOp::Recv,
             6 => WaitOp::Send,
@@ -372,39 +373,39 @@ impl WaitOp {
 /// What the runtime and the deadlock analysis see of a primitive a task
 /// waits on (a wait is noted as a [`LayerWait`] of the primitive's core).
 impl<T: Tracked + 'static> Awaited for T {
-    fn describe(&self, op: u64, exec: &Executor) -> String {
-        Tracked::describe(self, WaitOp::from_bits(op), exec)
+    fn describe(&self, op: Op, exec: &Executor) -> String {
+        Tracked::describe(self, WaitOp::from_code(op), exec)
     }
 
     fn label(&self) -> String {
         self.meta().label()
     }
 
-    fn holders(&self, op: u64, out: &mut Vec<TaskKey>) -> bool {
-        self.release(WaitOp::from_bits(op), out) == Release::Holders
+    fn holders(&self, op: Op, out: &mut Vec<TaskKey>) -> bool {
+        self.release(WaitOp::from_code(op), out) == Release::Holders
     }
 
-    fn likely(&self, op: u64, out: &mut Vec<TaskKey>) {
-        Tracked::likely(self, WaitOp::from_bits(op), out);
+    fn likely(&self, op: Op, out: &mut Vec<TaskKey>) {
+        Tracked::likely(self, WaitOp::from_code(op), out);
     }
 
-    fn held_as(&self, task: TaskKey, op: u64) -> String {
-        Tracked::held_as(self, task, WaitOp::from_bits(op))
+    fn held_as(&self, task: TaskKey, op: Op) -> String {
+        Tracked::held_as(self, task, WaitOp::from_code(op))
     }
 
-    fn short(&self, op: u64) -> String {
-        super::deadlock::short_sync(&self.meta().label(), WaitOp::from_bits(op))
+    fn short(&self, op: Op) -> String {
+        super::deadlock::short_sync(&self.meta().label(), WaitOp::from_code(op))
     }
 }
 
 /// Notes that the current task waits on `res` (a wait of kind `op`).
 #[inline]
 fn note<C: Tracked + 'static>(w: &World, res: Rc<C>, op: WaitOp) {
-    w.exec.note_waiting(Waiting::Layer(LayerWait {
-        on: res,
-        op: op.bits(),
-        followed: super::deadlock::followed(op),
-    }));
+    w.exec.note_waiting(Waiting::Layer(LayerWait::new(
+        res,
+        op.code(),
+        super::deadlock::followed(op),
+    )));
 }
 
 /// How every waiting future's poll ends when it must wait: traces the wait
