@@ -222,6 +222,13 @@ pub(crate) struct Executor {
     errored: RefCell<Vec<(Rc<dyn RawTask>, TaskInfo)>>,
     /// Tasks woken from another thread, and by which.
     foreign: RefCell<Vec<(TaskId, String)>>,
+    /// Per task slot: how many times the task may have handed values it
+    /// held to another task (it spawned one, or sent a message a layer
+    /// says could carry one). Kept here, beside the waker counts, for the
+    /// same reader: the sync layer's deadlock analysis, which takes a
+    /// channel handle for held by a task only while this count stands
+    /// (`sync/places.rs`). Read on every channel operation.
+    moves: RefCell<Vec<u32>>,
 }
 
 /// Self-wakes of one task within one poll past which the poll is taken to
@@ -278,6 +285,7 @@ impl Executor {
             poll_livelock: Cell::new(None),
             foreign: RefCell::new(Vec::new()),
             errored: RefCell::new(Vec::new()),
+            moves: RefCell::new(Vec::new()),
         }
     }
 
@@ -805,6 +813,26 @@ impl Executor {
             Some(&(id, n)) if id == key.id.0 as u16 => n,
             _ => 0,
         }
+    }
+
+    /// How many times the task in `key`'s slot may have handed values away.
+    #[inline]
+    pub(crate) fn moves_of(&self, key: TaskKey) -> u32 {
+        self.moves
+            .borrow()
+            .get(key.index as usize)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The task in `key`'s slot may have handed values away.
+    pub(crate) fn bump_moves(&self, key: TaskKey) {
+        let mut m = self.moves.borrow_mut();
+        let i = key.index as usize;
+        if m.len() <= i {
+            m.resize(i + 1, 0);
+        }
+        m[i] = m[i].wrapping_add(1);
     }
 
     /// Records a timer the current task armed.

@@ -206,6 +206,14 @@ impl World {
 
     // ----- clock, steps, hash, randomness -------------------------------
 
+    /// This run among every run of the process: an identity only (for
+    /// values kept across runs, in a `static`), never in behaviour or the
+    /// trace.
+    #[inline]
+    pub(crate) fn run_id(&self) -> u64 {
+        self.tracer.epoch
+    }
+
     /// Global virtual time.
     #[inline]
     pub(crate) fn now(&self) -> Instant {

@@ -198,28 +198,9 @@ impl fmt::Debug for Meta {
 pub(crate) struct Registry {
     numbers: [Cell<u32>; Kind::COUNT],
     pub(crate) deadlock: super::deadlock::State,
-    /// Per task slot: how many times the task spawned or sent a value on a
-    /// channel (see `places.rs`).
-    moves: RefCell<Vec<u32>>,
     /// Per task id: the id of the task that spawned it (`u32::MAX`: none).
     /// Ids count up from 0 in every run, so this is a dense table.
     parents: RefCell<Vec<u32>>,
-    /// This run among every run of the process: a channel kept in a
-    /// `static` across runs must not take a task of an earlier run for one
-    /// of this run (ids start at 0 in every run). An identity only.
-    pub(crate) epoch: Epoch,
-}
-
-/// A process-wide run number, for identity only (never in behaviour or the
-/// trace).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Epoch(u64);
-
-impl Default for Epoch {
-    fn default() -> Epoch {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-        Epoch(NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
-    }
 }
 
 impl Registry {
@@ -253,23 +234,6 @@ impl Registry {
             at = up;
         }
         false
-    }
-
-    pub(crate) fn moves_of(&self, task: TaskKey) -> u32 {
-        self.moves
-            .borrow()
-            .get(task.index as usize)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    pub(crate) fn bump_moves(&self, task: TaskKey) {
-        let mut m = self.moves.borrow_mut();
-        let i = task.index as usize;
-        if m.len() <= i {
-            m.resize(i + 1, 0);
-        }
-        m[i] = m[i].wrapping_add(1);
     }
 
     fn next_number(&self, kind: Kind) -> u32 {
