@@ -8,8 +8,8 @@
 //! (`tests/corpus/programs.rs`), the shuttle version below mirrors it
 //! (`Rc`/`Cell` become `Arc`/std atomics, which are not scheduling points in
 //! shuttle, so both runtimes switch tasks at the same awaits and locks).
-//! Programs that need virtual time (timeouts, retries, late polls) have no
-//! shuttle version.
+//! Programs that need virtual time (timeouts, retries, late polls, poll
+//! cost and host speeds) have no shuttle version.
 //!
 //! For every program and policy, 20 independent sweeps each run seeds (or
 //! shuttle iterations) until the first failure, at most `CAP`; the table

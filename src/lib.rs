@@ -161,15 +161,17 @@ pub use trace::Verbosity;
 /// | `livelock_steps = N` | polls in a row without progress before [`Failure::Livelock`] | 1,000,000 |
 /// | `blocked_poll = "100ms"` | wall time one poll may take before [`Failure::BlockedPoll`] (`false`: off) | `"1s"` |
 /// | `watchdog = "5s"` | wall time after which a poll is taken to never return: the seed fails with [`Failure::BlockedPoll`], the other tests go on (`false`: off) | `"5s"` |
-/// | `policy = "fifo"` | scheduling policy: `"random"`, `"fifo"`, `"pct"`, `"pct:D"`, `"swarm"`, `"mix"` (or a `Policy` expression) | `"random"` |
+/// | `policy = "fifo"` | scheduling policy: `"random"`, `"fifo"`, `"pct"`, `"pct:D"`, `"swarm"`, `"mix"` (or a `Policy` expression); a poll cost may follow: `"random+cost:1ms:8x"` charges each poll up to 1 ms of virtual time, on hosts up to 8x slower ([`PollCost`](explore::PollCost)) | `"random"` |
 /// | `faults = 0.2` | a random [`FaultPlan`](fault::FaultPlan) of that intensity, drawn from each seed; a plan in its text form (`faults = "at 1s crash server"`, parsed when the test runs); or any `FaultPlan` expression | none |
 /// | `check_determinism` | run each seed twice and compare | off |
 ///
 /// At the first failing seed the test panics with a report: the failure,
 /// the seed, the virtual time and steps, the last trace events, and the
 /// exact command that replays it (`LOCKSTEP_SEED=0x… cargo test -p … --test
-/// … -- name --exact`); the full trace is written under
-/// `target/lockstep/`. Environment variables override the attribute:
+/// … -- name --exact`), the run's schedule with the command that follows it
+/// exactly, and `lockstep shrink <bundle>` for a minimal interleaving; the
+/// full trace and the failure bundle are written under `target/lockstep/`.
+/// Environment variables override the attribute:
 ///
 /// | variable | effect |
 /// |---|---|
@@ -177,6 +179,8 @@ pub use trace::Verbosity;
 /// | `LOCKSTEP_SEEDS=500` | run this many seeds |
 /// | `LOCKSTEP_SEED_BASE=n` or `=random` | start the seed range elsewhere (a nightly job explores fresh seeds) |
 /// | `LOCKSTEP_TRACE=path` | also write the failing or replayed seed's trace there (`.jsonl`: JSON lines) |
+/// | `LOCKSTEP_SCHEDULE=S1:…` | follow a recorded schedule exactly (its text, a file holding it, or a bundle folder); the report of a failing seed prints this command |
+/// | `LOCKSTEP_SHRINK=1` | shrink the failing run's schedule to a minimal interleaving and report that run (what `lockstep shrink <bundle>` asks the test to do) |
 pub use lockstep_macros::sim_test;
 
 /// Whether the calling code runs inside a lockstep simulation (on the

@@ -45,6 +45,54 @@ async fn sim_test_accepts_mix() {
 #[lockstep::sim_test(policy = "swarm", seeds = 5)]
 async fn sim_test_accepts_swarm() {}
 
+#[lockstep::sim_test(policy = "random+cost:1ms:8x", seeds = 20)]
+async fn sim_test_accepts_a_poll_cost() {
+    // Ten polls of a task on a host: time flows while it works.
+    let host = Host::client("worker");
+    let start = lockstep::time::now();
+    let t = host.spawn(async {
+        for _ in 0..10 {
+            yield_now().await;
+        }
+    });
+    t.await.unwrap();
+    assert!(lockstep::time::now() > start, "polls were not charged");
+}
+
+#[test]
+fn poll_cost_is_off_by_default_and_never_under_fifo() {
+    let program = || async {
+        let t = spawn(async {
+            for _ in 0..10 {
+                yield_now().await;
+            }
+        });
+        t.await.unwrap();
+        lockstep::time::now()
+    };
+    let cost = lockstep::explore::PollCost::new(Duration::from_millis(1));
+    for seed in 0..20 {
+        let plain = Sim::new(seed).run(program());
+        assert_eq!(plain.stats().poll_time, Duration::ZERO);
+        assert_eq!(plain.into_result().unwrap(), Instant::START);
+        let fifo = Sim::builder()
+            .seed(seed)
+            .policy(Policy::Fifo)
+            .poll_cost(cost)
+            .build()
+            .run(program());
+        assert_eq!(fifo.into_result().unwrap(), Instant::START);
+        let charged = Sim::builder()
+            .seed(seed)
+            .poll_cost(cost)
+            .build()
+            .run(program());
+        assert!(charged.stats().poll_time > Duration::ZERO);
+        let end = charged.into_result().unwrap();
+        assert!(end > Instant::START && end <= Instant::START + Duration::from_millis(12));
+    }
+}
+
 /// Three hosts idling for a minute under a random fault plan.
 async fn three_hosts() {
     for name in ["a", "b", "c"] {
@@ -212,4 +260,30 @@ fn pct_does_not_starve_the_task_a_yielding_loop_waits_for() {
             });
         assert!(outcome.is_ok(), "seed {seed}: {:?}", outcome.failure());
     }
+}
+
+#[test]
+fn a_huge_poll_cost_stops_at_the_time_limit() {
+    // Charges never carry the clock past the limit: the run ends on its
+    // own terms (here it finishes: the clock is capped, not failed).
+    let cost = lockstep::explore::PollCost::new(Duration::from_secs(u64::MAX / 1_000_000_000))
+        .host_speeds(64);
+    let outcome = Sim::builder()
+        .seed(3)
+        .poll_cost(cost)
+        .max_virtual_time(Duration::from_secs(10))
+        .build()
+        .run(async {
+            let host = Host::client("slow");
+            host.spawn(async {
+                for _ in 0..5 {
+                    yield_now().await;
+                }
+            })
+            .await
+            .unwrap();
+            lockstep::time::now()
+        });
+    let end = outcome.into_result().unwrap();
+    assert!(end <= Instant::START + Duration::from_secs(10), "{end:?}");
 }

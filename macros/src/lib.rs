@@ -43,6 +43,7 @@ struct Options {
     blocked_poll: Option<Option<u64>>,
     watchdog: Option<Option<u64>>,
     policy: Option<TokenStream2>,
+    poll_cost: Option<TokenStream2>,
     faults: Option<TokenStream2>,
     check_determinism: Option<bool>,
 }
@@ -257,10 +258,37 @@ impl Options {
             "policy" => {
                 once(&self.policy, &meta)?;
                 let expr: Expr = meta.value()?.parse()?;
+                let text = match &expr {
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Str(s), ..
+                    }) => Some(s.value()),
+                    _ => None,
+                };
+                let (base, options) = match text.as_deref().map(|t| t.split_once('+')) {
+                    Some(Some((base, options))) => (Some(base.to_string()), Some(options)),
+                    Some(None) => (text.clone(), None),
+                    None => (None, None),
+                };
+                if let (
+                    Expr::Lit(ExprLit {
+                        lit: Lit::Str(s), ..
+                    }),
+                    Some(options),
+                ) = (&expr, options)
+                {
+                    if base.as_deref() == Some("fifo") {
+                        return Err(syn::Error::new(
+                            s.span(),
+                            "\"fifo\" never charges polls (it is the natural order); use \
+                             \"random+cost:...\"",
+                        ));
+                    }
+                    self.poll_cost = Some(poll_cost(s, options)?);
+                }
                 self.policy = Some(match &expr {
                     Expr::Lit(ExprLit {
                         lit: Lit::Str(s), ..
-                    }) => match s.value().as_str() {
+                    }) => match base.as_deref().unwrap_or_default() {
                         "random" => quote_spanned!(s.span()=> ::lockstep::Policy::Random),
                         "fifo" => quote_spanned!(s.span()=> ::lockstep::Policy::Fifo),
                         "swarm" => quote_spanned!(s.span()=> ::lockstep::Policy::Swarm),
@@ -281,7 +309,9 @@ impl Options {
                                     format!(
                                         "unknown policy {other:?}: expected \"random\", \"fifo\", \
                                          \"pct\", \"pct:D\" (depth D from 1 to 64), \"swarm\" \
-                                         or \"mix\" (or an expression of type lockstep::Policy)"
+                                         or \"mix\", optionally with a poll cost \
+                                         (\"random+cost:1ms:8x\"), or an expression of type \
+                                         lockstep::Policy"
                                     ),
                                 ));
                             }
@@ -375,6 +405,36 @@ impl Options {
     }
 }
 
+/// The options after `+` in `policy = "random+cost:1ms:8x"`: a poll cost
+/// `cost:MAX` or `cost:MAX:Kx`, checked here so that a typo is a compile
+/// error at the string.
+fn poll_cost(lit: &LitStr, options: &str) -> syn::Result<TokenStream2> {
+    let accepted = "a poll cost is `cost:MAX` or `cost:MAX:Kx`: each poll takes up to MAX of \
+                    virtual time (\"500us\", \"1ms\"), hosts up to K times slower (K from 1 \
+                    to 64), e.g. policy = \"random+cost:1ms:8x\"";
+    let err = |what: String| syn::Error::new(lit.span(), format!("{what}: {accepted}"));
+    if options.contains('+') {
+        return Err(err(format!("{:?} has more than one option", lit.value())));
+    }
+    let Some(rest) = options.strip_prefix("cost:") else {
+        return Err(err(format!("unknown policy option {options:?}")));
+    };
+    let (max, slowest) = match rest.split_once(':') {
+        Some((max, k)) => {
+            let k = k.strip_suffix('x').unwrap_or(k);
+            match k.parse::<u32>() {
+                Ok(k) if (1..=64).contains(&k) => (max, k),
+                _ => return Err(err(format!("the slowdown {k:?} is not 1 to 64"))),
+            }
+        }
+        None => (rest, 1),
+    };
+    let nanos = parse_duration(max).ok_or_else(|| err(format!("{max:?} is not a duration")))?;
+    Ok(quote_spanned!(lit.span()=>
+        ::lockstep::explore::PollCost::new(::lockstep::time::Duration::from_nanos(#nanos))
+            .host_speeds(#slowest)))
+}
+
 const SEED_AND_SEEDS: &str =
     "`seed` (one fixed seed) and `seeds` (how many seeds to run) cannot be combined";
 
@@ -461,6 +521,9 @@ fn expand(options: Options, func: ItemFn) -> syn::Result<TokenStream2> {
     }
     if let Some(p) = options.policy {
         calls.push(quote!(.policy(#p)));
+    }
+    if let Some(c) = options.poll_cost {
+        calls.push(quote!(.poll_cost(#c)));
     }
     if let Some(f) = options.faults {
         calls.push(quote!(.faults(#f)));

@@ -163,6 +163,9 @@ fn every_bad_input_is_one_line_and_exit_2() {
         vec!["explore", "--shard", "4"],
         vec!["explore", "--jobs", "0"],
         vec!["explore", "--faults", "at 1s explode a"],
+        vec!["explore", "--policy", "random+cost:soon"],
+        vec!["explore", "--policy", "random+speed:2"],
+        vec!["explore", "--policy", "fifo+cost:1ms"],
         vec!["replay", s(&missing)],
         vec!["replay", s(&corrupt)],
         vec!["replay", s(&no_trace)],
@@ -664,6 +667,72 @@ fn shrink_reduces_a_multi_fault_plan() {
     );
     let again = after(&shrunk.stdout, "replay: lockstep replay ");
     run(cmd(&fixture().bin).args(["replay", again[0]])).expect(0);
+}
+
+#[test]
+fn explore_accepts_a_poll_cost_and_says_what_a_bad_one_is() {
+    let ran = lockstep(&[
+        "explore",
+        "lost-update",
+        "--variant",
+        "fixed",
+        "--seeds",
+        "0..20",
+        "--policy",
+        "mix+cost:1ms:8x",
+    ]);
+    assert_eq!(ran.code, 0, "{ran:?}");
+    let bad = lockstep(&["explore", "lost-update", "--policy", "random+cost:1ms:99x"]).expect(2);
+    assert!(bad.stderr.contains("not 1 to 64"), "{}", bad.stderr);
+    assert!(bad.stderr.contains("cost:MAX:Kx"), "{}", bad.stderr);
+}
+
+#[test]
+fn shrink_of_a_sim_test_bundle_runs_the_test_to_shrink_its_schedule() {
+    let dir = scratch("sim-test-shrink");
+    let failed = fixture_test(&[("LOCKSTEP_BUNDLE_DIR", s(&dir))]).expect(101);
+    let report = failed.stdout + &failed.stderr;
+    let bundle = after(&report, "shrink:        lockstep shrink ");
+    assert_eq!(bundle.len(), 1, "{report}");
+    let bundle = bundle[0].split(" (").next().unwrap();
+    let original = std::fs::read_to_string(Path::new(bundle).join("schedule.txt")).unwrap();
+    let shrunk = lockstep(&["shrink", bundle]).expect(0);
+    assert!(
+        shrunk.stdout.starts_with("shrunk; seed "),
+        "{}",
+        shrunk.stdout
+    );
+    assert!(
+        shrunk.stdout.contains("shrunk:        from "),
+        "{}",
+        shrunk.stdout
+    );
+    let again = after(&shrunk.stdout, "replay: lockstep replay ");
+    assert_eq!(again.len(), 1, "{}", shrunk.stdout);
+    assert_eq!(again[0], format!("{bundle}-shrunk"));
+    let small = std::fs::read_to_string(Path::new(again[0]).join("schedule.txt")).unwrap();
+    let steps = |s: &str| s.trim().rsplit(':').next().unwrap().split('.').count();
+    assert!(steps(&small) <= steps(&original), "{small} vs {original}");
+    let manifest = std::fs::read_to_string(Path::new(again[0]).join("bundle.json")).unwrap();
+    assert!(
+        manifest.contains("\"follows_schedule\": true"),
+        "{manifest}"
+    );
+    // Its replay follows the shrunk schedule: byte for byte.
+    let replay = lockstep(&["replay", again[0]]).expect(0);
+    assert!(
+        replay.stdout.starts_with("reproduced:"),
+        "{}",
+        replay.stdout
+    );
+    assert!(
+        shrunk.stdout.contains(&format!(
+            "same schedule: LOCKSTEP_SCHEDULE={} cargo test",
+            again[0]
+        )),
+        "{}",
+        shrunk.stdout
+    );
 }
 
 #[test]

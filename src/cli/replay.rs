@@ -26,6 +26,7 @@ use super::bundle::Bundle;
 use super::spec::{self, SimArgs};
 use super::trace::stable_lines;
 use super::{Outcome, Scenario, exit};
+use crate::harness::bundle::TestRun;
 use crate::runtime::Seed;
 use crate::trace::{Trace, Verbosity};
 
@@ -196,13 +197,10 @@ fn rerun_scenario(
     Ok((outcome.into_trace(), failed, Some(hash)))
 }
 
-fn rerun_test(bundle: &Bundle, cargo: bool) -> Result<(Trace, bool), String> {
-    let t = bundle.manifest.test.as_ref().expect("a test bundle");
-    let scratch = std::env::temp_dir().join(format!("lockstep-replay-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&scratch);
-    std::fs::create_dir_all(&scratch)
-        .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
-    let trace_file = scratch.join("replay.jsonl");
+/// The command that runs the one test of a `#[sim_test]` bundle: its
+/// recorded binary, or `cargo test` (rebuilding it), in the directory it
+/// ran in, with no `LOCKSTEP_*` setting of this process leaking in.
+pub(crate) fn test_command(t: &TestRun, cargo: bool) -> Result<Command, String> {
     let mut cmd = if cargo {
         let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
         c.args(["test", "-p", &t.package]);
@@ -229,8 +227,26 @@ fn rerun_test(bundle: &Bundle, cargo: bool) -> Result<(Trace, bool), String> {
     if Path::new(&t.cwd).is_dir() {
         cmd.current_dir(&t.cwd);
     }
-    cmd.env("LOCKSTEP_SEED", &bundle.manifest.seed)
-        .env("LOCKSTEP_TRACE", &trace_file)
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("LOCKSTEP_")) {
+        cmd.env_remove(k);
+    }
+    Ok(cmd)
+}
+
+fn rerun_test(bundle: &Bundle, cargo: bool) -> Result<(Trace, bool), String> {
+    let t = bundle.manifest.test.as_ref().expect("a test bundle");
+    let scratch = std::env::temp_dir().join(format!("lockstep-replay-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch)
+        .map_err(|e| format!("cannot create {}: {e}", scratch.display()))?;
+    let trace_file = scratch.join("replay.jsonl");
+    let mut cmd = test_command(t, cargo)?;
+    if bundle.manifest.follows_schedule && bundle.dir.join("schedule.txt").is_file() {
+        cmd.env("LOCKSTEP_SCHEDULE", &bundle.dir);
+    } else {
+        cmd.env("LOCKSTEP_SEED", &bundle.manifest.seed);
+    }
+    cmd.env("LOCKSTEP_TRACE", &trace_file)
         .env("LOCKSTEP_BUNDLE_DIR", scratch.join("bundles"))
         .env_remove("LOCKSTEP_SEEDS")
         .env_remove("LOCKSTEP_SEED_BASE");

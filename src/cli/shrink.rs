@@ -29,6 +29,14 @@
 //! schedule keeps its plan. The result is written as a new bundle beside the
 //! original (`…-shrunk`), whose plan is the shrunk one; the command prints
 //! the plan and the command that replays it.
+//!
+//! A `#[sim_test]` bundle holds the failing run's schedule but not the
+//! program, which lives in the test binary: the test is run again (its
+//! recorded binary, or `cargo test` with `--cargo`) with
+//! `LOCKSTEP_SCHEDULE=<bundle>` and `LOCKSTEP_SHRINK=1`, so that it shrinks
+//! the schedule itself and writes the bundle of the shrunk run, which lands
+//! beside the original (`…-shrunk`). Its fault plan is the test's own (set
+//! in its source) and is kept.
 
 use std::path::{Path, PathBuf};
 
@@ -43,22 +51,23 @@ use crate::trace::Verbosity;
 /// `lockstep shrink`.
 #[derive(clap::Args)]
 pub(crate) struct Args {
-    /// A failure bundle of a scenario run with a fault plan.
+    /// A failure bundle: of a scenario run (its fault plan, then its
+    /// schedule), or of a #[sim_test] (its schedule, shrunk by the test).
     bundle: PathBuf,
     /// At most this many runs.
     #[arg(long, default_value_t = 400)]
     max_runs: usize,
+    /// For a #[sim_test] bundle: run the test through `cargo test`
+    /// (rebuilding it) instead of the recorded test binary.
+    #[arg(long)]
+    cargo: bool,
 }
 
 pub(crate) fn run(args: Args, scenarios: &[Scenario]) -> Outcome {
     let bundle = Bundle::open(&args.bundle)?;
     let m = &bundle.manifest;
     let Some(s) = &m.scenario else {
-        return Err(format!(
-            "{}: shrinking a #[sim_test] bundle is not supported (its plan is set in the test's \
-             source); shrink a scenario bundle, or use lockstep::proptest::fault_plans in the test",
-            bundle.dir.display()
-        ));
+        return shrink_test(&bundle, args.cargo);
     };
     let scenario = spec::find(scenarios, &s.name)?;
     let variant = spec::variant(scenario, &s.variant)?;
@@ -216,6 +225,95 @@ pub(crate) fn run(args: Args, scenarios: &[Scenario]) -> Outcome {
     }
     println!("bundle: {}", shrunk.display());
     println!("replay: lockstep replay {}", shrunk.display());
+    Ok(exit(true))
+}
+
+/// `lockstep shrink` of a `#[sim_test]` bundle: the test shrinks its own
+/// schedule (see the module docs).
+fn shrink_test(bundle: &Bundle, cargo: bool) -> Outcome {
+    let m = &bundle.manifest;
+    let Some(t) = &m.test else {
+        return Err(format!(
+            "{}: bundle.json names neither a scenario nor a test",
+            bundle.dir.display()
+        ));
+    };
+    if m.schedule.is_none() {
+        return Err(format!(
+            "{}: the bundle records no schedule (written by an older lockstep); run the test \
+             again for a new bundle: {}",
+            bundle.dir.display(),
+            t.replay_command
+        ));
+    }
+    // The test writes its bundle beside this one, named as the test names
+    // it (this bundle's name, unless it was renamed), plus `-shrunk`.
+    let parent = bundle.dir.parent().unwrap_or(Path::new("."));
+    let written = parent.join(format!(
+        "{}__{}-{}-shrunk",
+        t.crate_name,
+        t.test.replace("::", "__"),
+        m.seed
+    ));
+    let shrunk = bundle.dir.with_file_name(format!(
+        "{}-shrunk",
+        bundle
+            .dir
+            .file_name()
+            .map(|n| n.to_string_lossy())
+            .unwrap_or_default()
+    ));
+    let _ = std::fs::remove_dir_all(&written);
+    let _ = std::fs::remove_dir_all(&shrunk);
+    let mut cmd = super::replay::test_command(t, cargo)?;
+    cmd.env("LOCKSTEP_SCHEDULE", &bundle.dir)
+        .env("LOCKSTEP_SHRINK", "1")
+        .env("LOCKSTEP_BUNDLE_DIR", parent);
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run the test binary {}: {e}", t.binary))?;
+    if !written.is_dir() {
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let why = stderr
+            .lines()
+            .chain(stdout.lines())
+            .find(|l| l.contains("LOCKSTEP_") || l.contains("test result"))
+            .unwrap_or("")
+            .trim()
+            .to_string();
+        return Err(format!(
+            "the test `{}` wrote no shrunk bundle (does the schedule still fail? {why})",
+            t.test
+        ));
+    }
+    if written != shrunk {
+        std::fs::rename(&written, &shrunk)
+            .map_err(|e| format!("cannot write {}: {e}", shrunk.display()))?;
+    }
+    let new = Bundle::open(&shrunk)?;
+    let failure = std::fs::read_to_string(shrunk.join("failure.txt")).unwrap_or_default();
+    println!(
+        "shrunk; seed {} still fails with {}:",
+        m.seed, new.manifest.failure_kind
+    );
+    for line in failure
+        .lines()
+        .filter(|l| l.trim_start().starts_with("shrunk:"))
+    {
+        println!("  {}", line.trim_start());
+    }
+    if let Some(schedule) = &new.manifest.schedule {
+        println!("  schedule {schedule}");
+    }
+    println!("bundle: {}", shrunk.display());
+    println!("replay: lockstep replay {}", shrunk.display());
+    if let Some((_, command)) = t.replay_command.split_once(' ') {
+        println!(
+            "same schedule: LOCKSTEP_SCHEDULE={} {command}",
+            shrunk.display()
+        );
+    }
     Ok(exit(true))
 }
 

@@ -11,6 +11,8 @@
 //!   tasks, fewer early clock moves and draws, fewer fault kinds.
 //! - [`LatePolls`]: the clock may move to a timer while tasks are ready,
 //!   so a woken task can run after its timeout fired.
+//! - [`PollCost`]: virtual time charged per poll, scaled by per-host
+//!   speeds, so that timers fall due while tasks run and slow hosts lag.
 //! - [`Swarm`]: per-seed subsets of fault kinds and buggify points.
 //! - The policies themselves are [`Policy`] values: `random`, `fifo`,
 //!   `pct:D`, `swarm`, and `mix`, the exploration default
@@ -61,7 +63,7 @@ use crate::check::FailureKind;
 use crate::runtime::policy::schedule::Decision;
 use crate::{Outcome, Policy, Sim, Verbosity};
 
-pub use crate::runtime::{LatePolls, Schedule, ScheduleParseError, Swarm};
+pub use crate::runtime::{LatePolls, PollCost, Schedule, ScheduleParseError, Swarm};
 
 /// What [`find_failure`] found.
 #[derive(Debug)]
@@ -229,13 +231,13 @@ impl fmt::Display for ShrinkError {
 impl std::error::Error for ShrinkError {}
 
 /// How simple a schedule is: fewer preemptions, early clock moves and
-/// draws first, then fewer decisions, then fewer fault kinds, then fewer
-/// switches.
+/// draws first, then fewer decisions, then fewer fault kinds (and no
+/// poll cost), then fewer switches.
 fn cost(s: &Schedule) -> (u64, u64, u64, u64) {
     (
         s.preemptions.unwrap_or(s.switches()) + s.early_clock_moves() + s.draws(),
         s.len(),
-        s.swarm.map_or(0, |w| u64::from(w.kinds.count_ones())),
+        s.swarm.map_or(0, |w| u64::from(w.kinds.count_ones())) + u64::from(s.cost.is_some()),
         s.switches(),
     )
 }
@@ -246,6 +248,10 @@ struct Shrinker<'a, T, R: FnMut(&Sim) -> Outcome<T>> {
     kind: FailureKind,
     runs: u32,
     best: Schedule,
+    /// The original's length: no candidate may be longer (with fewer
+    /// preemptions a run may take more steps to fail, say when time flows
+    /// with polls).
+    limit: u64,
 }
 
 impl<T, R: FnMut(&Sim) -> Outcome<T>> Shrinker<'_, T, R> {
@@ -270,7 +276,7 @@ impl<T, R: FnMut(&Sim) -> Outcome<T>> Shrinker<'_, T, R> {
         let outcome = (self.run)(&sim);
         let same = outcome.failure().is_some_and(|f| f.kind() == self.kind);
         match outcome.schedule() {
-            Some(ran) if same && cost(ran) < cost(&self.best) => {
+            Some(ran) if same && ran.len() <= self.limit && cost(ran) < cost(&self.best) => {
                 self.best = ran.clone();
                 true
             }
@@ -282,6 +288,7 @@ impl<T, R: FnMut(&Sim) -> Outcome<T>> Shrinker<'_, T, R> {
         Schedule {
             seed: self.best.seed,
             swarm: self.best.swarm,
+            cost: self.best.cost,
             decisions,
             preemptions: None,
         }
@@ -322,6 +329,46 @@ impl<T, R: FnMut(&Sim) -> Outcome<T>> Shrinker<'_, T, R> {
                 break;
             }
             size /= 2;
+        }
+        // Move a task's run back next to its previous run (`A B C A`
+        // becomes `A A B C`): the same steps of every task, fewer
+        // switches, so the rest of the schedule still fits where only the
+        // order of the steps mattered (the task was ready then: it had
+        // just run, and a yield keeps it ready).
+        let mut i = 2;
+        while i < self.best.decisions.len() && self.budget_left() {
+            let d = &self.best.decisions;
+            let target = match d[i] {
+                Decision::Run { task, .. } => {
+                    let mut j = i;
+                    let mut found = None;
+                    while j > 0 {
+                        j -= 1;
+                        match d[j] {
+                            Decision::Run { task: t, .. } if t == task => {
+                                found = Some(j);
+                                break;
+                            }
+                            Decision::Run { .. } => {}
+                            _ => break,
+                        }
+                    }
+                    found.filter(|&j| j + 1 < i)
+                }
+                _ => None,
+            };
+            let candidate = target.map(|j| {
+                let mut d = d.clone();
+                let run = d.remove(i);
+                d.insert(j + 1, run);
+                d
+            });
+            let moved = candidate.is_some_and(|d| self.try_candidate(self.with(d)));
+            if moved {
+                better = true;
+            } else {
+                i += 1;
+            }
         }
         // Let the previous task go on instead of switching (a preemption
         // fewer where the switch was not needed).
@@ -378,6 +425,12 @@ impl<T, R: FnMut(&Sim) -> Outcome<T>> Shrinker<'_, T, R> {
                 better |= self.try_candidate(c);
             }
         }
+        // No poll cost: the failure does not need time to flow with work.
+        if self.best.cost.is_some() {
+            let mut c = self.best.clone();
+            c.cost = None;
+            better |= self.try_candidate(c);
+        }
         better
     }
 }
@@ -432,6 +485,7 @@ pub fn shrink_schedule<T>(
         run: &mut run,
         kind,
         runs: 1,
+        limit: original.len(),
         best: original.clone(),
     };
     while s.budget_left() && s.pass() {}

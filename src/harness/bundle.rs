@@ -13,6 +13,7 @@
 //! | `trace.jsonl` | the trace as JSON lines (what `lockstep replay` compares against) |
 //! | `trace.perfetto.json` | the trace for ui.perfetto.dev |
 //! | `faults.txt` | the fault plan as given, and the plan a random one drew |
+//! | `schedule.txt` | the run's schedule, when known (`LOCKSTEP_SCHEDULE=<folder>` follows it) |
 //!
 //! `lockstep replay <folder>` reruns exactly what the manifest records and
 //! says whether the failure was reproduced, fixed, or diverged. The folder
@@ -55,11 +56,18 @@ pub(crate) struct Manifest {
     pub(crate) faults: Option<String>,
     /// The concrete plan a `random` plan drew in this run, if any.
     pub(crate) faults_drawn: Option<String>,
-    /// The schedule the run followed exactly (text form), if it replayed
-    /// one: a bundle written by `lockstep shrink` after shrinking the
-    /// interleaving.
+    /// The schedule of the run (text form): the one it replayed (a bundle
+    /// written by `lockstep shrink` after shrinking the interleaving), or
+    /// the one a failing `#[sim_test]` run recorded. Following it exactly
+    /// reproduces the run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) schedule: Option<String>,
+    /// Whether the run followed `schedule` (a replay, a shrunk run) rather
+    /// than recording it from its seed: `lockstep replay` of a
+    /// `#[sim_test]` bundle then follows it too (`LOCKSTEP_SCHEDULE`),
+    /// else it reruns the seed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) follows_schedule: bool,
     /// The decision hash of the failing run, `0x…`.
     pub(crate) decision_hash: String,
     /// Events in the trace.
@@ -125,7 +133,7 @@ impl Manifest {
             seed: outcome.seed().to_string(),
             failure_kind: failure_kind.to_string(),
             failure: failure.lines().next().unwrap_or_default().to_string(),
-            policy: sim.policy().to_string(),
+            policy: crate::runtime::policy_spec(sim.policy(), sim.poll_cost()),
             max_virtual_time: sim.max_virtual_time().map(format_duration),
             max_steps: sim.max_steps(),
             faults: faults.map(ToString::to_string),
@@ -133,6 +141,7 @@ impl Manifest {
                 .and_then(|p| drawn_plan(p, outcome.trace()))
                 .map(|p| p.to_string()),
             schedule: sim.replay_schedule().map(ToString::to_string),
+            follows_schedule: sim.replay_schedule().is_some(),
             decision_hash: format!("{:#x}", outcome.determinism_hash()),
             events: outcome.trace().len(),
             steps: outcome.stats().steps,
@@ -244,6 +253,9 @@ pub(crate) fn write(
         tmp.join("trace.perfetto.json"),
         super::perfetto::to_perfetto(trace),
     )?;
+    if let Some(schedule) = &manifest.schedule {
+        std::fs::write(tmp.join("schedule.txt"), format!("{schedule}\n"))?;
+    }
     if let Some(plan) = &manifest.faults {
         let mut text = format!("# the fault plan as given\n{plan}");
         if let Some(drawn) = &manifest.faults_drawn {
@@ -266,9 +278,13 @@ pub(crate) fn write_for_test<T>(
     traced: &Outcome<T>,
     failure_kind: &str,
     report: &str,
+    suffix: &str,
 ) -> Result<PathBuf, String> {
     let seed = traced.seed();
     let mut manifest = Manifest::new(sim, traced, failure_kind, first_failure_line(report));
+    if manifest.schedule.is_none() {
+        manifest.schedule = traced.schedule().map(ToString::to_string);
+    }
     manifest.test = Some(TestRun {
         binary: std::env::current_exe()
             .map(|p| p.display().to_string())
@@ -284,14 +300,20 @@ pub(crate) fn write_for_test<T>(
             .unwrap_or_default(),
         replay_command: meta.replay_command(seed),
     });
+    let dir = test_dir(meta, seed, suffix);
+    write(&dir, &manifest, report, traced.trace())
+        .map_err(|e| format!("could not write the failure bundle {}: {e}", dir.display()))
+}
+
+/// The bundle folder of a failing `#[sim_test]` seed (`suffix`: `-shrunk`
+/// for the run of a shrunk schedule, else empty).
+pub(crate) fn test_dir(meta: &super::TestMeta, seed: crate::Seed, suffix: &str) -> PathBuf {
     let name = format!(
-        "{}__{}-{seed}",
+        "{}__{}-{seed}{suffix}",
         meta.crate_name,
         meta.test_path().replace("::", "__")
     );
-    let dir = root(std::env::temp_dir).join(name);
-    write(&dir, &manifest, report, traced.trace())
-        .map_err(|e| format!("could not write the failure bundle {}: {e}", dir.display()))
+    root(std::env::temp_dir).join(name)
 }
 
 /// The failure's own first line in a `#[sim_test]` report (the report
@@ -308,11 +330,21 @@ fn first_failure_line(report: &str) -> &str {
 /// The lines a `#[sim_test]` report ends with to point at its bundle.
 pub(crate) fn report_lines(bundle: &Result<PathBuf, String>) -> String {
     match bundle {
-        Ok(dir) => format!(
-            "  bundle:        {}\n  replay bundle: lockstep replay {}\n",
-            dir.display(),
-            dir.display()
-        ),
+        Ok(dir) => {
+            let mut lines = format!(
+                "  bundle:        {}\n  replay bundle: lockstep replay {}\n",
+                dir.display(),
+                dir.display()
+            );
+            if dir.join("schedule.txt").is_file() {
+                lines.push_str(&format!(
+                    "  shrink:        lockstep shrink {} (a minimal interleaving that fails the \
+                     same way)\n",
+                    dir.display()
+                ));
+            }
+            lines
+        }
         Err(e) => format!("  bundle:        {e}\n"),
     }
 }

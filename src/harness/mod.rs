@@ -14,6 +14,12 @@
 //! match, so the trace shown is the trace of the run that failed, and a
 //! seed that does not replay is reported as non-determinism instead.
 //!
+//! Every failing seed's report shows the run's recorded schedule (which
+//! ready task ran at each step, early clock moves, draws) and the command
+//! that follows it exactly (`LOCKSTEP_SCHEDULE=…`); its bundle keeps it in
+//! `schedule.txt`, and `lockstep shrink <bundle>` reruns the test with
+//! `LOCKSTEP_SHRINK=1` to report the run of a minimal interleaving.
+//!
 //! Each seed runs on a worker thread ([`Sim::run_isolated`]): a poll that
 //! never returns fails that seed with a report (and its trace up to the
 //! stuck step) instead of aborting the test binary, so the other tests in
@@ -166,6 +172,12 @@ impl SimTest {
         self
     }
 
+    /// See [`SimBuilder::poll_cost`].
+    pub fn poll_cost(mut self, cost: crate::explore::PollCost) -> Self {
+        self.builder = self.builder.poll_cost(cost);
+        self
+    }
+
     /// See [`SimBuilder::faults`]: the plan is applied in every seed's run
     /// (a [`FaultPlan::random`](crate::fault::FaultPlan::random) plan is
     /// drawn from each seed).
@@ -248,7 +260,7 @@ impl SimTest {
     /// Runs the test for every seed; panics with a report at the first
     /// failing one.
     #[track_caller]
-    pub fn run<F, Fut>(self, body: F)
+    pub fn run<F, Fut>(mut self, body: F)
     where
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future + 'static,
@@ -258,6 +270,11 @@ impl SimTest {
             Ok(env) => env,
             Err(e) => panic!("lockstep: {e}"),
         };
+        if let Some(schedule) = &env.schedule {
+            // Its seed, its swarm configuration and poll cost, every pick.
+            self.builder = self.builder.replay(schedule.clone());
+            self.seed = Some(schedule.seed());
+        }
         if let Some(path) = &env.trace {
             // Checked before any seed runs: a path that cannot be written
             // is an error now, not a silent nothing when the test passes.
@@ -266,7 +283,12 @@ impl SimTest {
             }
         }
         let body = Arc::new(body);
-        let seeds: Vec<Seed> = if let Some(seed) = env.seed.or(self.seed) {
+        let seed = if env.schedule.is_some() {
+            self.seed
+        } else {
+            env.seed.or(self.seed)
+        };
+        let seeds: Vec<Seed> = if let Some(seed) = seed {
             vec![seed]
         } else {
             let n = env.seeds.or(self.seeds).unwrap_or(DEFAULT_SEEDS);
@@ -336,7 +358,35 @@ impl SimTest {
                 };
                 (traced, cause)
             };
-            self.report_failure(&env, seed, (i, seeds.len()), &cause, &traced);
+            if env.shrink {
+                if let Some(shrunk) = self.shrink(seed, &traced, &body) {
+                    let builder = self.builder.clone().replay(shrunk.schedule.clone());
+                    let traced = self.run_seed_with(builder.clone(), seed, Verbosity::Full, &body);
+                    let cause = match traced.result() {
+                        Ok(Ok(())) => cause,
+                        Ok(Err(e)) => Cause::Returned(e.clone()),
+                        Err(f) => Cause::Failure(f.clone()),
+                    };
+                    let note = format!(
+                        "  shrunk:        from {} to {} in {} runs\n",
+                        report::describe_schedule(&shrunk.original),
+                        report::describe_schedule(&shrunk.schedule),
+                        shrunk.runs
+                    );
+                    let how = Reported {
+                        builder: &builder,
+                        suffix: "-shrunk",
+                        note: Some(&note),
+                    };
+                    self.report_failure(&env, seed, (i, seeds.len()), &cause, &traced, how);
+                }
+            }
+            let how = Reported {
+                builder: &self.builder,
+                suffix: "",
+                note: None,
+            };
+            self.report_failure(&env, seed, (i, seeds.len()), &cause, &traced, how);
         }
         match (&env.trace, seeds.as_slice()) {
             (Some(path), [seed]) => {
@@ -359,6 +409,47 @@ impl SimTest {
         }
     }
 
+    /// `LOCKSTEP_SHRINK`: the failing run's schedule, shrunk to the fewest
+    /// preemptions, early clock moves and draws that still fail the same
+    /// way (a test body's `Err` counts as a panic while shrinking, at the
+    /// same step). `None`, said on stderr, if it cannot be shrunk.
+    fn shrink<F, Fut>(
+        &self,
+        seed: Seed,
+        traced: &Outcome<Result<(), String>>,
+        body: &Arc<F>,
+    ) -> Option<crate::explore::Shrunk>
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future + 'static,
+        Fut::Output: TestOutput,
+    {
+        let Some(schedule) = traced.schedule() else {
+            eprintln!("lockstep: LOCKSTEP_SHRINK: the failing run recorded no schedule");
+            return None;
+        };
+        let sim = self.builder.clone().seed(seed).build();
+        let body = body.clone();
+        let run = move |sim: &Sim| {
+            let body = body.clone();
+            sim.run_isolated(move || {
+                let fut = as_test_result(body());
+                async move {
+                    if let Err(e) = fut.await {
+                        panic!("the test returned an error: {e}");
+                    }
+                }
+            })
+        };
+        match crate::explore::shrink_schedule(&sim, schedule, run) {
+            Ok(shrunk) => Some(shrunk),
+            Err(e) => {
+                eprintln!("lockstep: LOCKSTEP_SHRINK: {e}");
+                None
+            }
+        }
+    }
+
     /// Everything a failing seed leaves behind, then the panic that fails
     /// the test: trace files, then the report (see [`report`]).
     #[track_caller]
@@ -369,19 +460,44 @@ impl SimTest {
         tried: (usize, usize),
         cause: &Cause,
         traced: &Outcome<Result<(), String>>,
+        how: Reported<'_>,
     ) -> ! {
-        let file = report::write_failure_traces(&self.meta, seed, traced.trace());
+        let file = report::write_failure_traces(&self.meta, seed, how.suffix, traced.trace());
         if let Some(path) = &env.trace {
             if let Err(e) = report::write_trace(path, traced.trace()) {
                 eprintln!("lockstep: LOCKSTEP_TRACE={}: {e}", path.display());
             }
         }
-        let mut report = report::render(&self.meta, seed, tried, cause, traced, &file);
-        let sim = self.builder.clone().seed(seed).build();
-        let bundle = bundle::write_for_test(&self.meta, &sim, traced, &cause_kind(cause), &report);
+        let dir = bundle::test_dir(&self.meta, seed, how.suffix);
+        let follows = how.builder.clone().build().replay_schedule().is_some();
+        let run = report::RunSchedule {
+            bundle_dir: &dir,
+            follows_schedule: follows,
+        };
+        let mut report = report::render(&self.meta, seed, tried, cause, traced, &file, run);
+        if let Some(note) = how.note {
+            report.push_str(note);
+        }
+        let sim = how.builder.clone().seed(seed).build();
+        let bundle = bundle::write_for_test(
+            &self.meta,
+            &sim,
+            traced,
+            &cause_kind(cause),
+            &report,
+            how.suffix,
+        );
         report.push_str(&bundle::report_lines(&bundle));
         panic!("{report}");
     }
+}
+
+/// How a failure is reported: the settings its bundle records, the
+/// bundle's name suffix, and a line to add (what shrinking did).
+struct Reported<'a> {
+    builder: &'a SimBuilder,
+    suffix: &'a str,
+    note: Option<&'a str>,
 }
 
 /// The failure kind a bundle records.

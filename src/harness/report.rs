@@ -2,8 +2,11 @@
 //!
 //! The report lists, in this order: the failure (and a panic's backtrace,
 //! when `RUST_BACKTRACE` asked for one), the seed, the virtual time and step
-//! count, the last events of the trace, and the exact command that replays
-//! the seed; then where the full trace was written. The replay command is
+//! count, the run's schedule (inline when short, else the bundle file that
+//! holds it), the last events of the trace, the exact command that replays
+//! the seed and the one that follows the schedule exactly; then where the
+//! full trace was written, and (added by the caller) the bundle and the
+//! `lockstep shrink` command that finds a minimal interleaving. The replay command is
 //! built from what the macro captured at the test's definition
 //! (`CARGO_PKG_NAME`, `CARGO_CRATE_NAME`, `file!()`, `module_path!()`), so
 //! it selects exactly this test in exactly this target, and from where the
@@ -15,11 +18,15 @@ use std::path::{Path, PathBuf};
 
 use super::TestMeta;
 use crate::check::Failure;
-use crate::runtime::{Outcome, Seed};
+use crate::runtime::{Outcome, Schedule, Seed};
 use crate::trace::Trace;
 
 /// How many trace events a report shows.
 pub(crate) const TAIL: usize = 25;
+
+/// A schedule longer than this (in characters) is not printed in the
+/// report: it is named by the bundle file that holds it.
+pub(crate) const INLINE_SCHEDULE: usize = 200;
 
 /// Why a seed failed.
 pub(crate) enum Cause {
@@ -75,8 +82,23 @@ impl TestMeta {
     }
 
     pub(crate) fn replay_command_for(&self, seed: Seed, flags: &str) -> String {
+        self.command_with(&format!("LOCKSTEP_SEED={seed}"), flags)
+    }
+
+    /// The command that reruns this test following `schedule` exactly (a
+    /// schedule's text, or the path of a file holding one).
+    pub(crate) fn schedule_command(&self, schedule: &str) -> String {
+        let value = if schedule.contains(char::is_whitespace) || schedule.contains('\'') {
+            format!("'{}'", schedule.replace('\'', r"'\''"))
+        } else {
+            schedule.to_string()
+        };
+        self.command_with(&format!("LOCKSTEP_SCHEDULE={value}"), &build_flags())
+    }
+
+    fn command_with(&self, env: &str, flags: &str) -> String {
         format!(
-            "LOCKSTEP_SEED={seed} cargo test{flags} -p {} {} -- {} --exact{}",
+            "{env} cargo test{flags} -p {} {} -- {} --exact{}",
             self.package,
             self.target(),
             self.test_path(),
@@ -195,10 +217,11 @@ pub(crate) fn prepare_trace_path(path: &Path) -> Result<(), String> {
 pub(crate) fn write_failure_traces(
     meta: &TestMeta,
     seed: Seed,
+    suffix: &str,
     trace: &Trace,
 ) -> Result<PathBuf, String> {
     let dir = trace_dir();
-    let stem = meta.file_stem(seed);
+    let stem = format!("{}{suffix}", meta.file_stem(seed));
     let text = dir.join(format!("{stem}.txt"));
     let jsonl = dir.join(format!("{stem}.jsonl"));
     write_trace(&text, trace)
@@ -215,7 +238,12 @@ pub(crate) fn render<T>(
     cause: &Cause,
     traced: &Outcome<T>,
     trace_file: &Result<PathBuf, String>,
+    run: RunSchedule<'_>,
 ) -> String {
+    let RunSchedule {
+        bundle_dir,
+        follows_schedule,
+    } = run;
     let mut r = String::new();
     let (index, total) = tried;
     let _ = writeln!(
@@ -252,11 +280,45 @@ pub(crate) fn render<T>(
         crate::time::format_duration(stats.virtual_time),
         crate::check::plural(stats.steps, "step")
     );
+    let schedule = traced.schedule().map(|s| (s, s.to_string()));
+    if let Some((s, text)) = &schedule {
+        if text.len() <= INLINE_SCHEDULE {
+            let _ = writeln!(r, "  schedule:      {text}");
+            let _ = writeln!(r, "                 ({})", describe_schedule(s));
+        } else {
+            let _ = writeln!(
+                r,
+                "  schedule:      {}: in {}",
+                describe_schedule(s),
+                schedule_file(bundle_dir).display()
+            );
+        }
+    }
     let _ = writeln!(r, "\n  last events:");
     for line in traced.trace().render_tail(TAIL).lines() {
         let _ = writeln!(r, "    {line}");
     }
-    let _ = writeln!(r, "\n  replay:        {}", meta.replay_command(seed));
+    let same = schedule.as_ref().map(|(_, text)| {
+        let spec = if text.len() <= INLINE_SCHEDULE {
+            text.clone()
+        } else {
+            schedule_file(bundle_dir).display().to_string()
+        };
+        meta.schedule_command(&spec)
+    });
+    match (same, follows_schedule) {
+        // The run followed a schedule (a replay, a shrunk run): rerunning
+        // the seed would not reproduce it.
+        (Some(same), true) => {
+            let _ = writeln!(r, "\n  replay:        {same}");
+        }
+        (same, _) => {
+            let _ = writeln!(r, "\n  replay:        {}", meta.replay_command(seed));
+            if let Some(same) = same {
+                let _ = writeln!(r, "  same schedule: {same}");
+            }
+        }
+    }
     match trace_file {
         Ok(path) => {
             let _ = writeln!(r, "  full trace:    {} (and .jsonl)", path.display());
@@ -266,6 +328,38 @@ pub(crate) fn render<T>(
         }
     }
     r
+}
+
+/// What the report says about the run's schedule: where its bundle keeps
+/// it, and whether the run followed it (a replay, a shrunk run) rather
+/// than drawing it from the seed.
+pub(crate) struct RunSchedule<'a> {
+    pub(crate) bundle_dir: &'a Path,
+    pub(crate) follows_schedule: bool,
+}
+
+/// Where a bundle keeps its schedule.
+pub(crate) fn schedule_file(bundle_dir: &Path) -> PathBuf {
+    bundle_dir.join("schedule.txt")
+}
+
+/// `412 steps, 37 preemptions, 2 early clock moves, 1 draw`.
+pub(crate) fn describe_schedule(s: &Schedule) -> String {
+    use crate::check::plural;
+    let mut parts = vec![
+        plural(s.steps(), "step"),
+        plural(s.preemptions().unwrap_or(s.switches()), "preemption"),
+    ];
+    if s.early_clock_moves() > 0 {
+        parts.push(plural(s.early_clock_moves(), "early clock move"));
+    }
+    if s.draws() > 0 {
+        parts.push(plural(s.draws(), "draw"));
+    }
+    if let Some(c) = s.poll_cost() {
+        parts.push(c.to_string());
+    }
+    parts.join(", ")
 }
 
 #[cfg(test)]

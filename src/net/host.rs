@@ -307,6 +307,7 @@ impl Host {
             });
             w.clocks.add();
             w.name_group(host.id.group(), host.name.clone());
+            w.host_created(host.id.group().index(), &host.name);
             w.record(EventKind::Host {
                 host: host.name.to_string(),
                 what: format!("up at {}", host.ip),

@@ -198,6 +198,8 @@ pub(crate) struct Executor {
     current: Cell<Option<TaskKey>>,
     /// The host of the task being polled.
     current_host: Cell<Option<Group>>,
+    /// The host of the task polled last (read by poll cost after the poll).
+    polled_host: Cell<Option<Group>>,
     /// Hosts that are paused (few; usually none).
     paused: RefCell<Vec<Group>>,
     /// Ready tasks of paused hosts, in the order they were picked.
@@ -276,6 +278,7 @@ impl Executor {
             ready: RefCell::new(VecDeque::with_capacity(64)),
             current: Cell::new(None),
             current_host: Cell::new(None),
+            polled_host: Cell::new(None),
             paused: RefCell::new(Vec::new()),
             parked: RefCell::new(Vec::new()),
             sched: RefCell::new(sched),
@@ -507,6 +510,13 @@ impl Executor {
         self.current_host.get()
     }
 
+    /// The host of the task polled last: the one speed factor poll cost
+    /// reads (`None`: not on a host, or the main task).
+    #[inline]
+    pub(crate) fn polled_host(&self) -> Option<Group> {
+        self.polled_host.get()
+    }
+
     /// The live tasks of `host`, in id order.
     pub(crate) fn tasks_of(&self, host: Group) -> Vec<TaskKey> {
         let t = self.table.borrow();
@@ -543,6 +553,7 @@ impl Executor {
         };
         self.current.set(Some(key));
         self.current_host.set(host);
+        self.polled_host.set(host);
         self.self_wakes.set(0);
         w.record_plain(Verbosity::Full, code::POLL, 0);
         let Some(cell) = cell else {

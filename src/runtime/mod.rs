@@ -33,6 +33,9 @@ mod watchdog;
 pub(crate) mod world;
 
 pub use outcome::{Outcome, Stats};
-pub use policy::{LatePolls, Schedule, ScheduleParseError, Swarm};
+pub use policy::{LatePolls, PollCost, Schedule, ScheduleParseError, Swarm};
 pub use seed::{Seed, SeedParseError};
+#[cfg(feature = "cli")]
+pub(crate) use sim::parse_policy_spec;
+pub(crate) use sim::policy_spec;
 pub use sim::{Policy, Severity, Sim, SimBuilder};

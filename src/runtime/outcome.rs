@@ -23,6 +23,9 @@ pub struct Stats {
     /// Times the clock moved to a timer while tasks were ready (late
     /// polls, see [`LatePolls`](crate::explore::LatePolls)).
     pub late_polls: u64,
+    /// Virtual time charged to polls (see
+    /// [`PollCost`](crate::explore::PollCost)).
+    pub poll_time: Duration,
     /// Virtual time reached at the end of the run.
     pub virtual_time: Duration,
 }

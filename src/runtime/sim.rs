@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use super::Seed;
 use super::outcome::Outcome;
-use super::policy::{LatePolls, Schedule};
+use super::policy::{LatePolls, PollCost, Schedule};
 use super::world::World;
 use crate::time::Duration;
 use crate::trace::{TraceMode, Verbosity};
@@ -22,7 +22,13 @@ use crate::trace::{TraceMode, Verbosity};
 /// | `Fifo` | `fifo` | the natural order of a production executor; explores nothing |
 /// | `Pct { depth }` | `pct:3` (`pct` = `pct:3`) | ordering bugs of a given depth, in far fewer seeds than uniform choice |
 /// | `Swarm` | `swarm` | `Random`, with each seed enabling its own subset of random fault kinds and buggify points |
-/// | `Mix` | `mix` | exploration: per seed, `Random` or `Pct` of depth 2 to 4, late polls and a swarm configuration, all drawn from the seed |
+/// | `Mix` | `mix` | exploration: per seed, `Random` or `Pct` of depth 2 to 4, late polls, a swarm configuration, and on one seed in two a poll cost, all drawn from the seed |
+///
+/// Where a policy is given as text (`lockstep explore --policy`,
+/// `#[sim_test(policy = "...")]`), a poll cost may follow it:
+/// `random+cost:1ms:8x` is `Random` with each poll charged up to 1 ms of
+/// virtual time on hosts up to 8 times slower (see
+/// [`PollCost`](crate::explore::PollCost) and [`SimBuilder::poll_cost`]).
 ///
 /// A recorded [`Schedule`](crate::explore::Schedule) is replayed with
 /// [`SimBuilder::replay`] (it is not `Copy`, so not a variant here).
@@ -59,8 +65,10 @@ pub enum Policy {
     /// `buggify!` points are enabled (see [`Swarm`](crate::explore::Swarm)).
     Swarm,
     /// The exploration mix: each seed draws `Random` or `Pct` (depth 2 to
-    /// 4), late polls (see [`LatePolls`](crate::explore::LatePolls)) and a
-    /// swarm configuration. What a sweep looking for bugs should use.
+    /// 4), late polls (see [`LatePolls`](crate::explore::LatePolls)), a
+    /// swarm configuration, and on one seed in two a poll cost (see
+    /// [`PollCost`](crate::explore::PollCost)). What a sweep looking for
+    /// bugs should use.
     Mix,
 }
 
@@ -73,6 +81,13 @@ impl FromStr for Policy {
     type Err = String;
     fn from_str(s: &str) -> Result<Policy, String> {
         let text = s.trim().to_ascii_lowercase();
+        if text.contains('+') {
+            return Err(format!(
+                "`{s}`: a policy with options (`random+cost:1ms:8x`) sets more than the \
+                 policy; this place takes a policy alone: `random`, `fifo`, `pct`, `pct:D`, \
+                 `swarm` or `mix`"
+            ));
+        }
         let depth = |d: &str| match d.parse::<u32>() {
             Ok(d) if (1..=64).contains(&d) => Ok(Policy::Pct { depth: d }),
             _ => Err(format!(
@@ -142,6 +157,8 @@ pub(crate) struct Config {
     pub(crate) buggify: bool,
     /// Late polls (`None`: the policy's default, off except under `Mix`).
     pub(crate) late_polls: Option<LatePolls>,
+    /// Poll cost (`None`: the policy's default, off except under `Mix`).
+    pub(crate) poll_cost: Option<PollCost>,
     /// Expected steps of a run, for `Pct`'s change points.
     pub(crate) pct_horizon: u64,
     /// A schedule to replay, and whether strictly.
@@ -181,6 +198,7 @@ impl Default for Config {
             layers: super::ext::Settings::default(),
             buggify: true,
             late_polls: None,
+            poll_cost: None,
             pct_horizon: SimBuilder::DEFAULT_PCT_HORIZON,
             replay: None,
             record_schedule: None,
@@ -209,6 +227,7 @@ impl Default for Config {
 /// | [`faults`](Self::faults) | none | a [`FaultPlan`](crate::fault::FaultPlan) applied from the start |
 /// | [`buggify`](Self::buggify) | on | whether [`buggify!`](crate::buggify!) points may fire |
 /// | [`late_polls`](Self::late_polls) | off (drawn per seed under `Mix`) | whether the clock may move while tasks are ready |
+/// | [`poll_cost`](Self::poll_cost) | off (on for some seeds under `Mix`) | virtual time charged per poll, and per-host speeds |
 /// | [`pct_horizon`](Self::pct_horizon) | 200 steps | the run length `Pct` spreads its change points over |
 /// | [`replay`](Self::replay) | none | a recorded schedule to follow exactly |
 /// | [`record_schedule`](Self::record_schedule) | when tracing | whether [`Outcome::schedule`](crate::Outcome::schedule) is kept |
@@ -435,6 +454,46 @@ impl SimBuilder {
         self
     }
 
+    /// Poll cost: each poll is charged a seeded virtual time from zero to
+    /// `cost.max()`, times the speed factor of the polled task's host
+    /// (hosts draw distinct factors up to `cost.slowest()`; tasks outside
+    /// hosts run at `1x`). After a charged poll the clock moves on and
+    /// the timers due by then fire before the next task is picked, so a
+    /// woken task can run after a timer that fell due while other tasks
+    /// ran, and a slow host's tasks lag behind. Off by default; on for one
+    /// seed in two under [`Policy::Mix`]; never under [`Policy::Fifo`].
+    /// [`PollCost::OFF`] turns it off under `Mix` too. A recorded
+    /// schedule carries the setting, so a replay repeats the charges.
+    ///
+    /// ```
+    /// use lockstep::prelude::*;
+    /// use lockstep::explore::PollCost;
+    ///
+    /// // A timer due at 1 ms, and a task that keeps polling: with polls
+    /// // charged, the timer fires while that task is still busy.
+    /// let outcome = Sim::builder()
+    ///     .seed(1)
+    ///     .poll_cost(PollCost::new(Duration::from_micros(200)))
+    ///     .build()
+    ///     .run(async {
+    ///         let busy = spawn(async {
+    ///             for _ in 0..100 {
+    ///                 yield_now().await;
+    ///             }
+    ///             lockstep::time::now()
+    ///         });
+    ///         sleep(Duration::from_millis(1)).await;
+    ///         let fired_at = lockstep::time::now();
+    ///         assert!(busy.await.unwrap() > fired_at);
+    ///     });
+    /// assert!(outcome.is_ok());
+    /// assert!(outcome.stats().poll_time > Duration::ZERO);
+    /// ```
+    pub fn poll_cost(mut self, cost: PollCost) -> Self {
+        self.config.poll_cost = Some(cost);
+        self
+    }
+
     /// The run length, in steps, over which [`Policy::Pct`] draws its
     /// priority change points (default
     /// [`DEFAULT_PCT_HORIZON`](Self::DEFAULT_PCT_HORIZON)); a sweep sets it
@@ -528,6 +587,11 @@ impl Sim {
     /// The step limit, if any.
     pub fn max_steps(&self) -> Option<u64> {
         self.config.max_steps
+    }
+
+    /// The poll cost set with [`SimBuilder::poll_cost`], if any.
+    pub fn poll_cost(&self) -> Option<PollCost> {
+        self.config.poll_cost
     }
 
     /// The schedule each run follows exactly, if set with
@@ -681,5 +745,83 @@ impl Sim {
         F: Future,
     {
         super::determinism::check(&self.config, make, Location::caller())
+    }
+}
+
+/// A policy and its options as text: `POLICY[+cost:MAX[:Kx]]`
+/// (`random+cost:1ms:8x`), as `lockstep explore --policy` and
+/// `#[sim_test(policy = "...")]` take it (the macro checks its own copy
+/// at compile time).
+#[cfg_attr(not(feature = "cli"), allow(dead_code))]
+pub(crate) fn parse_policy_spec(s: &str) -> Result<(Policy, Option<PollCost>), String> {
+    let mut parts = s.trim().split('+');
+    let policy: Policy = parts.next().unwrap_or_default().parse()?;
+    let mut cost = None;
+    for option in parts {
+        let option = option.trim();
+        if option.starts_with("cost") {
+            if cost.is_some() {
+                return Err(format!("`{s}`: `cost` is given twice"));
+            }
+            cost = Some(
+                option
+                    .parse::<PollCost>()
+                    .map_err(|e| format!("`{s}`: {e}"))?,
+            );
+        } else {
+            return Err(format!(
+                "`{s}`: unknown policy option `{option}`: expected `cost:MAX` or `cost:MAX:Kx` \
+                 (e.g. `random+cost:1ms:8x`)"
+            ));
+        }
+    }
+    if policy == Policy::Fifo && cost.is_some_and(|c| c.is_on()) {
+        return Err(format!(
+            "`{s}`: `fifo` never charges polls (it is the natural order); use `random+cost:...`"
+        ));
+    }
+    Ok((policy, cost))
+}
+
+/// The text form of a policy and its options (see [`parse_policy_spec`]).
+pub(crate) fn policy_spec(policy: Policy, cost: Option<PollCost>) -> String {
+    match cost {
+        Some(c) => format!("{policy}+{c}"),
+        None => policy.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn policy_specs_parse_or_say_what_is_accepted() {
+        let (p, c) = parse_policy_spec("random+cost:1ms:8x").unwrap();
+        assert_eq!(p, Policy::Random);
+        let c = c.unwrap();
+        assert_eq!(c.max(), Duration::from_millis(1));
+        assert_eq!(c.slowest(), 8);
+        assert_eq!(policy_spec(p, Some(c)), "random+cost:1ms:8x");
+        assert_eq!(
+            parse_policy_spec("pct:2").unwrap(),
+            (Policy::Pct { depth: 2 }, None)
+        );
+        for (text, says) in [
+            ("random+speed:2", "unknown policy option `speed:2`"),
+            ("random+cost:soon", "not a duration"),
+            ("random+cost:1ms+cost:2ms", "twice"),
+            ("fifo+cost:1ms", "never charges"),
+            ("lifo+cost:1ms", "unknown scheduling policy"),
+        ] {
+            let e = parse_policy_spec(text).unwrap_err();
+            assert!(e.contains(says), "{text}: {e}");
+        }
+        assert!(
+            "random+cost:1ms"
+                .parse::<Policy>()
+                .unwrap_err()
+                .contains("policy alone")
+        );
     }
 }

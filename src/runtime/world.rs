@@ -54,6 +54,8 @@ pub(crate) mod stream {
     pub(crate) const LATE: u64 = 5;
     /// Per-seed choices of `Policy::Mix` and `Policy::Swarm`.
     pub(crate) const POLICY: u64 = 6;
+    /// Poll cost: the time charged per poll, and hosts' speed factors.
+    pub(crate) const COST: u64 = 7;
 }
 
 /// Counters the run keeps for [`Stats`].
@@ -63,6 +65,7 @@ pub(crate) struct Counters {
     pub(crate) timers_fired: Cell<u64>,
     pub(crate) clock_jumps: Cell<u64>,
     pub(crate) late_polls: Cell<u64>,
+    pub(crate) poll_time: Cell<u64>,
 }
 
 pub(crate) struct Tracer {
@@ -102,6 +105,8 @@ pub(crate) struct World {
     /// Whether the policy may move the clock while tasks are ready (late
     /// polls, replay): one test per step when it may not.
     consults_clock: bool,
+    /// Whether polls are charged virtual time: one test per step when not.
+    charges: bool,
     /// The run's swarm configuration, if its policy drew one.
     pub(crate) swarm: Option<crate::runtime::policy::Swarm>,
     /// What the policy drew for this seed, traced when the run starts.
@@ -172,6 +177,7 @@ impl World {
             timers: RefCell::new(Timers::default()),
             exec: Executor::new(sched),
             consults_clock: resolved.consults_clock,
+            charges: resolved.charges,
             swarm: resolved.swarm,
             policy_note: resolved.note,
             user_rng: RefCell::new(rng_for(seed, stream::USER)),
@@ -415,6 +421,12 @@ impl World {
             self.mix(deadline);
             self.stats.clock_jumps.set(self.stats.clock_jumps.get() + 1);
         }
+        self.fire_due(deadline)
+    }
+
+    /// Fires every timer due by `deadline`, in (deadline, sequence) order.
+    /// Returns `false` if the run cannot go on.
+    fn fire_due(&self, deadline: u64) -> bool {
         loop {
             let fired = self.timers.borrow_mut().pop_due(deadline);
             let Some(fired) = fired else { break };
@@ -450,6 +462,80 @@ impl World {
             }
         }
         true
+    }
+
+    /// Poll cost: charges the poll just taken (see `policy/cost.rs`). The
+    /// clock moves by the charge (not past the time limit) and the timers
+    /// due by then fire before the next pick. Not progress for the
+    /// livelock detector: a busy loop stays one. Returns `false` if the
+    /// run cannot go on.
+    #[inline(never)]
+    fn charge_poll(&self) -> bool {
+        let host = self.exec.polled_host();
+        let (ns, milli) = self
+            .exec
+            .sched
+            .borrow_mut()
+            .charge(host.map(super::ext::Group::index));
+        let now = self.now.get();
+        let mut to = now.saturating_add(ns);
+        if let Some(limit) = self.config.max_virtual_time {
+            to = to.min(u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX));
+        }
+        if to <= now {
+            return true;
+        }
+        self.now.set(to);
+        self.mix(to);
+        self.stats
+            .poll_time
+            .set(self.stats.poll_time.get() + (to - now));
+        let due = self
+            .timers
+            .borrow()
+            .next_deadline()
+            .is_some_and(|d| d <= to);
+        if !due {
+            return true;
+        }
+        if self.tracing(Verbosity::Full) {
+            let at = if milli == 1000 {
+                String::new()
+            } else {
+                format!(" (host at {}.{:03}x)", milli / 1000, milli % 1000)
+            };
+            self.record_as(
+                None,
+                EventKind::Sched {
+                    what: format!(
+                        "poll charged {}{at}: timers fall due while tasks run",
+                        crate::time::format_duration(Duration::from_nanos(to - now))
+                    ),
+                },
+            );
+        }
+        self.fire_due(to)
+    }
+
+    /// A host was created (called by the net layer): under poll cost it
+    /// draws its speed factor, traced.
+    pub(crate) fn host_created(&self, index: usize, name: &str) {
+        if !self.charges {
+            return;
+        }
+        let milli = self.exec.sched.borrow_mut().new_host(index);
+        if let (Some(m), true) = (milli, self.tracing(Verbosity::Summary)) {
+            self.record_as(
+                None,
+                EventKind::Sched {
+                    what: format!(
+                        "host {name} runs {}.{:03}x slower (poll cost)",
+                        m / 1000,
+                        m % 1000
+                    ),
+                },
+            );
+        }
     }
 
     fn runtime_info(&self) -> crate::check::TaskInfo {
@@ -749,7 +835,11 @@ impl World {
                 }
             }
             match self.exec.step(self) {
-                Step::Polled => {}
+                Step::Polled => {
+                    if self.charges && !self.charge_poll() {
+                        return None;
+                    }
+                }
                 Step::Stop => return None,
                 Step::Idle => {
                     if !self.advance() {
@@ -776,6 +866,9 @@ impl World {
                         Ok(Poll::Pending) => {
                             self.layers_after_pending(super::executor::MAIN_KEY);
                             self.exec.end_main_step();
+                            if self.charges && !self.charge_poll() {
+                                return None;
+                            }
                         }
                         Ok(Poll::Ready(value)) => {
                             self.record(EventKind::Finish);
@@ -879,6 +972,7 @@ impl World {
             timers_fired: self.stats.timers_fired.get(),
             clock_jumps: self.stats.clock_jumps.get(),
             late_polls: self.stats.late_polls.get(),
+            poll_time: Duration::from_nanos(self.stats.poll_time.get()),
             virtual_time: Duration::from_nanos(self.now.get()),
         };
         let failure = self.failure.take();

@@ -4,7 +4,8 @@
 //! with the bug in, or fixed. They range from shallow (a lost update
 //! between two workers) to deep (an atomicity violation that needs three
 //! events in one order; a lost wakeup that only a late poll exposes; a
-//! lost write that needs a dropped message at the right moment).
+//! lost write that needs a dropped message at the right moment; a lease
+//! that only a task on a slow host lets lapse, which needs poll cost).
 //! `tests/corpus.rs` checks that exploration finds every bug in a bounded
 //! number of seeds and that every fix passes under every policy.
 
@@ -75,6 +76,11 @@ pub const CORPUS: &[Program] = &[
     Program {
         name: "unreplicated-ack",
         run: unreplicated_ack,
+        fails_with: Panic,
+    },
+    Program {
+        name: "slow-host-lease",
+        run: slow_host_lease,
         fails_with: Panic,
     },
 ];
@@ -418,5 +424,70 @@ pub fn unreplicated_ack(sim: &Sim, fixed: bool) -> Outcome<()> {
             vec![0, 1, 2],
             "an acknowledged write was lost"
         );
+    })
+}
+
+/// How long a lease lasts without renewal.
+pub const LEASE: Duration = Duration::from_millis(12);
+
+/// A leaseholder on host `worker` renews its lease, does a batch of work
+/// (four polls), then writes; a monitor on host `monitor` checks the
+/// lease every millisecond and deposes a holder whose lease lapsed. The
+/// holder writes without checking that its lease is still valid, trusting
+/// that four polls never take 12 ms (fixed: it checks right before the
+/// write, with no await in between, and steps down if the lease lapsed).
+///
+/// Polls take no virtual time unless charged, so uniform and PCT
+/// scheduling never find it; poll cost finds it when hosts are slow: at
+/// equal speeds, with up to 1 ms per poll, the batch always ends within
+/// the lease; with hosts up to 8 times slower it often does not (the
+/// worker's own polls take longer, and so do the monitor's, which run on
+/// the same simulated executor while the worker's batch is under way). (Late
+/// polls that keep moving the clock while the worker starves reach it too,
+/// rarely: in 3 of 20 sweeps of 2,000 `mix` seeds without poll cost.)
+pub fn slow_host_lease(sim: &Sim, fixed: bool) -> Outcome<()> {
+    sim.run(async move {
+        let renewed = Rc::new(Cell::new(lockstep::time::now()));
+        let deposed = Rc::new(Cell::new(false));
+        let done = Rc::new(Cell::new(false));
+        let monitor = lockstep::net::Host::client("monitor");
+        {
+            let (renewed, deposed, done) = (renewed.clone(), deposed.clone(), done.clone());
+            // A host task: it runs until the simulation ends.
+            drop(monitor.spawn(async move {
+                while !done.get() {
+                    sleep(Duration::from_millis(1)).await;
+                    if lockstep::time::now() - renewed.get() > LEASE {
+                        deposed.set(true);
+                    }
+                }
+            }));
+        }
+        let worker = lockstep::net::Host::client("worker");
+        let holder = worker.spawn({
+            let (renewed, deposed) = (renewed.clone(), deposed.clone());
+            async move {
+                let mut writes = 0;
+                for _ in 0..10 {
+                    if deposed.get() {
+                        break; // the lease moved on: step down
+                    }
+                    renewed.set(lockstep::time::now());
+                    for _ in 0..4 {
+                        yield_now().await; // a batch of work
+                    }
+                    if fixed && lockstep::time::now() - renewed.get() >= LEASE {
+                        break; // too slow: the lease may have lapsed
+                    }
+                    assert!(!deposed.get(), "a deposed leaseholder wrote");
+                    writes += 1;
+                    sleep(Duration::from_millis(2)).await;
+                }
+                writes
+            }
+        });
+        let writes = holder.await.unwrap();
+        done.set(true);
+        assert!(writes <= 10);
     })
 }

@@ -18,6 +18,8 @@
 //! - `late.rs`: late polls, the seeded choice to move the clock to the
 //!   next timer while tasks are ready, so that a woken task can run after
 //!   a later timer fires, as on a loaded executor.
+//! - `cost.rs`: poll cost, seeded virtual time charged per poll and scaled
+//!   by per-host speed factors, so that time flows while tasks run.
 //! - `swarm.rs`: per-seed configurations of fault kinds and buggify points.
 //! - `schedule.rs`: the recorded decisions of a run and their text form.
 //!
@@ -39,6 +41,7 @@ use super::waker::TaskKey;
 use super::world::{rng_for, stream};
 use crate::time::Duration;
 
+mod cost;
 mod fifo;
 mod late;
 mod pct;
@@ -47,6 +50,7 @@ mod replay;
 pub(crate) mod schedule;
 pub(crate) mod swarm;
 
+pub use cost::PollCost;
 pub use late::LatePolls;
 pub use schedule::{Schedule, ScheduleParseError};
 pub use swarm::Swarm;
@@ -116,6 +120,13 @@ macro_rules! each {
     };
 }
 
+/// One seed in this many of `Policy::Mix` charges polls. Measured on the
+/// corpus (benches/explore.rs, 20 sweeps): every bug is found in the same
+/// median and worst number of seeds as without poll cost, and the
+/// slow-host lease bug, out of reach without it, in a median of 5 (10 at
+/// one seed in four).
+const MIX_COST_ONE_IN: u64 = 2;
+
 /// The settings of a run's policy once `Mix` and `Swarm` are resolved
 /// for the seed.
 pub(crate) struct Resolved {
@@ -127,6 +138,8 @@ pub(crate) struct Resolved {
     pub(crate) note: Option<String>,
     /// Whether the clock may ever move early (a quick gate per step).
     pub(crate) consults_clock: bool,
+    /// Whether polls are charged virtual time (a quick gate per step).
+    pub(crate) charges: bool,
 }
 
 /// The run's policy, its recorder, and a divergence it found.
@@ -136,6 +149,8 @@ pub(crate) struct Scheduler {
     /// The task polled last (kept while recording, to count preemptions).
     last_run: Option<TaskKey>,
     diverged: Option<String>,
+    /// Poll charges, when on.
+    cost: Option<cost::CostState>,
 }
 
 impl Scheduler {
@@ -148,8 +163,10 @@ impl Scheduler {
         let mut notes: Vec<String> = Vec::new();
         let mut swarm = None;
         let mut late = config.late_polls;
+        let mut charge = config.poll_cost;
         let active = if let Some((schedule, strict)) = &config.replay {
             swarm = schedule.swarm;
+            charge = schedule.cost;
             Active::Replay(replay::Replay::new(Arc::clone(schedule), *strict))
         } else {
             let concrete = match config.policy {
@@ -165,19 +182,27 @@ impl Scheduler {
                     // shift the draws after it.
                     let drawn = LatePolls::draw(policy_rng);
                     late = late.or(Some(drawn));
-                    if policy_rng.next_u64() & 1 == 0 {
+                    let concrete = if policy_rng.next_u64() & 1 == 0 {
                         Policy::Random
                     } else {
                         Policy::Pct {
                             depth: 2 + below(policy_rng, 3) as u32,
                         }
+                    };
+                    // Drawn after the settings above, so that they stay
+                    // what they were before poll costs existed.
+                    let drawn = PollCost::draw(policy_rng);
+                    if policy_rng.next_u64() % MIX_COST_ONE_IN == 0 {
+                        charge = charge.or(Some(drawn));
                     }
+                    concrete
                 }
                 p => p,
             };
             match concrete {
                 Policy::Fifo => {
                     late = None;
+                    charge = None;
                     Active::Fifo(fifo::Fifo::new(seed))
                 }
                 Policy::Pct { depth } => Active::Pct(pct::Pct::new(
@@ -195,23 +220,30 @@ impl Scheduler {
         if let Some(s) = &swarm {
             notes.push(s.describe());
         }
+        let charge = charge.filter(PollCost::is_on);
+        if let Some(c) = &charge {
+            notes.push(c.describe());
+        }
         let consults_clock = late.is_some() || matches!(active, Active::Replay(_));
         let mut sched = Scheduler {
             active,
             record: config.records_schedule().then(|| Schedule {
                 seed,
                 swarm,
+                cost: charge,
                 decisions: Vec::new(),
                 preemptions: Some(0),
             }),
             last_run: None,
             diverged: None,
+            cost: charge.map(|c| cost::CostState::new(c, seed)),
         };
         each!(&mut sched.active, p => p.start(seed));
         let resolved = Resolved {
             swarm,
             note: (!notes.is_empty()).then(|| notes.join("; ")),
             consults_clock,
+            charges: charge.is_some(),
         };
         (sched, resolved)
     }
@@ -272,6 +304,18 @@ impl Scheduler {
             }
         }
         yes
+    }
+
+    /// The charge of the poll just taken by a task on host `host` (an
+    /// index): nanoseconds, and the host's factor in thousandths.
+    pub(crate) fn charge(&mut self, host: Option<usize>) -> (u64, u32) {
+        self.cost.as_mut().map_or((0, 1000), |c| c.charge(host))
+    }
+
+    /// A host was created: its speed factor (thousandths), drawn when
+    /// polls are charged.
+    pub(crate) fn new_host(&mut self, index: usize) -> Option<u32> {
+        self.cost.as_mut().map(|c| c.new_host(index))
     }
 
     /// A divergence from the replayed schedule, once.

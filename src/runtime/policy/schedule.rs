@@ -14,14 +14,16 @@
 //! S1:0x2a:-:0.1x3.2.t.0.r1.2
 //! ```
 //!
-//! `S1` is the format, `0x2a` the seed, `-` the swarm configuration (none),
-//! then the decisions separated by dots: `3` polls task `#3`, `1x3` polls
+//! `S1` is the format, `0x2a` the seed, `-` the run's configuration (none;
+//! else its parts separated by commas: a swarm configuration like
+//! `k5i200b100`, a poll cost like `c1000000x8`), then the decisions separated by dots: `3` polls task `#3`, `1x3` polls
 //! task `#1` three times in a row, `t` moves the clock to the next timer
 //! while tasks are ready, `r1` is a draw that came out `1`.
 
 use std::fmt;
 use std::str::FromStr;
 
+use super::cost::PollCost;
 use super::swarm::Swarm;
 use crate::runtime::Seed;
 
@@ -59,6 +61,8 @@ pub(crate) enum Decision {
 pub struct Schedule {
     pub(crate) seed: Seed,
     pub(crate) swarm: Option<Swarm>,
+    /// The poll cost of the run (its charges come from the seed).
+    pub(crate) cost: Option<PollCost>,
     pub(crate) decisions: Vec<Decision>,
     /// Counted while recording (not part of the text form).
     pub(crate) preemptions: Option<u64>,
@@ -68,7 +72,8 @@ pub struct Schedule {
 /// count is a measurement of the run that recorded one, not a decision).
 impl PartialEq for Schedule {
     fn eq(&self, other: &Schedule) -> bool {
-        (self.seed, &self.swarm, &self.decisions) == (other.seed, &other.swarm, &other.decisions)
+        (self.seed, &self.swarm, &self.cost, &self.decisions)
+            == (other.seed, &other.swarm, &other.cost, &other.decisions)
     }
 }
 
@@ -76,7 +81,7 @@ impl Eq for Schedule {}
 
 impl std::hash::Hash for Schedule {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        (self.seed, &self.swarm, &self.decisions).hash(state);
+        (self.seed, &self.swarm, &self.cost, &self.decisions).hash(state);
     }
 }
 
@@ -153,6 +158,12 @@ impl Schedule {
         self.swarm.as_ref()
     }
 
+    /// The poll cost the run used, if any (its charges are drawn from the
+    /// seed, so a replay repeats them).
+    pub fn poll_cost(&self) -> Option<PollCost> {
+        self.cost
+    }
+
     /// Appends one step of `task` (merged into a run of the same task).
     pub(crate) fn push_run(&mut self, task: u32) {
         if let Some(Decision::Run { task: t, times }) = self.decisions.last_mut() {
@@ -168,9 +179,11 @@ impl Schedule {
 impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "S1:{}:", self.seed)?;
-        match &self.swarm {
-            Some(s) => write!(f, "{s}:")?,
-            None => f.write_str("-:")?,
+        match (&self.swarm, &self.cost) {
+            (None, None) => f.write_str("-:")?,
+            (Some(s), None) => write!(f, "{s}:")?,
+            (None, Some(c)) => write!(f, "{}:", c.schedule_text())?,
+            (Some(s), Some(c)) => write!(f, "{s},{}:", c.schedule_text())?,
         }
         for (i, d) in self.decisions.iter().enumerate() {
             if i > 0 {
@@ -227,13 +240,19 @@ impl FromStr for Schedule {
             .ok_or_else(|| err("the seed is missing".into()))?
             .parse()
             .map_err(|e| err(format!("{e}")))?;
-        let swarm = match parts
+        let config = parts
             .next()
-            .ok_or_else(|| err("the swarm field is missing".into()))?
-        {
-            "-" => None,
-            text => Some(text.parse::<Swarm>().map_err(err)?),
-        };
+            .ok_or_else(|| err("the swarm field is missing".into()))?;
+        let (mut swarm, mut cost) = (None, None);
+        if config != "-" {
+            for part in config.split(',') {
+                if part.starts_with('c') {
+                    cost = Some(PollCost::from_schedule_text(part).map_err(err)?);
+                } else {
+                    swarm = Some(part.parse::<Swarm>().map_err(err)?);
+                }
+            }
+        }
         let body = parts
             .next()
             .ok_or_else(|| err("the decisions are missing".into()))?;
@@ -271,6 +290,7 @@ impl FromStr for Schedule {
         Ok(Schedule {
             seed,
             swarm,
+            cost,
             decisions,
             preemptions: None,
         })
@@ -291,6 +311,11 @@ mod tests {
         assert_eq!(s.draws(), 1);
         assert_eq!(s.len(), 9);
         assert_eq!(s.switches(), 4);
+        for text in ["S1:0x2a:c1000000x8:0.1", "S1:0x2a:k5i200b100,c500x1:0"] {
+            let s: Schedule = text.parse().unwrap();
+            assert!(s.poll_cost().is_some());
+            assert_eq!(s.to_string(), text);
+        }
     }
 
     #[test]
@@ -301,6 +326,7 @@ mod tests {
             ("S1:0x1:-:0.q", "decision 2 `q`"),
             ("S1:0x1:-:3x0", "decision 1"),
             ("S1:0x1", "swarm field is missing"),
+            ("S1:0x1:c0x2:0", "poll cost `c0x2`"),
         ] {
             let e = text.parse::<Schedule>().unwrap_err().to_string();
             assert!(e.contains(says), "{text}: {e}");
