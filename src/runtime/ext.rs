@@ -32,8 +32,8 @@
 //!
 //! - [`Layer::start`]: once, after the main task is spawned and before it
 //!   is first polled (the fault plan of the settings is installed here).
-//! - [`Layer::spawned`]: after every spawn, with the child's key, while
-//!   the parent (if any) is still the current task.
+//! - [`Layer::spawned`]: after every spawn (not the main task's), with the
+//!   child's key, while the parent (if any) is still the current task.
 //! - [`Layer::after_pending`]: after a spawned task's poll returned
 //!   `Pending`, only when its waiting list holds a wait the analysis
 //!   follows (a `JoinHandle` or a [`LayerWait`] marked `followed`): the
@@ -59,12 +59,19 @@
 //! executor only stores it, describes it in reports, and hands it back to
 //! the layer's hooks, which walk it through [`Awaited`].
 //!
+//! What the analysis needs on every step stays in the executor, beside
+//! the task it describes, so the hot path never searches the slots: per
+//! task, the copies of its waker held outside tracked primitives, and how
+//! many times it may have handed values to another task (spawned one, sent
+//! a message): `Executor::untracked_wakers`, `Executor::moves_of`.
+//!
 //! ## Groups
 //!
 //! A task may belong to a [`Group`], inherited from the task that spawned
-//! it: the executor can pause, resume and list a group's tasks, and the
-//! trace names the group. The network maps each host onto one group; the
-//! runtime knows nothing else about hosts.
+//! it: the executor can pause, resume and list a group's tasks, the trace
+//! names the group, and poll cost gives each group a speed. The network
+//! maps each host onto one group (same number); the runtime knows nothing
+//! else about hosts.
 
 use std::any::{Any, TypeId};
 use std::cell::OnceCell;
