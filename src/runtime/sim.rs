@@ -18,11 +18,11 @@ use crate::trace::{TraceMode, Verbosity};
 ///
 /// | policy | text | what it is for |
 /// |---|---|---|
-/// | `Random` | `random` | the default: a uniform choice per step; shallow races in few seeds |
+/// | `Random` | `random` | the default of `Sim::builder()`: a uniform choice per step; shallow races in few seeds |
 /// | `Fifo` | `fifo` | the natural order of a production executor; explores nothing |
 /// | `Pct { depth }` | `pct:3` (`pct` = `pct:3`) | ordering bugs of a given depth, in far fewer seeds than uniform choice |
 /// | `Swarm` | `swarm` | `Random`, with each seed enabling its own subset of random fault kinds and buggify points |
-/// | `Mix` | `mix` | exploration: per seed, `Random` or `Pct` of depth 2 to 4, late polls, a swarm configuration, and on one seed in two a poll cost, all drawn from the seed |
+/// | `Mix` | `mix` | exploration, the default of `lockstep explore` and (without its poll cost) of `#[sim_test]`: per seed, `Random` or `Pct` of depth 2 to 4, late polls, a swarm configuration, and on one seed in two a poll cost, all drawn from the seed |
 ///
 /// Where a policy is given as text (`lockstep explore --policy`,
 /// `#[sim_test(policy = "...")]`), a poll cost may follow it:
