@@ -79,7 +79,6 @@ pub fn apply(plan: &FaultPlan) {
 /// The fault layer's hooks: the settings' plan is installed when the run
 /// starts, and unapplied actions are checked when the main task returns.
 pub(crate) const LAYER: Layer = Layer {
-    name: "fault",
     start: Some(start),
     main_finished: Some(check_unapplied),
     ..Layer::NONE

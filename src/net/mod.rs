@@ -179,7 +179,6 @@ impl Awaited for SocketWait {
 /// leaks; at the end of the run, hosts (their factories) and socket
 /// buffers are dropped inside the context.
 pub(crate) const LAYER: crate::runtime::ext::Layer = crate::runtime::ext::Layer {
-    name: "net",
     leaks: Some(leaked_sockets),
     teardown: Some(NetSlot::clear),
     ..crate::runtime::ext::Layer::NONE

@@ -153,12 +153,9 @@ pub(crate) type Holdings = BTreeMap<TaskId, Vec<String>>;
 /// order.
 pub(crate) type HoldingsHook = fn(&[&[Waiting]]) -> Holdings;
 
-/// A layer built on the runtime, as the runtime sees it: a name and the
-/// hooks it wants (see the module docs for when each runs).
+/// A layer built on the runtime, as the runtime sees it: the hooks it
+/// wants (see the module docs for when each runs).
 pub(crate) struct Layer {
-    /// The layer's name, for messages.
-    #[allow(dead_code)]
-    pub(crate) name: &'static str,
     /// The run starts.
     pub(crate) start: Option<fn(&World)>,
     /// A task was spawned (the parent is still current).
@@ -181,7 +178,6 @@ pub(crate) struct Layer {
 impl Layer {
     /// A layer with no hooks (fill in the ones it needs).
     pub(crate) const NONE: Layer = Layer {
-        name: "",
         start: None,
         spawned: None,
         after_pending: None,
@@ -430,5 +426,57 @@ impl Settings {
 impl std::fmt::Debug for Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_list().entries(self.0.iter()).finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    #[derive(Default)]
+    struct A(Cell<u32>);
+    #[derive(Default)]
+    struct B(Cell<u32>);
+    #[derive(Default)]
+    struct C;
+    #[derive(Default)]
+    struct D;
+    #[derive(Default)]
+    struct E;
+
+    #[test]
+    fn a_slot_is_made_on_first_use_and_found_again_by_type() {
+        let slots = Slots::default();
+        assert!(slots.try_get::<A>().is_none());
+        slots.get::<B>().0.set(7);
+        slots.get::<A>().0.set(3);
+        assert_eq!(slots.get::<B>().0.get(), 7);
+        assert_eq!(slots.get::<A>().0.get(), 3);
+        assert_eq!(slots.try_get::<A>().map(|a| a.0.get()), Some(3));
+        assert!(slots.try_get::<C>().is_none());
+    }
+
+    #[test]
+    #[should_panic(expected = "more than 4 layers attach state to a run")]
+    fn more_types_than_slots_is_a_clear_panic() {
+        let slots = Slots::default();
+        slots.get::<A>();
+        slots.get::<B>();
+        slots.get::<C>();
+        slots.get::<D>();
+        slots.get::<E>();
+    }
+
+    #[test]
+    fn a_setting_replaces_one_of_its_type_only() {
+        let mut settings = Settings::default();
+        assert_eq!(settings.get::<u32>(), None);
+        settings.set(1u32);
+        settings.set("plan");
+        settings.set(2u32);
+        assert_eq!(settings.get::<u32>(), Some(&2));
+        assert_eq!(settings.get::<&str>(), Some(&"plan"));
+        assert_eq!(format!("{settings:?}"), "[\"plan\", 2]");
     }
 }

@@ -129,7 +129,6 @@ pub(crate) use resource::Registry;
 /// task blocks, the report of a run where nothing can run, who holds what)
 /// and the placement of channel handles when a task is spawned.
 pub(crate) const LAYER: crate::runtime::ext::Layer = crate::runtime::ext::Layer {
-    name: "sync",
     spawned: Some(places::task_spawned),
     after_pending: Some(deadlock::after_pending),
     stalled: Some(deadlock::stalled),
