@@ -116,6 +116,12 @@ pub mod task;
 pub mod time;
 pub mod trace;
 
+/// The layers built on the runtime, in the order their hooks run. The
+/// runtime knows them only through this list (see `runtime::ext`): `sync`
+/// (the deadlock analysis), `net` (sockets left open, hosts dropped at the
+/// end), `fault` (the plan of the settings, actions never applied).
+pub(crate) static LAYERS: &[&runtime::ext::Layer] = &[&sync::LAYER, &net::LAYER, &fault::LAYER];
+
 pub use check::Failure;
 pub use runtime::{Outcome, Policy, Seed, SeedParseError, Severity, Sim, SimBuilder, Stats};
 pub use task::spawn;
