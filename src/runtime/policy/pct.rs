@@ -45,6 +45,10 @@ const HIGH: u64 = 1 << 63;
 /// No entry in the ready queue.
 const OUT: u64 = u64::MAX;
 
+/// Ready queues up to this long are scanned at each pick; longer ones are
+/// kept in a heap (until they shrink to half of it).
+const SCAN_UP_TO: usize = 32;
+
 /// A ready task as the heap orders it: highest priority first, then the
 /// one that became ready first (the lower sequence number). An entry is
 /// current while its task's priority and ready entry are still the ones
@@ -90,8 +94,11 @@ pub(crate) struct Pct {
     /// Per task id: the sequence number of its entry in the ready queue
     /// (`OUT` when it has none), and that entry's position in the queue.
     entry: Vec<(u64, u32)>,
-    /// The ready tasks by priority, with stale entries (see `Candidate`).
+    /// The ready tasks by priority, with stale entries (see `Candidate`),
+    /// kept only while the ready queue is long (`heap_on`): a short one is
+    /// scanned, which costs less than keeping a heap.
     heap: BinaryHeap<Candidate>,
+    heap_on: bool,
     /// How many keys at the front of the ready queue the policy has taken
     /// in: the executor only ever appends, and only the policy removes.
     known: usize,
@@ -118,6 +125,7 @@ impl Pct {
             priority: Vec::new(),
             entry: Vec::new(),
             heap: BinaryHeap::new(),
+            heap_on: false,
             known: 0,
             seq: 0,
             change_points: Vec::new(),
@@ -152,13 +160,29 @@ impl Pct {
             self.seq += 1;
             *self.entry_of(key) = (order, pos as u32);
             let priority = self.priority_of(key);
-            self.heap.push(Candidate {
-                priority,
-                order: Reverse(order),
-                key,
-            });
+            if self.heap_on {
+                self.heap.push(Candidate {
+                    priority,
+                    order: Reverse(order),
+                    key,
+                });
+            }
         }
         self.known = ready.len();
+        if !self.heap_on && ready.len() > SCAN_UP_TO {
+            self.heap_on = true;
+            for &key in ready.iter() {
+                let id = key.id.0 as usize;
+                self.heap.push(Candidate {
+                    priority: self.priority[id],
+                    order: Reverse(self.entry[id].0),
+                    key,
+                });
+            }
+        } else if self.heap_on && ready.len() <= SCAN_UP_TO / 2 {
+            self.heap_on = false;
+            self.heap.clear();
+        }
     }
 
     /// Gives `key` (in the ready queue) a new priority.
@@ -167,6 +191,9 @@ impl Pct {
         self.priority[key.id.0 as usize] = priority;
         let order = self.entry_of(key).0;
         debug_assert_ne!(order, OUT, "only a ready task is given a new priority");
+        if !self.heap_on {
+            return;
+        }
         self.heap.push(Candidate {
             priority,
             order: Reverse(order),
@@ -178,6 +205,9 @@ impl Pct {
     /// left in the heap; or, when none is runnable, the key ready first
     /// (the executor then drops or parks it).
     fn best(&mut self, ready: &VecDeque<TaskKey>, view: &dyn ReadyView) -> TaskKey {
+        if !self.heap_on {
+            return self.scan(ready, view);
+        }
         let mut set_aside = Vec::new();
         let found = loop {
             let Some(top) = self.heap.peek() else {
@@ -195,12 +225,43 @@ impl Pct {
             }
         };
         self.heap.extend(set_aside);
-        found.unwrap_or_else(|| {
-            *ready
-                .iter()
-                .min_by_key(|k| self.entry.get(k.id.0 as usize).map_or(OUT, |e| e.0))
-                .expect("the ready queue is not empty")
-        })
+        found.unwrap_or_else(|| self.first_ready(ready))
+    }
+
+    /// [`best`](Self::best) by a scan of a short ready queue: the same
+    /// order as the heap's.
+    fn scan(&self, ready: &VecDeque<TaskKey>, view: &dyn ReadyView) -> TaskKey {
+        // Nearly always the key of top rank is runnable: rank first, then
+        // ask the executor about that one key only.
+        let rank_of = |key: TaskKey| {
+            let id = key.id.0 as usize;
+            (self.priority[id], Reverse(self.entry[id].0))
+        };
+        if let Some(&top) = ready.iter().max_by_key(|&&k| rank_of(k)) {
+            if view.runnable(top) {
+                return top;
+            }
+        }
+        let mut best: Option<((u64, Reverse<u64>), TaskKey)> = None;
+        for &key in ready {
+            if !view.runnable(key) {
+                continue;
+            }
+            let id = key.id.0 as usize;
+            let rank = (self.priority[id], Reverse(self.entry[id].0));
+            if best.is_none_or(|(b, _)| rank > b) {
+                best = Some((rank, key));
+            }
+        }
+        best.map_or_else(|| self.first_ready(ready), |(_, key)| key)
+    }
+
+    /// The key that became ready first (none is runnable).
+    fn first_ready(&self, ready: &VecDeque<TaskKey>) -> TaskKey {
+        *ready
+            .iter()
+            .min_by_key(|k| self.entry.get(k.id.0 as usize).map_or(OUT, |e| e.0))
+            .expect("the ready queue is not empty")
     }
 
     /// Takes `key` out of the ready queue (swapping the last key into its
