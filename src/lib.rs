@@ -116,6 +116,12 @@ pub mod task;
 pub mod time;
 pub mod trace;
 
+/// The layers built on the runtime, in the order their hooks run. The
+/// runtime knows them only through this list (see `runtime::ext`): `sync`
+/// (the deadlock analysis), `net` (sockets left open, hosts dropped at the
+/// end), `fault` (the plan of the settings, actions never applied).
+pub(crate) static LAYERS: &[&runtime::ext::Layer] = &[&sync::LAYER, &net::LAYER, &fault::LAYER];
+
 pub use check::Failure;
 pub use runtime::{Outcome, Policy, Seed, SeedParseError, Severity, Sim, SimBuilder, Stats};
 pub use task::spawn;
@@ -155,7 +161,7 @@ pub use trace::Verbosity;
 /// | `livelock_steps = N` | polls in a row without progress before [`Failure::Livelock`] | 1,000,000 |
 /// | `blocked_poll = "100ms"` | wall time one poll may take before [`Failure::BlockedPoll`] (`false`: off) | `"1s"` |
 /// | `watchdog = "5s"` | wall time after which a poll is taken to never return: the seed fails with [`Failure::BlockedPoll`], the other tests go on (`false`: off) | `"5s"` |
-/// | `policy = "fifo"` | scheduling policy: `"random"`, `"fifo"`, `"pct"`, `"pct:D"`, `"swarm"`, `"mix"` (or a `Policy` expression); a poll cost may follow: `"random+cost:1ms:8x"` charges each poll up to 1 ms of virtual time, on hosts up to 8x slower ([`PollCost`](explore::PollCost)) | `"random"` |
+/// | `policy = "fifo"` | scheduling policy: `"random"`, `"fifo"`, `"pct"`, `"pct:D"`, `"swarm"`, `"mix"` (or a `Policy` expression); a poll cost may follow: `"random+cost:1ms:8x"` charges each poll up to 1 ms of virtual time, on hosts up to 8x slower ([`PollCost`](explore::PollCost)) | `"mix"` without its poll cost: random or PCT scheduling, late polls and a swarm per seed (a poll cost shifts every virtual time a test reads and would fail exact timing assertions; name `"mix"` to include it) |
 /// | `faults = 0.2` | a random [`FaultPlan`](fault::FaultPlan) of that intensity, drawn from each seed; a plan in its text form (`faults = "at 1s crash server"`, parsed when the test runs); or any `FaultPlan` expression | none |
 /// | `check_determinism` | run each seed twice and compare | off |
 ///

@@ -213,3 +213,87 @@ async fn random_fill_draws_from_the_seed() {
 #[sim_test(seed = 1, faults = "at 1s explode server")]
 #[should_panic(expected = "#[sim_test(faults = \"...\")]: ")]
 async fn a_plan_string_that_does_not_parse_names_the_attribute() {}
+
+/// A reply sent at 1 ms, awaited with a 3 ms timeout: the slack holds on an
+/// idle executor, not on a loaded one, where the clock can reach the
+/// timeout while the woken sender still waits to run. The default policy
+/// of `#[sim_test]` (the exploration mix) moves the clock early on some
+/// seeds and so finds it; run by
+/// `the_default_policy_finds_a_timeout_too_tight_for_a_loaded_executor`.
+#[lockstep::sim_test(seeds = 300)]
+#[ignore = "fails by design; run by the_default_policy_finds_a_timeout_too_tight_for_a_loaded_executor"]
+async fn reply_races_a_tight_timeout() {
+    reply_within_timeout().await;
+}
+
+async fn reply_within_timeout() {
+    let (tx, rx) = lockstep::sync::oneshot::channel();
+    let sender = spawn(async move {
+        lockstep::time::sleep(Duration::from_millis(1)).await;
+        let _ = tx.send("reply");
+    });
+    let reply = lockstep::time::timeout(Duration::from_millis(3), rx).await;
+    assert!(
+        reply.is_ok(),
+        "timed out although the reply was sent at 1 ms"
+    );
+    sender.await.unwrap();
+}
+
+#[test]
+fn the_default_policy_finds_a_timeout_too_tight_for_a_loaded_executor() {
+    let panic = std::panic::catch_unwind(reply_races_a_tight_timeout)
+        .expect_err("the default policy never ran the sender late in 300 seeds");
+    let report = panic
+        .downcast_ref::<String>()
+        .expect("a #[sim_test] fails with a report");
+    assert!(report.contains("timed out although"), "{report}");
+    assert!(
+        report.contains("late poll"),
+        "the trace shows the late poll:\n{report}"
+    );
+}
+
+/// The same program under `policy = "random"` alone: the clock never moves
+/// while a task is ready, so the 2 ms of slack always hold.
+#[lockstep::sim_test(seeds = 300, policy = "random")]
+async fn uniform_scheduling_alone_never_runs_the_sender_late() {
+    reply_within_timeout().await;
+}
+
+/// Exact virtual times hold under the default policy: it has no poll cost,
+/// so the clock moves only to timers' deadlines.
+#[lockstep::sim_test(seeds = 200)]
+async fn virtual_times_stay_exact_under_the_default_policy() {
+    let start = lockstep::time::now();
+    let tasks: Vec<_> = (1..=3u64)
+        .map(|i| {
+            spawn(async move {
+                for _ in 0..10 {
+                    lockstep::task::yield_now().await;
+                }
+                lockstep::time::sleep(Duration::from_secs(i)).await;
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(start.elapsed(), Duration::from_secs(3));
+}
+
+/// Naming `"mix"` runs the whole mix, poll cost included: on some seeds
+/// the same program reads a later time.
+#[test]
+fn naming_mix_turns_its_poll_cost_on() {
+    let drifted = (0..40u64).any(|seed| {
+        let sim = Sim::builder().seed(Seed(seed)).policy(Policy::Mix).build();
+        let outcome = sim.run(async {
+            let start = lockstep::time::now();
+            lockstep::task::yield_now().await;
+            start.elapsed()
+        });
+        matches!(outcome.result(), Ok(d) if *d != Duration::ZERO)
+    });
+    assert!(drifted, "no seed of the full mix charged a poll");
+}

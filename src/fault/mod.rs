@@ -36,16 +36,18 @@ use std::cell::RefCell;
 use crate::check::{Failure, InvalidFaultReport};
 use crate::net::{self, HostId, LinkFault};
 use crate::runtime::context;
+use crate::runtime::ext::Layer;
 use crate::runtime::world::World;
 use crate::time::{Instant, format_duration};
 use crate::trace::EventKind;
+use crate::{Sim, SimBuilder};
 
 mod buggify;
 mod plan;
 
-pub use buggify::__buggify;
 #[doc(hidden)]
-pub use plan::parse_duration;
+pub use crate::time::parse_duration;
+pub use buggify::__buggify;
 pub use plan::{FaultAction, FaultPlan, FaultPlanParseError, Timed};
 
 /// Applies `plan` to the running simulation: each action runs `at` after
@@ -74,6 +76,38 @@ pub fn apply(plan: &FaultPlan) {
     context::with("lockstep::fault::apply", |w| install(w, plan));
 }
 
+/// The fault layer's hooks: the settings' plan is installed when the run
+/// starts, and unapplied actions are checked when the main task returns.
+pub(crate) const LAYER: Layer = Layer {
+    start: Some(start),
+    main_finished: Some(check_unapplied),
+    ..Layer::NONE
+};
+
+impl SimBuilder {
+    /// A fault plan to apply to every run, installed when the run starts
+    /// (its times count from `0.000s`), exactly as if the main task called
+    /// [`fault::apply`](crate::fault::apply) first.
+    pub fn faults(mut self, plan: FaultPlan) -> Self {
+        self.config.layers.set(plan);
+        self
+    }
+}
+
+impl Sim {
+    /// The fault plan applied from the start of each run, if any.
+    pub fn faults(&self) -> Option<&FaultPlan> {
+        self.config.layers.get::<FaultPlan>()
+    }
+}
+
+/// Installs the plan of the run's settings, if any.
+fn start(w: &World) {
+    if let Some(plan) = w.config.layers.get::<FaultPlan>() {
+        install(w, plan);
+    }
+}
+
 /// Fault plan actions scheduled and not yet applied, by the order they
 /// were installed (checked when the main task returns).
 #[derive(Default)]
@@ -82,7 +116,10 @@ pub(crate) struct Pending(RefCell<Vec<Option<(Instant, FaultAction)>>>);
 /// The check when the main task returns: an action never applied that names
 /// a host that does not exist fails the run.
 pub(crate) fn check_unapplied(w: &World) {
-    let pending = std::mem::take(&mut *w.net.faults.0.borrow_mut());
+    let Some(pending) = w.ext.try_get::<Pending>() else {
+        return;
+    };
+    let pending = std::mem::take(&mut *pending.0.borrow_mut());
     let mut bad = pending.into_iter().flatten().filter_map(|(at, action)| {
         let unknown = names(&action)
             .into_iter()
@@ -113,12 +150,12 @@ pub(crate) fn install(w: &World, plan: &FaultPlan) {
         let action = timed.action.clone();
         let at = now.saturating_add(timed.at);
         let index = {
-            let mut p = w.net.faults.0.borrow_mut();
+            let mut p = w.ext.get::<Pending>().0.borrow_mut();
             p.push(Some((at, action.clone())));
             p.len() - 1
         };
         w.call_at(at, move |w| {
-            if let Some(slot) = w.net.faults.0.borrow_mut().get_mut(index) {
+            if let Some(slot) = w.ext.get::<Pending>().0.borrow_mut().get_mut(index) {
                 *slot = None;
             }
             if let Err(message) = act(w, &action) {

@@ -110,17 +110,41 @@ pub struct SimTest {
     seed: Option<Seed>,
     seeds: Option<u64>,
     check_determinism: bool,
+    /// Whether the poll cost was set (else the default policy's own).
+    poll_cost_set: bool,
 }
 
 impl SimTest {
+    /// The policy a test runs under unless it names one:
+    /// [`Policy::EXPLORE`], the mix that finds the corpus's bugs in the
+    /// fewest seeds (uniform random or PCT scheduling per seed, late polls,
+    /// a swarm configuration), but without its poll cost.
+    ///
+    /// A poll cost moves the clock on every poll, so every virtual time a
+    /// test reads gains a seeded remainder: an exact assertion such as
+    /// `assert_eq!(start.elapsed(), Duration::from_secs(3))`, which is
+    /// right for a program whose only waits are its timers, would fail for
+    /// reasons that are not bugs. Late polls keep every timer's instant and
+    /// only let a woken task run after the clock has moved on, as on a
+    /// loaded executor: a test they fail assumed an order that a real
+    /// runtime does not promise (a spawned task that "surely ran" within a
+    /// millisecond, a client that connects before the server is known to
+    /// listen). `policy = "mix"` (or any policy named in the attribute)
+    /// turns the mix's poll cost back on; `policy = "random"` is the
+    /// uniform scheduler alone.
+    pub const DEFAULT_POLICY: Policy = Policy::EXPLORE;
+
     /// A test with default settings.
     pub fn new(meta: TestMeta) -> SimTest {
         SimTest {
             meta,
-            builder: Sim::builder(),
+            builder: Sim::builder()
+                .policy(Self::DEFAULT_POLICY)
+                .poll_cost(crate::explore::PollCost::OFF),
             seed: None,
             seeds: None,
             check_determinism: false,
+            poll_cost_set: false,
         }
     }
 
@@ -166,15 +190,21 @@ impl SimTest {
         self
     }
 
-    /// See [`SimBuilder::policy`].
+    /// See [`SimBuilder::policy`]. A policy named here runs as it is,
+    /// poll cost included where it draws one (see
+    /// [`DEFAULT_POLICY`](Self::DEFAULT_POLICY)).
     pub fn policy(mut self, policy: Policy) -> Self {
         self.builder = self.builder.policy(policy);
+        if !self.poll_cost_set {
+            self.builder.config.poll_cost = None;
+        }
         self
     }
 
     /// See [`SimBuilder::poll_cost`].
     pub fn poll_cost(mut self, cost: crate::explore::PollCost) -> Self {
         self.builder = self.builder.poll_cost(cost);
+        self.poll_cost_set = true;
         self
     }
 

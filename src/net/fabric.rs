@@ -19,7 +19,7 @@
 //! every random draw comes from the `NET` stream of the seed, so the same
 //! seed delivers the same messages at the same instants.
 
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::net::SocketAddr;
@@ -28,7 +28,6 @@ use std::task::Waker;
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::Rng;
 
-use super::clock::HostClock;
 use super::host::{HostId, HostState};
 use super::link::{LinkConfig, Overlay, unit};
 use super::stream::{self, Conns};
@@ -38,25 +37,20 @@ use crate::time::timers::TimerKey;
 use crate::trace::store::NetKind;
 use crate::trace::{EventKind, NetDrop, NetMessage, Verbosity};
 
-/// The network's slot in the world: the host clocks (read on every
-/// `Instant::now` of a skewed run, so kept apart from the fabric's borrow)
-/// and the fabric itself, created on first use.
+/// The network's per-run state in the world (see `runtime::ext`): the
+/// fabric, created on first use.
 #[derive(Default)]
 pub(crate) struct NetSlot {
-    /// Whether any host clock was ever changed: `Instant::now` takes the
-    /// fast path (the simulation's own time) while it is `false`.
-    pub(crate) skewed: Cell<bool>,
-    pub(crate) clocks: RefCell<Vec<HostClock>>,
     state: RefCell<Option<Box<Fabric>>>,
-    /// Fault plan actions scheduled and not yet applied.
-    pub(crate) faults: crate::fault::Pending,
 }
 
 impl NetSlot {
     /// Drops the network state (at the end of a run, inside the context).
-    pub(crate) fn clear(&self) {
-        let state = self.state.borrow_mut().take();
-        drop(state);
+    pub(crate) fn clear(w: &World) {
+        if let Some(slot) = w.ext.try_get::<NetSlot>() {
+            let state = slot.state.borrow_mut().take();
+            drop(state);
+        }
     }
 }
 
@@ -300,20 +294,14 @@ fn arm_at(w: &World, at: u64) -> TimerKey {
 /// Runs `f` with the fabric (created on first use). `f` must not run user
 /// code: no polls, wakes or drops of user values (see the module docs).
 pub(crate) fn with<R>(w: &World, f: impl FnOnce(&mut Fabric) -> R) -> R {
-    let mut slot = w.net.state.borrow_mut();
+    let mut slot = w.ext.get::<NetSlot>().state.borrow_mut();
     let fabric = slot.get_or_insert_with(|| Box::new(Fabric::new(w)));
     f(fabric)
 }
 
-/// The name of host `h`, unless the fabric is borrowed right now.
-pub(crate) fn try_host_name(w: &World, h: HostId) -> Option<String> {
-    let slot = w.net.state.try_borrow().ok()?;
-    Some(slot.as_ref()?.host(h).name.to_string())
-}
-
 /// Runs `f` with the fabric if the network was ever used.
 pub(crate) fn with_existing<R>(w: &World, f: impl FnOnce(&mut Fabric) -> R) -> Option<R> {
-    let mut slot = w.net.state.borrow_mut();
+    let mut slot = w.ext.try_get::<NetSlot>()?.state.borrow_mut();
     slot.as_mut().map(|fabric| f(fabric))
 }
 

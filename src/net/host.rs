@@ -36,11 +36,12 @@ use std::panic::Location;
 use std::pin::Pin;
 use std::rc::Rc;
 
-use super::clock::{HostClock, drift, skew};
+use super::clock::{drift, skew};
 use super::fabric::{self, Fabric};
 use super::stream::Backlog;
 use super::udp::Inbox;
 use crate::runtime::context;
+use crate::runtime::ext::Group;
 use crate::runtime::world::World;
 use crate::task::JoinHandle;
 use crate::time::{Duration, Instant};
@@ -57,6 +58,16 @@ impl HostId {
 
     pub(crate) fn index(self) -> usize {
         self.0 as usize
+    }
+
+    /// The executor's group of this host's tasks (the same number).
+    pub(crate) fn group(self) -> Group {
+        Group::new(self.index())
+    }
+
+    /// The host whose tasks form group `g`.
+    pub(crate) fn of_group(g: Group) -> HostId {
+        HostId::new(g.index())
     }
 }
 
@@ -294,8 +305,9 @@ impl Host {
                     ip,
                 }
             });
-            w.net.clocks.borrow_mut().push(HostClock::default());
-            w.host_created(host.id.index(), &host.name);
+            w.clocks.add();
+            w.name_group(host.id.group(), host.name.clone());
+            w.host_created(host.id.group().index(), &host.name);
             w.record(EventKind::Host {
                 host: host.name.to_string(),
                 what: format!("up at {}", host.ip),
@@ -308,7 +320,7 @@ impl Host {
     /// The host the current task runs on, if any.
     pub fn current() -> Option<Host> {
         context::try_with(|w| {
-            let id = w.exec.current_host()?;
+            let id = HostId::of_group(w.exec.current_host()?);
             fabric::with(w, |f| Some(handle(f, id)))
         })
         .flatten()
@@ -365,7 +377,7 @@ impl Host {
                 future,
                 Some(fabric::with(w, |f| f.host(self.id).task_name.clone())),
                 false,
-                Some(id),
+                Some(id.group()),
                 site,
             )
         });
@@ -469,7 +481,7 @@ impl Host {
     pub fn now(&self) -> Instant {
         let id = self.checked_id("lockstep::net::Host::now");
         context::with("lockstep::net::Host::now", |w| {
-            let clock = w.net.clocks.borrow()[id.index()];
+            let clock = w.clocks.of(id.group());
             Instant::from_nanos(clock.read(w.now().as_nanos()))
         })
     }
@@ -524,7 +536,7 @@ fn start(w: &World, h: HostId) {
             })
         });
     };
-    let _detached = crate::task::spawn_in(w, main, Some(task_name), false, Some(h), site);
+    let _detached = crate::task::spawn_in(w, main, Some(task_name), false, Some(h.group()), site);
 }
 
 pub(super) fn record_fault(w: &World, action: String) {
@@ -556,8 +568,8 @@ pub(crate) fn crash(w: &World, h: HostId) -> bool {
         return false;
     };
     record_fault(w, format!("crash {name}"));
-    w.exec.resume_host(h);
-    for key in w.exec.tasks_of(h) {
+    w.exec.resume_host(h.group());
+    for key in w.exec.tasks_of(h.group()) {
         w.exec.abort(w, key);
     }
     for waker in wakers {
@@ -588,7 +600,7 @@ pub(crate) fn pause(w: &World, h: HostId, duration: Option<Duration>) {
         hs.pause_epoch += 1;
         (hs.name.clone(), hs.pause_epoch)
     });
-    w.exec.pause_host(h);
+    w.exec.pause_host(h.group());
     match duration {
         Some(d) => {
             record_fault(
@@ -615,7 +627,7 @@ pub(crate) fn resume(w: &World, h: HostId) {
         was.then(|| hs.name.clone())
     });
     if let Some(name) = name {
-        w.exec.resume_host(h);
+        w.exec.resume_host(h.group());
         record_fault(w, format!("resume {name}"));
     }
 }

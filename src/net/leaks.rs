@@ -106,7 +106,7 @@ fn handed_on(w: &World, task: TaskKey) -> bool {
     w.exec
         .live_keys()
         .into_iter()
-        .any(|k| k != MAIN_KEY && w.sync.descends_from(k.id, task.id))
+        .any(|k| k != MAIN_KEY && crate::sync::Registry::of(w).descends_from(k.id, task.id))
 }
 
 /// Every socket that leaks by the rule above, in a stable order: streams

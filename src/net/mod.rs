@@ -128,13 +128,61 @@ pub use tcp::{TcpConfig, TcpListener, TcpStream};
 pub use udp::UdpSocket;
 
 use crate::runtime::context;
+use crate::runtime::ext::{Awaited, LayerWait, Op};
 use crate::runtime::world::World;
 use crate::time::Duration;
 use crate::trace::EventKind;
+use std::rc::Rc;
 
 pub(crate) use clock::{drift, signed, skew};
 pub(crate) use host::{crash, pause, restart, resume};
 pub(crate) use leaks::leaked as leaked_sockets;
+
+/// What a task blocked on a socket waits for (`accept on server:80`), as
+/// reports read it. Made once per socket; a wait notes a clone of the `Rc`.
+pub(crate) struct SocketWait(String);
+
+impl SocketWait {
+    pub(crate) fn new(what: String) -> Rc<SocketWait> {
+        Rc::new(SocketWait(what))
+    }
+
+    /// Notes that the current task waits on this socket. Traffic from any
+    /// host may end the wait: the deadlock analysis never follows it.
+    pub(crate) fn note(self: &Rc<Self>, w: &World) {
+        w.exec
+            .note_waiting(crate::runtime::executor::Waiting::Layer(LayerWait::new(
+                self.clone(),
+                Op::default(),
+                false,
+            )));
+    }
+}
+
+impl std::fmt::Debug for SocketWait {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl Awaited for SocketWait {
+    fn describe(&self, _op: Op, _exec: &crate::runtime::executor::Executor) -> String {
+        self.0.clone()
+    }
+
+    fn label(&self) -> String {
+        self.0.clone()
+    }
+}
+
+/// The network's hooks: sockets still open when the main task returns are
+/// leaks; at the end of the run, hosts (their factories) and socket
+/// buffers are dropped inside the context.
+pub(crate) const LAYER: crate::runtime::ext::Layer = crate::runtime::ext::Layer {
+    leaks: Some(leaked_sockets),
+    teardown: Some(NetSlot::clear),
+    ..crate::runtime::ext::Layer::NONE
+};
 
 /// Resolves a host for a fault: a name, or `@N` (the N-th host created,
 /// from 0, modulo the number of hosts: how random fault plans name hosts).
@@ -161,12 +209,6 @@ pub(crate) fn host_id(w: &World, name: &str) -> Result<HostId, String> {
 /// The name of `h`.
 pub(crate) fn host_name(w: &World, h: HostId) -> String {
     fabric::with(w, |f| f.host(h).name.to_string())
-}
-
-/// The name of `h`, if the network is not borrowed right now (the trace
-/// asks while spawning, which the network itself may be doing).
-pub(crate) fn try_host_name(w: &World, h: HostId) -> Option<String> {
-    fabric::try_host_name(w, h)
 }
 
 #[track_caller]
@@ -423,7 +465,7 @@ pub fn set_tcp_config(config: TcpConfig) {
 #[track_caller]
 pub fn lookup_host(name: &str) -> io::Result<IpAddr> {
     context::with("lockstep::net::lookup_host", |w| {
-        let here = w.exec.current_host();
+        let here = w.exec.current_host().map(HostId::of_group);
         fabric::with(w, |f| {
             let h = addr::resolve_host(f, name, here)?;
             Ok(f.host(h).ip.into())

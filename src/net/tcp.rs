@@ -12,6 +12,7 @@ use std::task::{Context, Poll};
 
 use futures::io::{AsyncRead, AsyncWrite};
 
+use super::SocketWait;
 use super::addr::{self, ToAddr};
 use super::fabric::{self, Fabric};
 use super::host::{Binding, HostId, Proto};
@@ -19,23 +20,25 @@ use super::leaks::Owner;
 use super::split::{OwnedReadHalf, OwnedWriteHalf, ReadHalf, WriteHalf};
 use super::stream::{self, Backlog, ConnKey};
 use crate::runtime::context;
-use crate::runtime::executor::Waiting;
 use crate::runtime::world::World;
 use crate::time::Duration;
 
 /// The host of the calling task; panics with a clear message, at the
 /// user's line `caller`, if it runs on none.
 pub(crate) fn here(w: &World, api: &str, caller: &'static Location<'static>) -> HostId {
-    w.exec.current_host().unwrap_or_else(|| {
-        crate::runtime::panics::misuse(
-            caller,
-            format!(
-                "`{api}` was called from a task that runs on no host: sockets belong to hosts, \
+    w.exec
+        .current_host()
+        .map(HostId::of_group)
+        .unwrap_or_else(|| {
+            crate::runtime::panics::misuse(
+                caller,
+                format!(
+                    "`{api}` was called from a task that runs on no host: sockets belong to hosts, \
                  so call it from a host's task (`lockstep::net::Host::new(..)`'s factory, or \
                  `host.spawn(..)`)"
-            ),
-        )
-    })
+                ),
+            )
+        })
 }
 
 /// Binds `(proto, port)` on `host`, or an ephemeral port for port 0.
@@ -78,7 +81,7 @@ pub(crate) struct Bound {
     pub(crate) id: u64,
     pub(crate) local: SocketAddr,
     /// `accept on server:80`: what a task blocked on it waits for.
-    pub(crate) desc: Rc<str>,
+    pub(crate) desc: Rc<SocketWait>,
 }
 
 impl Bound {
@@ -107,7 +110,7 @@ impl Bound {
                     port,
                     id,
                     local: SocketAddr::new(hs.ip.into(), port),
-                    desc: Rc::from(format!("{verb} {}:{port}", hs.name)),
+                    desc: SocketWait::new(format!("{verb} {}:{port}", hs.name)),
                 })
             })
         })
@@ -267,7 +270,7 @@ impl TcpListener {
             match got {
                 Some(result) => Poll::Ready(result),
                 None => {
-                    w.exec.note_waiting(Waiting::Net(self.bound.desc.clone()));
+                    self.bound.desc.note(w);
                     Poll::Pending
                 }
             }
@@ -310,8 +313,8 @@ pub struct TcpStream {
     side: u8,
     local: SocketAddr,
     peer: SocketAddr,
-    desc: Rc<str>,
-    write_desc: Rc<str>,
+    desc: Rc<SocketWait>,
+    write_desc: Rc<SocketWait>,
 }
 
 impl TcpStream {
@@ -324,8 +327,8 @@ impl TcpStream {
             side: side as u8,
             local: fabric::socket_addr(f, local),
             peer: fabric::socket_addr(f, peer),
-            desc: Rc::from(format!("read from {p} on {l}")),
-            write_desc: Rc::from(format!(
+            desc: SocketWait::new(format!("read from {p} on {l}")),
+            write_desc: SocketWait::new(format!(
                 "room to write to {p} on {l} (the send window is full)"
             )),
         })
@@ -357,10 +360,10 @@ impl TcpStream {
                 })
             })?;
             let mut pending = PendingConnect(Some(key));
-            let desc: Rc<str> = context::with("lockstep::net::TcpStream::connect", |w| {
+            let desc: Rc<SocketWait> = context::with("lockstep::net::TcpStream::connect", |w| {
                 fabric::with(w, |f| {
                     let (_, peer) = stream::endpoints(f, key, 0).expect("a new connection exists");
-                    Rc::from(format!("connect to {}", f.label(peer.0, peer.1)))
+                    SocketWait::new(format!("connect to {}", f.label(peer.0, peer.1)))
                 })
             });
             poll_fn(|cx| {
@@ -374,7 +377,7 @@ impl TcpStream {
                         })
                     });
                     if poll.is_pending() {
-                        w.exec.note_waiting(Waiting::Net(desc.clone()));
+                        desc.note(w);
                     }
                     poll
                 })
@@ -504,7 +507,7 @@ impl TcpStream {
                 waker.wake();
             }
             if poll.is_pending() {
-                w.exec.note_waiting(Waiting::Net(self.desc.clone()));
+                self.desc.note(w);
             }
             poll
         })
@@ -520,7 +523,7 @@ impl TcpStream {
                 stream::poll_write(f, w, self.key, self.side as usize, buf, cx)
             });
             if poll.is_pending() {
-                w.exec.note_waiting(Waiting::Net(self.write_desc.clone()));
+                self.write_desc.note(w);
             }
             poll
         })

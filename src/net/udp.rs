@@ -21,7 +21,6 @@ use super::host::{Binding, Proto};
 use super::leaks::Owner;
 use super::tcp::Bound;
 use crate::runtime::context;
-use crate::runtime::executor::Waiting;
 use crate::runtime::world::World;
 
 /// The largest datagram payload (IPv4's limit).
@@ -190,7 +189,7 @@ impl UdpSocket {
                 }
             });
             if poll.is_pending() {
-                w.exec.note_waiting(Waiting::Net(self.bound.desc.clone()));
+                self.bound.desc.note(w);
             }
             poll
         })

@@ -15,21 +15,24 @@
 //! Each step the [`Policy`] picks one ready task: uniformly at random from
 //! the seeded scheduler stream (`Random`), or the oldest (`Fifo`).
 //!
-//! Hosts: a task may belong to a simulated host (`Entry::host`), inherited
-//! from the task that spawned it. A host's tasks are exempt from the leak
-//! check (servers run until the simulation ends), are aborted together when
-//! the host crashes, and are *parked* while the host is paused: a picked
-//! task of a paused host stays marked `queued` (so wakes do not queue it
-//! twice) and moves to the parked list until the host resumes. The clock
-//! keeps moving meanwhile, as it does for a process stopped by a long GC.
+//! Groups: a task may belong to a [`Group`] (`Entry::host`: the network
+//! maps each simulated host onto one group), inherited from the task that
+//! spawned it. A group's tasks are exempt from the leak check (servers run
+//! until the simulation ends), can be listed together (the network aborts
+//! them when their host crashes), and are *parked* while the group is
+//! paused: a picked task of a paused group stays marked `queued` (so wakes
+//! do not queue it twice) and moves to the parked list until the group
+//! resumes. The clock keeps moving meanwhile, as it does for a process
+//! stopped by a long GC.
 //!
 //! What a blocked task waits on is the list of [`Waiting`] items that the
 //! lockstep futures it polled noted during its last poll (cleared before
 //! every poll). A task can wait on several things at once (`select`,
 //! `timeout`), and each is an alternative: any of them may let it go on.
-//! After a poll returns `Pending`, the sync module's deadlock hook looks at
-//! that list (see `sync::deadlock`); it walks nothing unless the task waits
-//! on a lock, a semaphore or a `JoinHandle`.
+//! After a poll returns `Pending`, the layers' `after_pending` hooks (the
+//! sync layer's deadlock analysis) look at that list, only if it holds a
+//! wait they follow: a `JoinHandle`, or a layer's wait marked followed (a
+//! lock, a semaphore, a channel); see `ext`.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -39,12 +42,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::Severity;
+use super::ext::{Group, LayerWait};
 use super::panics::{self, PanicPayload};
 use super::policy::{Pick, ReadyView, Scheduler};
 use super::waker::{self, TaskKey};
 use super::world::World;
 use crate::check::{BlockedTask, Failure, PanicReport, Site, TaskInfo};
-use crate::net::HostId;
 use crate::task::{JoinError, RawTask, TaskId, TaskState};
 use crate::time::Instant;
 use crate::trace::store::code;
@@ -61,10 +64,22 @@ pub(crate) enum Waiting {
     Join(TaskKey),
     /// The next task of a `JoinSet` of this many tasks.
     JoinSet(usize),
-    /// A socket operation (`accept on server:80`), described by the network.
-    Net(Rc<str>),
-    /// A lockstep sync primitive.
-    Sync(crate::sync::WaitOn),
+    /// A resource of a layer built on the runtime (a sync primitive, a
+    /// socket), which that layer describes and walks.
+    Layer(LayerWait),
+}
+
+impl Waiting {
+    /// Whether the deadlock analysis follows this wait (see
+    /// `ext::Layer::after_pending`).
+    #[inline]
+    pub(crate) fn followed(&self) -> bool {
+        match self {
+            Waiting::Join(_) => true,
+            Waiting::JoinSet(_) => false,
+            Waiting::Layer(l) => l.followed,
+        }
+    }
 }
 
 pub(crate) struct Entry {
@@ -74,9 +89,9 @@ pub(crate) struct Entry {
     pub(crate) name: Option<Arc<str>>,
     pub(crate) site: &'static Location<'static>,
     pub(crate) daemon: bool,
-    /// The simulated host the task runs on (`None`: the main task and
-    /// tasks spawned outside any host).
-    pub(crate) host: Option<HostId>,
+    /// The group (the network's host) the task runs in (`None`: the main
+    /// task and tasks spawned outside any group).
+    pub(crate) host: Option<Group>,
     queued: bool,
     /// Ready, but held back because its host is paused.
     parked: bool,
@@ -188,13 +203,13 @@ pub(crate) struct Executor {
     ready: RefCell<VecDeque<TaskKey>>,
     current: Cell<Option<TaskKey>>,
     /// The host of the task being polled.
-    current_host: Cell<Option<HostId>>,
+    current_host: Cell<Option<Group>>,
     /// The host of the task polled last (read by poll cost after the poll).
-    polled_host: Cell<Option<HostId>>,
+    polled_host: Cell<Option<Group>>,
     /// Hosts that are paused (few; usually none).
-    paused: RefCell<Vec<HostId>>,
+    paused: RefCell<Vec<Group>>,
     /// Ready tasks of paused hosts, in the order they were picked.
-    parked: RefCell<Vec<(HostId, TaskKey)>>,
+    parked: RefCell<Vec<(Group, TaskKey)>>,
     /// The scheduling policy and the schedule recorder.
     pub(crate) sched: RefCell<Scheduler>,
     /// Tasks that panicked while their handle was alive: observed if the
@@ -219,6 +234,13 @@ pub(crate) struct Executor {
     /// ended while queued (counted when such a task is removed, uncounted
     /// when its key is picked and skipped).
     stale_keys: Cell<usize>,
+    /// Per task slot: how many times the task may have handed values it
+    /// held to another task (it spawned one, or sent a message a layer
+    /// says could carry one). Kept here, beside the waker counts, for the
+    /// same reader: the sync layer's deadlock analysis, which takes a
+    /// channel handle for held by a task only while this count stands
+    /// (`sync/places.rs`). Read on every channel operation.
+    moves: RefCell<Vec<u32>>,
 }
 
 /// Self-wakes of one task within one poll past which the poll is taken to
@@ -290,6 +312,7 @@ impl Executor {
             foreign: RefCell::new(Vec::new()),
             errored: RefCell::new(Vec::new()),
             stale_keys: Cell::new(0),
+            moves: RefCell::new(Vec::new()),
         }
     }
 
@@ -299,7 +322,7 @@ impl Executor {
         name: Option<Arc<str>>,
         site: &'static Location<'static>,
         daemon: bool,
-        host: Option<HostId>,
+        host: Option<Group>,
     ) -> Entry {
         Entry {
             id,
@@ -342,7 +365,7 @@ impl Executor {
         cell: Rc<dyn RawTask>,
         name: Option<Arc<str>>,
         daemon: bool,
-        host: Option<HostId>,
+        host: Option<Group>,
         site: &'static Location<'static>,
     ) -> TaskKey {
         let mut t = self.table.borrow_mut();
@@ -485,13 +508,13 @@ impl Executor {
         (v, s.take_divergence())
     }
 
-    fn is_paused(&self, host: HostId) -> bool {
+    fn is_paused(&self, host: Group) -> bool {
         let paused = self.paused.borrow();
         !paused.is_empty() && paused.contains(&host)
     }
 
     /// Stops picking the tasks of `host` until [`Executor::resume_host`].
-    pub(crate) fn pause_host(&self, host: HostId) {
+    pub(crate) fn pause_host(&self, host: Group) {
         let mut paused = self.paused.borrow_mut();
         if !paused.contains(&host) {
             paused.push(host);
@@ -500,7 +523,7 @@ impl Executor {
 
     /// Lets the tasks of `host` run again: its parked tasks become ready, in
     /// the order they were parked.
-    pub(crate) fn resume_host(&self, host: HostId) {
+    pub(crate) fn resume_host(&self, host: Group) {
         self.paused.borrow_mut().retain(|h| *h != host);
         let released: Vec<TaskKey> = {
             let mut parked = self.parked.borrow_mut();
@@ -525,19 +548,19 @@ impl Executor {
 
     /// The host of the task being polled.
     #[inline]
-    pub(crate) fn current_host(&self) -> Option<HostId> {
+    pub(crate) fn current_host(&self) -> Option<Group> {
         self.current_host.get()
     }
 
     /// The host of the task polled last: the one speed factor poll cost
     /// reads (`None`: not on a host, or the main task).
     #[inline]
-    pub(crate) fn polled_host(&self) -> Option<HostId> {
+    pub(crate) fn polled_host(&self) -> Option<Group> {
         self.polled_host.get()
     }
 
     /// The live tasks of `host`, in id order.
-    pub(crate) fn tasks_of(&self, host: HostId) -> Vec<TaskKey> {
+    pub(crate) fn tasks_of(&self, host: Group) -> Vec<TaskKey> {
         let t = self.table.borrow();
         let mut keys: Vec<TaskKey> = t
             .slots
@@ -594,15 +617,12 @@ impl Executor {
             Ok(Poll::Pending) => {
                 // One look at the entry decides both follow-ups.
                 let (abort, follow) = self.table.borrow().get(key).map_or((false, false), |e| {
-                    (
-                        e.abort_requested,
-                        e.waiting.iter().any(crate::sync::deadlock::followed),
-                    )
+                    (e.abort_requested, e.waiting.iter().any(Waiting::followed))
                 });
                 if abort {
                     self.abort_entry(w, key);
                 } else if follow {
-                    crate::sync::deadlock::after_pending(w, key);
+                    w.layers_after_pending(key);
                 }
             }
             Ok(Poll::Ready(())) => {
@@ -854,6 +874,26 @@ impl Executor {
         }
     }
 
+    /// How many times the task in `key`'s slot may have handed values away.
+    #[inline]
+    pub(crate) fn moves_of(&self, key: TaskKey) -> u32 {
+        self.moves
+            .borrow()
+            .get(key.index as usize)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// The task in `key`'s slot may have handed values away.
+    pub(crate) fn bump_moves(&self, key: TaskKey) {
+        let mut m = self.moves.borrow_mut();
+        let i = key.index as usize;
+        if m.len() <= i {
+            m.resize(i + 1, 0);
+        }
+        m[i] = m[i].wrapping_add(1);
+    }
+
     /// Records a timer the current task armed.
     pub(crate) fn note_deadline(&self, deadline: Instant) {
         if let Some(key) = self.current.get() {
@@ -916,8 +956,7 @@ impl Executor {
                 .map(|waiting| match waiting {
                     Waiting::Join(key) => format!("join of {}", self.label_of(*key)),
                     Waiting::JoinSet(n) => format!("the next of {n} tasks in a JoinSet"),
-                    Waiting::Sync(on) => on.describe(self),
-                    Waiting::Net(what) => what.to_string(),
+                    Waiting::Layer(l) => l.on.describe(l.op(), self),
                 })
                 .collect();
             each.join(", or ")
@@ -956,7 +995,8 @@ impl Executor {
     fn tasks_where(&self, keep: impl Fn(&Entry) -> bool) -> Vec<BlockedTask> {
         let t = self.table.borrow();
         let entries = t.sorted();
-        let mut holds = crate::sync::deadlock::holdings(entries.iter().map(|e| &e.waiting[..]));
+        let waits: Vec<&[Waiting]> = entries.iter().map(|e| &e.waiting[..]).collect();
+        let mut holds = super::ext::holdings(&waits);
         entries
             .into_iter()
             .filter(|e| keep(e))

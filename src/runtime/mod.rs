@@ -4,6 +4,8 @@
 //! - `world.rs`: the `World`, which owns all state of one run, and the drive
 //!   loop (poll a ready task; else jump the clock; else report a deadlock).
 //! - `executor.rs`: the task table, the ready set, one scheduling step.
+//! - `ext.rs`: how the layers built on the runtime (sync, net, fault) attach
+//!   per-run state and hooks without the runtime naming them.
 //! - `context.rs`: the scoped thread-local through which lockstep APIs find
 //!   the running world.
 //! - `waker.rs`: allocation-free wakers that carry a task id.
@@ -19,6 +21,7 @@
 pub(crate) mod context;
 mod determinism;
 pub(crate) mod executor;
+pub(crate) mod ext;
 pub(crate) mod isolated;
 mod outcome;
 pub(crate) mod panics;

@@ -18,11 +18,11 @@ use crate::trace::{TraceMode, Verbosity};
 ///
 /// | policy | text | what it is for |
 /// |---|---|---|
-/// | `Random` | `random` | the default: a uniform choice per step; shallow races in few seeds |
+/// | `Random` | `random` | the default of `Sim::builder()`: a uniform choice per step; shallow races in few seeds |
 /// | `Fifo` | `fifo` | the natural order of a production executor; explores nothing |
 /// | `Pct { depth }` | `pct:3` (`pct` = `pct:3`) | ordering bugs of a given depth, in far fewer seeds than uniform choice |
 /// | `Swarm` | `swarm` | `Random`, with each seed enabling its own subset of random fault kinds and buggify points |
-/// | `Mix` | `mix` | exploration: per seed, `Random` or `Pct` of depth 2 to 4, late polls, a swarm configuration, and on one seed in two a poll cost, all drawn from the seed |
+/// | `Mix` | `mix` | exploration, the default of `lockstep explore` and (without its poll cost) of `#[sim_test]`: per seed, `Random` or `Pct` of depth 2 to 4, late polls, a swarm configuration, and on one seed in two a poll cost, all drawn from the seed |
 ///
 /// Where a policy is given as text (`lockstep explore --policy`,
 /// `#[sim_test(policy = "...")]`), a poll cost may follow it:
@@ -152,7 +152,8 @@ pub(crate) struct Config {
     pub(crate) watchdog: Option<Duration>,
     pub(crate) blocked_poll: Option<Duration>,
     pub(crate) livelock_steps: u64,
-    pub(crate) faults: Option<crate::fault::FaultPlan>,
+    /// Settings of the layers built on the runtime (the fault plan).
+    pub(crate) layers: super::ext::Settings,
     pub(crate) buggify: bool,
     /// Late polls (`None`: the policy's default, off except under `Mix`).
     pub(crate) late_polls: Option<LatePolls>,
@@ -194,7 +195,7 @@ impl Default for Config {
             watchdog: Some(SimBuilder::DEFAULT_WATCHDOG),
             blocked_poll: Some(SimBuilder::DEFAULT_BLOCKED_POLL),
             livelock_steps: SimBuilder::DEFAULT_LIVELOCK_STEPS,
-            faults: None,
+            layers: super::ext::Settings::default(),
             buggify: true,
             late_polls: None,
             poll_cost: None,
@@ -233,7 +234,7 @@ impl Default for Config {
 #[derive(Clone, Debug, Default)]
 #[must_use = "a SimBuilder does nothing until `build` is called"]
 pub struct SimBuilder {
-    config: Config,
+    pub(crate) config: Config,
 }
 
 impl SimBuilder {
@@ -436,14 +437,6 @@ impl SimBuilder {
         self
     }
 
-    /// A fault plan to apply to every run, installed when the run starts
-    /// (its times count from `0.000s`), exactly as if the main task called
-    /// [`fault::apply`](crate::fault::apply) first.
-    pub fn faults(mut self, plan: crate::fault::FaultPlan) -> Self {
-        self.config.faults = Some(plan);
-        self
-    }
-
     /// Whether [`buggify!`](crate::buggify!) points may fire (default:
     /// yes). Off, every point evaluates to `false` and draws nothing.
     pub fn buggify(mut self, enabled: bool) -> Self {
@@ -599,11 +592,6 @@ impl Sim {
     /// The poll cost set with [`SimBuilder::poll_cost`], if any.
     pub fn poll_cost(&self) -> Option<PollCost> {
         self.config.poll_cost
-    }
-
-    /// The fault plan applied from the start of each run, if any.
-    pub fn faults(&self) -> Option<&crate::fault::FaultPlan> {
-        self.config.faults.as_ref()
     }
 
     /// The schedule each run follows exactly, if set with

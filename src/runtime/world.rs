@@ -71,8 +71,10 @@ pub(crate) struct Counters {
 pub(crate) struct Tracer {
     level: Verbosity,
     trace: RefCell<Trace>,
-    /// Interned names of hosts, by host index (`u32::MAX`: not yet known).
+    /// Interned names of groups, by group index (`u32::MAX`: not yet known).
     hosts: RefCell<Vec<u32>>,
+    /// Names of groups, by group index.
+    group_names: RefCell<Vec<Option<std::rc::Rc<str>>>>,
     /// Identifies this run's trace, for caches of interned ids kept by
     /// long-lived objects (a sync primitive's label). Unique in the process.
     pub(crate) epoch: u64,
@@ -120,10 +122,10 @@ pub(crate) struct World {
     foreign: RefCell<Vec<(Option<crate::check::TaskInfo>, String)>>,
     pub(crate) stats: Counters,
     pub(crate) watchdog: Option<Arc<Slot>>,
-    /// Hosts, sockets, links and faults; empty until a host is created.
-    pub(crate) net: crate::net::NetSlot,
-    /// Sync primitives' per-run state: auto-names, the deadlock walk.
-    pub(crate) sync: crate::sync::Registry,
+    /// The per-run state of the layers built on the runtime (see `ext`).
+    pub(crate) ext: super::ext::Slots,
+    /// Host clocks (skew and drift), by group.
+    pub(crate) clocks: crate::time::clock::Clocks,
 }
 
 /// FNV-1a over the bytes of a text, fed piece by piece as it is formatted
@@ -187,6 +189,7 @@ impl World {
                     _ => Trace::for_mode(&config.trace_mode).unwrap_or_else(|e| panic!("{e}")),
                 }),
                 hosts: RefCell::new(Vec::new()),
+                group_names: RefCell::new(Vec::new()),
                 epoch: super::unique_id(),
             },
             failure: RefCell::new(None),
@@ -203,12 +206,20 @@ impl World {
                 )
             }),
             progress: Cell::new(0),
-            net: crate::net::NetSlot::default(),
-            sync: crate::sync::Registry::default(),
+            ext: super::ext::Slots::default(),
+            clocks: crate::time::clock::Clocks::default(),
         }
     }
 
     // ----- clock, steps, hash, randomness -------------------------------
+
+    /// This run among every run of the process: an identity only (for
+    /// values kept across runs, in a `static`), never in behaviour or the
+    /// trace.
+    #[inline]
+    pub(crate) fn run_id(&self) -> u64 {
+        self.tracer.epoch
+    }
 
     /// Global virtual time.
     #[inline]
@@ -357,7 +368,7 @@ impl World {
         self.collect_foreign();
         let next = self.timers.borrow().next_deadline();
         let Some(deadline) = next else {
-            self.fail(Failure::Deadlock(crate::sync::deadlock::stalled(self)));
+            self.fail(Failure::Deadlock(self.layers_stalled()));
             return false;
         };
         if let Some(limit) = self.config.max_virtual_time {
@@ -471,7 +482,7 @@ impl World {
             .exec
             .sched
             .borrow_mut()
-            .charge(host.map(crate::net::HostId::index));
+            .charge(host.map(super::ext::Group::index));
         let now = self.now.get();
         let mut to = now.saturating_add(ns);
         if let Some(limit) = self.config.max_virtual_time {
@@ -720,7 +731,7 @@ impl World {
         child: TaskId,
         name: Option<&str>,
         site: Option<&'static Location<'static>>,
-        host: Option<crate::net::HostId>,
+        host: Option<super::ext::Group>,
     ) {
         if !self.tracing(Verbosity::Summary) || self.failed() {
             return;
@@ -766,14 +777,31 @@ impl World {
         store.push(self.step.get(), self.now.get(), task, c);
     }
 
-    /// The interned name of host `h` (`u32::MAX` if unknown).
-    fn host_string(&self, h: crate::net::HostId) -> u32 {
+    /// Names group `g` in the trace (the network names a host's group
+    /// when it makes the host).
+    pub(crate) fn name_group(&self, g: super::ext::Group, name: std::rc::Rc<str>) {
+        let mut names = self.tracer.group_names.borrow_mut();
+        if names.len() <= g.index() {
+            names.resize(g.index() + 1, None);
+        }
+        names[g.index()] = Some(name);
+    }
+
+    /// The interned name of group `h` (`u32::MAX` if unknown).
+    fn host_string(&self, h: super::ext::Group) -> u32 {
         if let Some(&id) = self.tracer.hosts.borrow().get(h.index()) {
             if id != u32::MAX {
                 return id;
             }
         }
-        let Some(name) = crate::net::try_host_name(self, h) else {
+        let Some(name) = self
+            .tracer
+            .group_names
+            .borrow()
+            .get(h.index())
+            .cloned()
+            .flatten()
+        else {
             return u32::MAX;
         };
         let id = self.tracer.trace.borrow_mut().store.strings.intern(&name);
@@ -807,8 +835,9 @@ impl World {
         self.warnings.borrow_mut().push(failure);
     }
 
+    /// Whether the run has failed.
     #[inline]
-    fn failed(&self) -> bool {
+    pub(crate) fn failed(&self) -> bool {
         self.has_failed.get()
     }
 
@@ -888,7 +917,7 @@ impl World {
                     self.exec.after_poll(self, super::executor::MAIN_KEY);
                     match res {
                         Ok(Poll::Pending) => {
-                            crate::sync::deadlock::after_pending(self, super::executor::MAIN_KEY);
+                            self.layers_after_pending(super::executor::MAIN_KEY);
                             self.exec.end_main_step();
                             if self.charges && !self.charge_poll() {
                                 return None;
@@ -938,12 +967,12 @@ impl World {
             self.diverged(d);
             return;
         }
-        crate::fault::check_unapplied(self);
+        self.layers_main_finished();
         if self.failed() {
             return;
         }
         let leaked = self.exec.leaked();
-        let sockets = crate::net::leaked_sockets(self);
+        let sockets = self.layers_leaks();
         if !leaked.is_empty() || !sockets.is_empty() {
             let report = Failure::Leak(LeakReport {
                 tasks: leaked,
@@ -973,9 +1002,7 @@ impl World {
                 }
             }
             self.exec.spawn_main(&self, site);
-            if let Some(plan) = &self.config.faults {
-                crate::fault::install(&self, plan);
-            }
+            self.layers_start();
             let mut main = std::pin::pin!(Some(main));
             let value = self.drive(main.as_mut(), site);
             // Drop what is left inside the context, so that `Drop` impls
@@ -985,7 +1012,7 @@ impl World {
             *self.timers.borrow_mut() = Timers::default();
             // Host factories and socket buffers may hold user values whose
             // `Drop` calls lockstep: drop them while the context is entered.
-            self.net.clear();
+            self.layers_teardown();
             self.collect_foreign();
             value
         };

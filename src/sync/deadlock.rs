@@ -59,7 +59,7 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::resource::{Release, WaitOn, WaitOp};
+use super::resource::{Registry, WaitOp};
 use crate::Severity;
 use crate::check::{CycleLink, DeadlockKind, DeadlockReport, Failure};
 use crate::runtime::executor::{Entry, Waiting};
@@ -101,34 +101,34 @@ struct Group {
     targets: (u32, u32),
 }
 
-/// Whether a wait is one the early check can follow.
-pub(crate) fn followed(waiting: &Waiting) -> bool {
-    match waiting {
-        Waiting::Join(_) => true,
-        // A socket can be woken by traffic from any host: never certain.
-        Waiting::JoinSet(_) | Waiting::Net(_) => false,
-        Waiting::Sync(on) => matches!(
-            on.op,
-            WaitOp::Lock
-                | WaitOp::Read
-                | WaitOp::Write
-                | WaitOp::Acquire(_)
-                | WaitOp::Recv
-                | WaitOp::Send
-                | WaitOp::Changed
-        ),
-    }
+/// Whether a wait on a primitive is one the early check can follow (a
+/// `JoinHandle` always is; a socket, which traffic from any host may wake,
+/// never is).
+#[inline]
+pub(crate) fn followed(op: WaitOp) -> bool {
+    matches!(
+        op,
+        WaitOp::Lock
+            | WaitOp::Read
+            | WaitOp::Write
+            | WaitOp::Acquire(_)
+            | WaitOp::Recv
+            | WaitOp::Send
+            | WaitOp::Changed
+    )
 }
 
-/// The early check: called after task `key` returned `Pending` while
-/// waiting on something [`followed`] (the executor checks that in the same
-/// look at the entry that checks for a pending abort).
+/// The early check, the sync layer's `after_pending` hook: called after
+/// task `key` returned `Pending` while waiting on something followed (a
+/// `JoinHandle`, or a wait on a primitive that [`followed`] marked; the
+/// executor checks that in the same look at the entry that checks for a
+/// pending abort), and after every `Pending` of the main task.
 pub(crate) fn after_pending(w: &World, key: TaskKey) {
     if w.config.deadlock_cycles == Severity::Ignore {
         return;
     }
     let cycle = {
-        let mut g = w.sync.deadlock.scratch.borrow_mut();
+        let mut g = Registry::of(w).deadlock.scratch.borrow_mut();
         if g.start_is_free(w, key) {
             return;
         }
@@ -138,7 +138,7 @@ pub(crate) fn after_pending(w: &World, key: TaskKey) {
         cycle
     };
     let Some(cycle) = cycle else { return };
-    let state = &w.sync.deadlock;
+    let state = &Registry::of(w).deadlock;
     let ids: Vec<TaskId> = cycle.iter().map(|l| l.task.id).collect();
     if ids.iter().all(|id| state.reported.borrow().contains(id)) {
         return;
@@ -387,9 +387,9 @@ impl Graph {
 fn push_targets(waiting: &Waiting, out: &mut Vec<TaskKey>) -> bool {
     match waiting {
         Waiting::Join(k) => out.push(*k),
-        Waiting::JoinSet(_) | Waiting::Net(_) => return false,
-        Waiting::Sync(on) => {
-            if on.res.release(on.op, out) != Release::Holders {
+        Waiting::JoinSet(_) => return false,
+        Waiting::Layer(l) => {
+            if !l.on.holders(l.op(), out) {
                 return false;
             }
             out.sort_by_key(|k| k.id);
@@ -411,10 +411,10 @@ fn links(w: &World, waits: &[(TaskKey, Waiting)]) -> Vec<CycleLink> {
             let (key, waiting) = &waits[i];
             let (_, prev) = &waits[(i + n - 1) % n];
             let holds = match prev {
-                Waiting::Sync(on) => {
+                Waiting::Layer(l) => {
                     let mut tmp = Vec::new();
-                    (on.res.release(on.op, &mut tmp) == Release::Holders && tmp.contains(key))
-                        .then(|| on.res.held_as(*key, on.op))
+                    (l.on.holders(l.op(), &mut tmp) && tmp.contains(key))
+                        .then(|| l.on.held_as(*key, l.op()))
                 }
                 _ => None,
             };
@@ -435,14 +435,14 @@ fn short(w: &World, waiting: &Waiting) -> String {
     match waiting {
         Waiting::Join(k) => format!("the JoinHandle of {}", w.exec.label_of(*k)),
         Waiting::JoinSet(n) => format!("the next of {n} tasks in a JoinSet"),
-        Waiting::Net(what) => what.to_string(),
-        Waiting::Sync(on) => short_sync(on),
+        Waiting::Layer(l) => l.on.short(l.op()),
     }
 }
 
-fn short_sync(on: &WaitOn) -> String {
-    let label = on.res.meta().label();
-    match on.op {
+/// What a wait of kind `op` on the primitive labelled `label` is for.
+pub(crate) fn short_sync(label: &str, op: WaitOp) -> String {
+    let label = label.to_string();
+    match op {
         WaitOp::Read => format!("{label} (read)"),
         WaitOp::Write => format!("{label} (write)"),
         WaitOp::Acquire(n) if n != 1 => format!("{label} ({n} permits)"),
@@ -469,8 +469,8 @@ pub(crate) fn stalled(w: &World) -> DeadlockReport {
                             let mut t = Vec::new();
                             match waiting {
                                 Waiting::Join(j) => t.push(*j),
-                                Waiting::JoinSet(_) | Waiting::Net(_) => {}
-                                Waiting::Sync(on) => on.res.likely(on.op, &mut t),
+                                Waiting::JoinSet(_) => {}
+                                Waiting::Layer(l) => l.on.likely(l.op(), &mut t),
                             }
                             (waiting.clone(), t)
                         })
@@ -565,20 +565,25 @@ pub(crate) fn holdings<'a>(
     let mut tmp = Vec::new();
     for list in waits {
         for waiting in list {
-            let Waiting::Sync(on) = waiting else { continue };
-            if !seen.insert(on.address()) {
+            let Waiting::Layer(l) = waiting else { continue };
+            if !seen.insert(l.address()) {
                 continue;
             }
             tmp.clear();
-            if on.res.release(on.op, &mut tmp) != Release::Holders {
+            if !l.on.holders(l.op(), &mut tmp) {
                 continue;
             }
             tmp.sort_by_key(|k| k.id);
             tmp.dedup();
             for k in &tmp {
-                out.entry(k.id).or_default().push(on.res.held_as(*k, on.op));
+                out.entry(k.id).or_default().push(l.on.held_as(*k, l.op()));
             }
         }
     }
     out
+}
+
+/// [`holdings`] as the sync layer's hook.
+pub(crate) fn holdings_of(waits: &[&[Waiting]]) -> BTreeMap<TaskId, Vec<String>> {
+    holdings(waits.iter().copied())
 }

@@ -123,5 +123,15 @@ pub use semaphore::{
     Acquire, AcquireError, OwnedSemaphorePermit, Semaphore, SemaphorePermit, TryAcquireError,
 };
 
-pub(crate) use places::task_spawned;
-pub(crate) use resource::{Registry, WaitOn};
+pub(crate) use resource::Registry;
+
+/// The sync layer's hooks: the deadlock analysis (the early check after a
+/// task blocks, the report of a run where nothing can run, who holds what)
+/// and the placement of channel handles when a task is spawned.
+pub(crate) const LAYER: crate::runtime::ext::Layer = crate::runtime::ext::Layer {
+    spawned: Some(places::task_spawned),
+    after_pending: Some(deadlock::after_pending),
+    stalled: Some(deadlock::stalled),
+    holdings: Some(deadlock::holdings_of),
+    ..crate::runtime::ext::Layer::NONE
+};

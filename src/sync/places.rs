@@ -43,7 +43,7 @@
 //! reports into warnings for such programs; cloning the sender for each
 //! task (the usual way) avoids the question.
 
-use super::resource::Epoch;
+use super::resource::Registry;
 use crate::runtime::context;
 use crate::runtime::waker::TaskKey;
 use crate::runtime::world::World;
@@ -54,7 +54,10 @@ use crate::runtime::world::World;
 pub(crate) struct Place {
     task: TaskKey,
     moves: u32,
-    epoch: Epoch,
+    /// The run (a channel kept in a `static` across runs must not take a
+    /// task of an earlier run for one of this run: ids start at 0 in every
+    /// run). An identity only.
+    run: u64,
 }
 
 impl Place {
@@ -63,18 +66,18 @@ impl Place {
         let task = w.exec.current_key()?;
         Some(Place {
             task,
-            moves: w.sync.moves_of(task),
-            epoch: w.sync.epoch,
+            moves: w.exec.moves_of(task),
+            run: w.run_id(),
         })
     }
 
     /// The holding task, if the placement still stands.
     pub(crate) fn task(self, w: &World) -> Option<TaskKey> {
-        if self.epoch != w.sync.epoch {
+        if self.run != w.run_id() {
             return None;
         }
         let live = w.exec.inspect(self.task, |_| ()).is_some();
-        (live && w.sync.moves_of(self.task) == self.moves).then_some(self.task)
+        (live && w.exec.moves_of(self.task) == self.moves).then_some(self.task)
     }
 }
 
@@ -199,7 +202,7 @@ impl Places {
 pub(crate) fn moved() {
     context::try_with(|w| {
         if let Some(k) = w.exec.current_key() {
-            w.sync.bump_moves(k);
+            w.exec.bump_moves(k);
         }
     });
 }
@@ -209,9 +212,9 @@ pub(crate) fn moved() {
 pub(crate) fn task_spawned(w: &World, child: TaskKey) {
     let parent = w.exec.current_key();
     if let Some(k) = parent {
-        w.sync.bump_moves(k);
+        w.exec.bump_moves(k);
     }
-    w.sync.note_parent(child, parent);
+    Registry::of(w).note_parent(child, parent);
 }
 
 /// The calling task sent a `T` on a channel: handles it holds may have

@@ -4,9 +4,9 @@
 //! A primitive is split in two: its value or buffer (generic over `T`) and
 //! a small non-generic *core* behind an `Rc` that holds its state (locked
 //! or not, holders, the waiter list) and implements [`Tracked`]. When a task
-//! blocks on a primitive it notes a [`WaitOn`] (an `Rc` of the core plus
+//! blocks on a primitive it notes a [`LayerWait`] (an `Rc` of the core plus
 //! what kind of wait it is) in its executor entry; reports and the early
-//! deadlock check read the core through it. So nothing is registered
+//! deadlock check read the core through it (as the runtime's [`Awaited`]). So nothing is registered
 //! anywhere on the fast path, and a primitive nobody waits on costs the
 //! analysis nothing.
 
@@ -17,6 +17,7 @@ use std::task::Poll;
 
 use crate::runtime::context;
 use crate::runtime::executor::{Executor, Waiting};
+use crate::runtime::ext::{Awaited, LayerWait, Op};
 use crate::runtime::waker::TaskKey;
 use crate::runtime::world::World;
 use crate::task::TaskId;
@@ -94,7 +95,7 @@ impl Meta {
         match self.number.get() {
             Some((tag, n)) if tag == w.tag.0 => n,
             _ => {
-                let n = w.sync.next_number(self.kind);
+                let n = Registry::of(w).next_number(self.kind);
                 self.number.set(Some((w.tag.0, n)));
                 n
             }
@@ -191,35 +192,24 @@ impl fmt::Debug for Meta {
     }
 }
 
-/// Per-run state of the sync module, kept in the `World`.
+/// Per-run state of the sync module, kept in the world's extension slots
+/// (`runtime::ext`), created on first use.
 #[derive(Default)]
 pub(crate) struct Registry {
     numbers: [Cell<u32>; Kind::COUNT],
     pub(crate) deadlock: super::deadlock::State,
-    /// Per task slot: how many times the task spawned or sent a value on a
-    /// channel (see `places.rs`).
-    moves: RefCell<Vec<u32>>,
     /// Per task id: the id of the task that spawned it (`u32::MAX`: none).
     /// Ids count up from 0 in every run, so this is a dense table.
     parents: RefCell<Vec<u32>>,
-    /// This run among every run of the process: a channel kept in a
-    /// `static` across runs must not take a task of an earlier run for one
-    /// of this run (ids start at 0 in every run). An identity only.
-    pub(crate) epoch: Epoch,
-}
-
-/// A process-wide run number, for identity only (never in behaviour or the
-/// trace).
-#[derive(Copy, Clone, Debug, PartialEq, Eq)]
-pub(crate) struct Epoch(u64);
-
-impl Default for Epoch {
-    fn default() -> Epoch {
-        Epoch(crate::runtime::unique_id())
-    }
 }
 
 impl Registry {
+    /// The run's registry (created on first use).
+    #[inline]
+    pub(crate) fn of(w: &World) -> &Registry {
+        w.ext.get::<Registry>()
+    }
+
     pub(crate) fn note_parent(&self, child: TaskKey, parent: Option<TaskKey>) {
         let mut p = self.parents.borrow_mut();
         let i = child.id.0 as usize;
@@ -245,24 +235,6 @@ impl Registry {
             at = up;
         }
         false
-    }
-
-    pub(crate) fn moves_of(&self, task: TaskKey) -> u32 {
-        self.moves
-            .borrow()
-            .get(task.index as usize)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    pub(crate) fn bump_moves(&self, task: TaskKey) {
-        let mut m = self.moves.borrow_mut();
-        let i = task.index as usize;
-        if m.len() <= i {
-            reserve_first(&mut m);
-            m.resize(i + 1, 0);
-        }
-        m[i] = m[i].wrapping_add(1);
     }
 
     fn next_number(&self, kind: Kind) -> u32 {
@@ -338,37 +310,83 @@ pub(crate) trait Tracked {
     }
 }
 
-/// One wait of a task on a primitive, noted in its executor entry.
-#[derive(Clone)]
-pub(crate) struct WaitOn {
-    pub(crate) res: Rc<dyn Tracked>,
-    pub(crate) op: WaitOp,
+impl WaitOp {
+    /// The code of this kind of wait in a [`LayerWait`].
+    #[inline]
+    pub(crate) fn code(self) -> Op {
+        let (kind, arg) = match self {
+            WaitOp::Lock => (0, 0),
+            WaitOp::Read => (1, 0),
+            WaitOp::Write => (2, 0),
+            WaitOp::Acquire(n) => (3, n),
+            WaitOp::Signal => (4, 0),
+            WaitOp::Recv => (5, 0),
+            WaitOp::Send => (6, 0),
+            WaitOp::Changed => (7, 0),
+        };
+        Op { kind, arg }
+    }
+
+    /// The kind of wait of a [`LayerWait`]'s code.
+    #[inline]
+    pub(crate) fn from_code(op: Op) -> WaitOp {
+        match op.kind {
+            0 => WaitOp::Lock,
+            1 => WaitOp::Read,
+            2 => WaitOp::Write,
+            3 => WaitOp::Acquire(op.arg),
+            4 => WaitOp::Signal,
+            5 => WaitOp::Recv,
+            6 => WaitOp::Send,
+            _ => WaitOp::Changed,
+        }
+    }
 }
 
-impl WaitOn {
-    pub(crate) fn describe(&self, exec: &Executor) -> String {
-        self.res.describe(self.op, exec)
+/// What the runtime and the deadlock analysis see of a primitive a task
+/// waits on (a wait is noted as a [`LayerWait`] of the primitive's core).
+impl<T: Tracked + 'static> Awaited for T {
+    fn describe(&self, op: Op, exec: &Executor) -> String {
+        Tracked::describe(self, WaitOp::from_code(op), exec)
     }
 
-    /// The primitive's address: an identity for de-duplication only, never
-    /// for ordering, so it cannot reach a trace or a report.
-    pub(crate) fn address(&self) -> usize {
-        Rc::as_ptr(&self.res).cast::<()>().addr()
+    fn label(&self) -> String {
+        self.meta().label()
+    }
+
+    fn holders(&self, op: Op, out: &mut Vec<TaskKey>) -> bool {
+        self.release(WaitOp::from_code(op), out) == Release::Holders
+    }
+
+    fn likely(&self, op: Op, out: &mut Vec<TaskKey>) {
+        Tracked::likely(self, WaitOp::from_code(op), out);
+    }
+
+    fn held_as(&self, task: TaskKey, op: Op) -> String {
+        Tracked::held_as(self, task, WaitOp::from_code(op))
+    }
+
+    fn short(&self, op: Op) -> String {
+        super::deadlock::short_sync(&self.meta().label(), WaitOp::from_code(op))
     }
 }
 
-impl fmt::Debug for WaitOn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?} on {:?}", self.op, self.res.meta())
-    }
+/// Notes that the current task waits on `res` (a wait of kind `op`).
+#[inline]
+fn note<C: Tracked + 'static>(w: &World, res: Rc<C>, op: WaitOp) {
+    w.exec.note_waiting(Waiting::Layer(LayerWait::new(
+        res,
+        op.code(),
+        super::deadlock::followed(op),
+    )));
 }
 
 /// How every waiting future's poll ends when it must wait: traces the wait
 /// the first time (`first`), and notes it in the task's entry for reports
 /// and the deadlock check (on every `Pending`).
-pub(crate) fn block<T>(
+pub(crate) fn block<T, C: Tracked + 'static>(
     w: &World,
-    res: Rc<dyn Tracked>,
+    res: Rc<C>,
     op: WaitOp,
     first: bool,
     detail: impl FnOnce() -> Option<String>,
@@ -376,14 +394,14 @@ pub(crate) fn block<T>(
     if first {
         res.meta().trace(Ev::Wait, detail);
     }
-    w.exec.note_waiting(Waiting::Sync(WaitOn { res, op }));
+    note(w, res, op);
     Poll::Pending
 }
 
 /// [`block`] with a fixed detail (no allocation per wait).
-pub(crate) fn block_str<T>(
+pub(crate) fn block_str<T, C: Tracked + 'static>(
     w: &World,
-    res: Rc<dyn Tracked>,
+    res: Rc<C>,
     op: WaitOp,
     first: bool,
     detail: &'static str,
@@ -392,14 +410,14 @@ pub(crate) fn block_str<T>(
         res.meta()
             .trace_str(Ev::Wait, || Some(std::borrow::Cow::Borrowed(detail)));
     }
-    w.exec.note_waiting(Waiting::Sync(WaitOn { res, op }));
+    note(w, res, op);
     Poll::Pending
 }
 
 /// [`block`] for a lock wait whose detail is its holder.
-pub(crate) fn block_held<T>(
+pub(crate) fn block_held<T, C: Tracked + 'static>(
     w: &World,
-    res: Rc<dyn Tracked>,
+    res: Rc<C>,
     op: WaitOp,
     first: bool,
     holder: Option<TaskKey>,
@@ -407,7 +425,7 @@ pub(crate) fn block_held<T>(
     if first {
         res.meta().trace_wait_held_by(holder);
     }
-    w.exec.note_waiting(Waiting::Sync(WaitOn { res, op }));
+    note(w, res, op);
     Poll::Pending
 }
 

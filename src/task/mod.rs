@@ -111,14 +111,14 @@ where
     })
 }
 
-/// Spawns on a given host (`None`: on no host), whatever the current task's
-/// host is.
+/// Spawns in a given group (a host; `None`: in none), whatever the current
+/// task's group is.
 pub(crate) fn spawn_in<F>(
     w: &crate::runtime::world::World,
     future: F,
     name: Option<Arc<str>>,
     daemon: bool,
-    host: Option<crate::net::HostId>,
+    host: Option<crate::runtime::ext::Group>,
     site: &'static Location<'static>,
 ) -> JoinHandle<F::Output>
 where
@@ -127,9 +127,9 @@ where
 {
     let cell = cell::TaskCell::new(future);
     let key = w.exec.spawn(w, cell.clone(), name, daemon, host, site);
-    // The parent's channel handles and sockets may have moved into the
-    // child.
-    crate::sync::task_spawned(w, key);
+    // The layers' spawn hooks (the parent's channel handles and sockets may
+    // have moved into the child).
+    w.layers_spawned(key);
     JoinHandle::new(cell, key)
 }
 

@@ -49,11 +49,13 @@ use pin_project_lite::pin_project;
 
 pub use std::time::Duration;
 
+pub(crate) mod clock;
 mod instant;
+mod parse;
 pub(crate) mod timers;
 
-pub use crate::fault::parse_duration;
 pub use instant::{Instant, format_duration};
+pub use parse::parse_duration;
 
 use crate::runtime::context;
 use timers::TimerKey;

@@ -221,13 +221,13 @@ impl Scheduler {
         };
         let late = late.filter(|l| l.is_on() && !matches!(active, Active::Replay(_)));
         // Only what a replay repeats is traced (the swarm configuration is
-        // in the schedule): a replayed trace equals the original's.
-        if let Some(s) = &swarm {
-            notes.push(s.describe());
-        }
+        // in the schedule): a replayed trace equals the original's. The
+        // text is built only for a trace that keeps it (a sweep's untraced
+        // seeds would format it for nothing).
         let charge = charge.filter(PollCost::is_on);
-        if let Some(c) = &charge {
-            notes.push(c.describe());
+        if config.verbosity >= crate::trace::Verbosity::Summary {
+            notes.extend(swarm.as_ref().map(Swarm::describe));
+            notes.extend(charge.as_ref().map(PollCost::describe));
         }
         let consults_clock = late.is_some() || matches!(active, Active::Replay(_));
         let mut sched = Scheduler {

@@ -26,7 +26,8 @@
 //! [`SimBuilder::pct_horizon`]: crate::SimBuilder::pct_horizon
 //! [`SimBuilder::DEFAULT_PCT_HORIZON`]: crate::SimBuilder::DEFAULT_PCT_HORIZON
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::Rng;
@@ -41,12 +42,68 @@ use crate::time::Duration;
 /// Initial priorities have the top bit set; lowered ones are small.
 const HIGH: u64 = 1 << 63;
 
+/// No entry in the ready queue.
+const OUT: u64 = u64::MAX;
+
+/// Ready queues up to this long are scanned at each pick; longer ones are
+/// kept in a heap (until they shrink to half of it).
+const SCAN_UP_TO: usize = 32;
+
+/// A ready task as the heap orders it: highest priority first, then the
+/// one that became ready first (the lower sequence number). An entry is
+/// current while its task's priority and ready entry are still the ones
+/// it was pushed with; others are dropped when they surface.
+struct Candidate {
+    priority: u64,
+    order: Reverse<u64>,
+    key: TaskKey,
+}
+
+impl Candidate {
+    fn rank(&self) -> (u64, Reverse<u64>) {
+        (self.priority, self.order)
+    }
+}
+
+impl PartialEq for Candidate {
+    fn eq(&self, other: &Self) -> bool {
+        self.rank() == other.rank()
+    }
+}
+
+impl Eq for Candidate {}
+
+impl PartialOrd for Candidate {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Candidate {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.rank().cmp(&other.rank())
+    }
+}
+
 pub(crate) struct Pct {
     depth: u32,
     horizon: u64,
     rng: ChaCha8Rng,
     /// Priority by task id (ids are dense per run).
     priority: Vec<u64>,
+    /// Per task id: the sequence number of its entry in the ready queue
+    /// (`OUT` when it has none), and that entry's position in the queue.
+    entry: Vec<(u64, u32)>,
+    /// The ready tasks by priority, with stale entries (see `Candidate`),
+    /// kept only while the ready queue is long (`heap_on`): a short one is
+    /// scanned, which costs less than keeping a heap.
+    heap: BinaryHeap<Candidate>,
+    heap_on: bool,
+    /// How many keys at the front of the ready queue the policy has taken
+    /// in: the executor only ever appends, and only the policy removes.
+    known: usize,
+    /// The next sequence number.
+    seq: u64,
     /// Steps at which the running task drops, ascending.
     change_points: Vec<u64>,
     /// Change points passed so far.
@@ -68,6 +125,11 @@ impl Pct {
             horizon: horizon.max(1),
             rng: rng_for(seed, stream::SCHED),
             priority: Vec::new(),
+            entry: Vec::new(),
+            heap: BinaryHeap::new(),
+            heap_on: false,
+            known: 0,
+            seq: 0,
             change_points: Vec::new(),
             changed: 0,
             step: 0,
@@ -85,21 +147,136 @@ impl Pct {
         self.priority[id]
     }
 
-    /// The index of the runnable key of highest priority (ties: the one
-    /// ready first), or 0 when none is runnable (the executor then drops
-    /// or parks it).
-    fn best(&mut self, ready: &VecDeque<TaskKey>, view: &dyn ReadyView) -> usize {
-        let mut best: Option<(usize, u64)> = None;
-        for (i, &key) in ready.iter().enumerate() {
+    fn entry_of(&mut self, key: TaskKey) -> &mut (u64, u32) {
+        let id = key.id.0 as usize;
+        if self.entry.len() <= id {
+            self.entry.resize(id + 1, (OUT, 0));
+        }
+        &mut self.entry[id]
+    }
+
+    /// Takes in the keys the executor appended since the last pick.
+    fn take_in(&mut self, ready: &VecDeque<TaskKey>) {
+        for (pos, &key) in ready.iter().enumerate().skip(self.known) {
+            let order = self.seq;
+            self.seq += 1;
+            *self.entry_of(key) = (order, pos as u32);
+            let priority = self.priority_of(key);
+            if self.heap_on {
+                self.heap.push(Candidate {
+                    priority,
+                    order: Reverse(order),
+                    key,
+                });
+            }
+        }
+        self.known = ready.len();
+        if !self.heap_on && ready.len() > SCAN_UP_TO {
+            self.heap_on = true;
+            for &key in ready.iter() {
+                let id = key.id.0 as usize;
+                self.heap.push(Candidate {
+                    priority: self.priority[id],
+                    order: Reverse(self.entry[id].0),
+                    key,
+                });
+            }
+        } else if self.heap_on && ready.len() <= SCAN_UP_TO / 2 {
+            self.heap_on = false;
+            self.heap.clear();
+        }
+    }
+
+    /// Gives `key` (in the ready queue) a new priority.
+    fn set_priority(&mut self, key: TaskKey, priority: u64) {
+        self.priority_of(key);
+        self.priority[key.id.0 as usize] = priority;
+        let order = self.entry_of(key).0;
+        debug_assert_ne!(order, OUT, "only a ready task is given a new priority");
+        if !self.heap_on {
+            return;
+        }
+        self.heap.push(Candidate {
+            priority,
+            order: Reverse(order),
+            key,
+        });
+    }
+
+    /// The runnable key of highest priority (ties: the one ready first),
+    /// left in the heap; or, when none is runnable, the key ready first
+    /// (the executor then drops or parks it).
+    fn best(&mut self, ready: &VecDeque<TaskKey>, view: &dyn ReadyView) -> TaskKey {
+        if !self.heap_on {
+            return self.scan(ready, view);
+        }
+        let mut set_aside = Vec::new();
+        let found = loop {
+            let Some(top) = self.heap.peek() else {
+                break None;
+            };
+            let id = top.key.id.0 as usize;
+            let current = self.priority.get(id) == Some(&top.priority)
+                && self.entry.get(id).map(|e| e.0) == Some(top.order.0);
+            if !current {
+                self.heap.pop();
+            } else if !view.runnable(top.key) {
+                set_aside.extend(self.heap.pop());
+            } else {
+                break Some(top.key);
+            }
+        };
+        self.heap.extend(set_aside);
+        found.unwrap_or_else(|| self.first_ready(ready))
+    }
+
+    /// [`best`](Self::best) by a scan of a short ready queue: the same
+    /// order as the heap's.
+    fn scan(&self, ready: &VecDeque<TaskKey>, view: &dyn ReadyView) -> TaskKey {
+        // Nearly always the key of top rank is runnable: rank first, then
+        // ask the executor about that one key only.
+        let rank_of = |key: TaskKey| {
+            let id = key.id.0 as usize;
+            (self.priority[id], Reverse(self.entry[id].0))
+        };
+        if let Some(&top) = ready.iter().max_by_key(|&&k| rank_of(k)) {
+            if view.runnable(top) {
+                return top;
+            }
+        }
+        let mut best: Option<((u64, Reverse<u64>), TaskKey)> = None;
+        for &key in ready {
             if !view.runnable(key) {
                 continue;
             }
-            let p = self.priority_of(key);
-            if best.is_none_or(|(_, b)| p > b) {
-                best = Some((i, p));
+            let id = key.id.0 as usize;
+            let rank = (self.priority[id], Reverse(self.entry[id].0));
+            if best.is_none_or(|(b, _)| rank > b) {
+                best = Some((rank, key));
             }
         }
-        best.map_or(0, |(i, _)| i)
+        best.map_or_else(|| self.first_ready(ready), |(_, key)| key)
+    }
+
+    /// The key that became ready first (none is runnable).
+    fn first_ready(&self, ready: &VecDeque<TaskKey>) -> TaskKey {
+        *ready
+            .iter()
+            .min_by_key(|k| self.entry.get(k.id.0 as usize).map_or(OUT, |e| e.0))
+            .expect("the ready queue is not empty")
+    }
+
+    /// Takes `key` out of the ready queue (swapping the last key into its
+    /// place: the queue's order means nothing to this policy, which keeps
+    /// its own).
+    fn take_out(&mut self, ready: &mut VecDeque<TaskKey>, key: TaskKey) {
+        let (_, pos) = std::mem::replace(self.entry_of(key), (OUT, 0));
+        let pos = pos as usize;
+        ready.swap_remove_back(pos);
+        if let Some(&moved) = ready.get(pos) {
+            self.entry_of(moved).1 = pos as u32;
+        }
+        self.known = ready.len();
     }
 }
 
@@ -113,32 +290,34 @@ impl SchedulePolicy for Pct {
     }
 
     fn pick(&mut self, ready: &mut VecDeque<TaskKey>, view: &dyn ReadyView) -> Pick {
+        if ready.len() < self.known {
+            // The executor emptied the queue (the run is ending).
+            self.known = 0;
+        }
+        self.take_in(ready);
         // Only real choices count as steps (PCT, 4.1: change points in
         // sequential stretches are wasted).
         if ready.len() > 1 {
             self.step += 1;
         }
         if let Some(last) = self.last.take() {
-            if ready.contains(&last) {
+            if self.entry_of(last).0 != OUT {
                 // It woke itself while it ran: a yield. Below every task
                 // that has not yielded, and below earlier yielders (they
                 // take turns), above change-point drops.
-                self.priority_of(last);
-                self.priority[last.id.0 as usize] = HIGH - 1 - self.yields;
+                self.set_priority(last, HIGH - 1 - self.yields);
                 self.yields += 1;
             }
         }
-        let mut i = self.best(ready, view);
+        let mut key = self.best(ready, view);
         while self.change_points.get(self.changed) == Some(&self.step) {
             // The task about to run drops below every initial priority,
             // and below earlier drops.
-            let id = ready[i].id.0 as usize;
-            self.priority_of(ready[i]);
-            self.priority[id] = (self.depth as usize - 1 - self.changed) as u64;
+            self.set_priority(key, (self.depth as usize - 1 - self.changed) as u64);
             self.changed += 1;
-            i = self.best(ready, view);
+            key = self.best(ready, view);
         }
-        let key = ready.remove(i).expect("the index is in the queue");
+        self.take_out(ready, key);
         self.last = Some(key);
         Pick::Run(key)
     }
