@@ -254,8 +254,12 @@ impl Fabric {
                 MsgEvent::Duplicate => (NetKind::Duplicate, None),
                 MsgEvent::Drop(reason) => (NetKind::Drop, Some(reason)),
             };
-            let label = |(h, port): (HostId, u16)| self.label(h, port);
-            w.record_net(kind, proto, (src, from), (dst, to), n, reason, label);
+            let (s, d) = (src.index() as u32, dst.index() as u32);
+            let label = |(h, port): (u32, u16)| {
+                let host = if h == s { src } else { dst };
+                self.label(host, port)
+            };
+            w.record_net(kind, proto, (s, from), (d, to), n, reason, label);
             return;
         }
         // A message of 4 GiB or more: recorded in full.

@@ -751,18 +751,18 @@ impl World {
     }
 
     /// Records a network message event (full): its size and an interned
-    /// route, no string built. `label` makes an endpoint's `host:port` the
-    /// first time it is seen.
+    /// route, no string built. Endpoints are (host index, port); `label`
+    /// makes an endpoint's `host:port` the first time it is seen.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn record_net(
         &self,
         kind: store::NetKind,
         proto: &'static str,
-        from: (crate::net::HostId, u16),
-        to: (crate::net::HostId, u16),
+        from: (u32, u16),
+        to: (u32, u16),
         bytes: u32,
         reason: Option<&'static str>,
-        label: impl Fn((crate::net::HostId, u16)) -> String,
+        label: impl Fn((u32, u16)) -> String,
     ) {
         if !self.tracing(Verbosity::Full) || self.failed() {
             return;
@@ -770,8 +770,8 @@ impl World {
         let task = self.exec.current_id();
         let mut trace = self.tracer.trace.borrow_mut();
         let store = &mut trace.store;
-        let f = store.endpoint(from.0.index() as u32, from.1, || label(from));
-        let t = store.endpoint(to.0.index() as u32, to.1, || label(to));
+        let f = store.endpoint(from.0, from.1, || label(from));
+        let t = store.endpoint(to.0, to.1, || label(to));
         let route = store.route(kind, proto, f, t, reason);
         let c = Compact::new(store::code::NET, bytes).with(store::code::ROUTE, route);
         store.push(self.step.get(), self.now.get(), task, c);
