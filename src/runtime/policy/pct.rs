@@ -45,6 +45,12 @@ const HIGH: u64 = 1 << 63;
 /// No entry in the ready queue.
 const OUT: u64 = u64::MAX;
 
+/// A key's place in the order of picks: higher priority first, then the
+/// key that became ready first (the lower sequence number).
+fn rank(priority: u64, order: u64) -> u128 {
+    (u128::from(priority) << 64) | u128::from(!order)
+}
+
 /// Ready queues up to this long are scanned at each pick; longer ones are
 /// kept in a heap (until they shrink to half of it).
 const SCAN_UP_TO: usize = 32;
@@ -99,6 +105,9 @@ pub(crate) struct Pct {
     /// scanned, which costs less than keeping a heap.
     heap: BinaryHeap<Candidate>,
     heap_on: bool,
+    /// The rank of each key of the ready queue, at the same position
+    /// (`rank`): a short queue is scanned here, in one contiguous array.
+    ranks: Vec<u128>,
     /// How many keys at the front of the ready queue the policy has taken
     /// in: the executor only ever appends, and only the policy removes.
     known: usize,
@@ -124,10 +133,13 @@ impl Pct {
             depth: depth.max(1),
             horizon: horizon.max(1),
             rng: rng_for(seed, stream::SCHED),
-            priority: Vec::new(),
-            entry: Vec::new(),
+            // Sized for a small run at once: growing one by one would
+            // reallocate a few times in every fresh run.
+            priority: Vec::with_capacity(16),
+            entry: Vec::with_capacity(16),
             heap: BinaryHeap::new(),
             heap_on: false,
+            ranks: Vec::with_capacity(16),
             known: 0,
             seq: 0,
             change_points: Vec::new(),
@@ -150,7 +162,8 @@ impl Pct {
     fn entry_of(&mut self, key: TaskKey) -> &mut (u64, u32) {
         let id = key.id.0 as usize;
         if self.entry.len() <= id {
-            self.entry.resize(id + 1, (OUT, 0));
+            self.entry
+                .resize((id + 1).max(self.entry.capacity()), (OUT, 0));
         }
         &mut self.entry[id]
     }
@@ -162,6 +175,8 @@ impl Pct {
             self.seq += 1;
             *self.entry_of(key) = (order, pos as u32);
             let priority = self.priority_of(key);
+            debug_assert_eq!(self.ranks.len(), pos, "ranks mirror the ready queue");
+            self.ranks.push(rank(priority, order));
             if self.heap_on {
                 self.heap.push(Candidate {
                     priority,
@@ -191,8 +206,9 @@ impl Pct {
     fn set_priority(&mut self, key: TaskKey, priority: u64) {
         self.priority_of(key);
         self.priority[key.id.0 as usize] = priority;
-        let order = self.entry_of(key).0;
+        let (order, pos) = *self.entry_of(key);
         debug_assert_ne!(order, OUT, "only a ready task is given a new priority");
+        self.ranks[pos as usize] = rank(priority, order);
         if !self.heap_on {
             return;
         }
@@ -235,11 +251,10 @@ impl Pct {
     fn scan(&self, ready: &VecDeque<TaskKey>, view: &dyn ReadyView) -> TaskKey {
         // Nearly always the key of top rank is runnable: rank first, then
         // ask the executor about that one key only.
-        let rank_of = |key: TaskKey| {
-            let id = key.id.0 as usize;
-            (self.priority[id], Reverse(self.entry[id].0))
-        };
-        if let Some(&top) = ready.iter().max_by_key(|&&k| rank_of(k)) {
+        let top = (self.ranks.iter().enumerate())
+            .max_by_key(|&(_, r)| *r)
+            .map(|(i, _)| ready[i]);
+        if let Some(top) = top {
             if view.runnable(top) {
                 return top;
             }
@@ -273,6 +288,7 @@ impl Pct {
         let (_, pos) = std::mem::replace(self.entry_of(key), (OUT, 0));
         let pos = pos as usize;
         ready.swap_remove_back(pos);
+        self.ranks.swap_remove(pos);
         if let Some(&moved) = ready.get(pos) {
             self.entry_of(moved).1 = pos as u32;
         }
@@ -293,6 +309,7 @@ impl SchedulePolicy for Pct {
         if ready.len() < self.known {
             // The executor emptied the queue (the run is ending).
             self.known = 0;
+            self.ranks.clear();
         }
         self.take_in(ready);
         // Only real choices count as steps (PCT, 4.1: change points in
