@@ -232,6 +232,9 @@ pub(crate) struct Executor {
     foreign: RefCell<Vec<(TaskId, String)>>,
     /// At least as many keys in the ready set as belong to tasks that
     /// ended while queued (counted when such a task is removed, uncounted
+    /// Live tasks never polled yet (spawned, not yet run): late polls wait
+    /// for them (see `World::maybe_move_early`).
+    unpolled: Cell<u32>,
     /// when its key is picked and skipped).
     stale_keys: Cell<usize>,
     /// Per task slot: how many times the task may have handed values it
@@ -312,6 +315,7 @@ impl Executor {
             foreign: RefCell::new(Vec::new()),
             errored: RefCell::new(Vec::new()),
             stale_keys: Cell::new(0),
+            unpolled: Cell::new(0),
             moves: RefCell::new(Vec::new()),
         }
     }
@@ -355,6 +359,7 @@ impl Executor {
         ));
         drop(t);
         debug_assert_eq!(key, MAIN_KEY);
+        self.unpolled.set(self.unpolled.get() + 1);
         self.ready.borrow_mut().push_back(key);
         w.record_spawn(None, TaskId::MAIN, Some("main"), None, None);
     }
@@ -384,6 +389,7 @@ impl Executor {
         ));
         drop(t);
         self.reset_waker_count(key);
+        self.unpolled.set(self.unpolled.get() + 1);
         self.ready.borrow_mut().push_back(key);
         w.stats.spawned.set(w.stats.spawned.get() + 1);
         w.record_spawn(self.current_id(), id, name.as_deref(), Some(site), host);
@@ -494,6 +500,12 @@ impl Executor {
         }
     }
 
+    /// Whether a live task has never been polled.
+    #[inline]
+    pub(crate) fn has_unpolled(&self) -> bool {
+        self.unpolled.get() > 0
+    }
+
     /// Whether some key in the ready set can run now (not ended, not on a
     /// paused host). A scan: only for late-poll and replay decisions.
     pub(crate) fn any_runnable(&self) -> bool {
@@ -588,6 +600,9 @@ impl Executor {
         let (cell, site, host) = {
             let mut t = self.table.borrow_mut();
             let e = t.get_mut(key).expect("a picked task is live");
+            if e.polls == 0 {
+                self.unpolled.set(self.unpolled.get() - 1);
+            }
             e.polls += 1;
             e.waiting.clear();
             e.deadline = None;
@@ -662,6 +677,9 @@ impl Executor {
 
     fn remove(&self, w: &World, key: TaskKey) -> Option<Entry> {
         let entry = self.table.borrow_mut().remove(key);
+        if entry.as_ref().is_some_and(|e| e.polls == 0) {
+            self.unpolled.set(self.unpolled.get() - 1);
+        }
         if entry.as_ref().is_some_and(|e| e.queued && !e.parked) {
             self.stale_keys.set(self.stale_keys.get() + 1);
         }

@@ -396,7 +396,14 @@ impl World {
                 return None;
             }
         }
-        if !self.exec.any_runnable() {
+        // A late poll delays a task that was woken, as a loaded executor
+        // does; a task that has not run at all yet (just spawned, a host
+        // just started) runs first. Otherwise a client would connect
+        // before a server spawned in the same instant had bound its
+        // listener, and every test that spawns a task and then sleeps
+        // would have to prove the task ran: a start-up order that is not
+        // the bug late polls look for.
+        if self.exec.has_unpolled() || !self.exec.any_runnable() {
             return None;
         }
         let by = Duration::from_nanos(deadline.saturating_sub(self.now.get()));

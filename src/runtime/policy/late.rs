@@ -9,6 +9,11 @@
 //! with a timer due within the window, the policy draws whether to move the
 //! clock to that timer first (firing it) and poll the ready tasks after.
 //!
+//! Only woken tasks are delayed: while a task that has never been polled
+//! (just spawned, on a host that just started) is alive, the clock stays
+//! put, so start-up order (a server binding its listener before a client
+//! spawned in the same instant connects) is not mistaken for the race.
+//!
 //! The draw comes from its own stream (`LATE`), so turning late polls on
 //! does not shift which task the scheduler picks at the steps where the
 //! clock stays put. Each early move is traced (`sched: late poll: ...`),
