@@ -261,6 +261,13 @@ async fn uniform_scheduling_alone_never_runs_the_sender_late() {
     reply_within_timeout().await;
 }
 
+/// Late polls turned off by name (and the mix's poll cost, which finds the
+/// race too): the sender always runs before the clock reaches the timeout.
+#[lockstep::sim_test(seeds = 300, policy = "mix+cost:0+late:off")]
+async fn the_mix_without_late_polls_or_poll_cost_never_runs_the_sender_late() {
+    reply_within_timeout().await;
+}
+
 /// Exact virtual times hold under the default policy: it has no poll cost,
 /// so the clock moves only to timers' deadlines.
 #[lockstep::sim_test(seeds = 200)]

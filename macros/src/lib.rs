@@ -44,6 +44,7 @@ struct Options {
     watchdog: Option<Option<u64>>,
     policy: Option<TokenStream2>,
     poll_cost: Option<TokenStream2>,
+    late_polls: Option<TokenStream2>,
     faults: Option<TokenStream2>,
     check_determinism: Option<bool>,
 }
@@ -279,11 +280,25 @@ impl Options {
                     if base.as_deref() == Some("fifo") {
                         return Err(syn::Error::new(
                             s.span(),
-                            "\"fifo\" never charges polls (it is the natural order); use \
-                             \"random+cost:...\"",
+                            "\"fifo\" takes no options: it never charges polls nor moves the \
+                             clock early (it is the natural order); use \"random+...\"",
                         ));
                     }
-                    self.poll_cost = Some(poll_cost(s, options)?);
+                    for option in options.split('+') {
+                        let option = option.trim();
+                        let (slot, value, name) = if option.starts_with("late") {
+                            (&mut self.late_polls, late_polls(s, option)?, "late")
+                        } else {
+                            (&mut self.poll_cost, poll_cost(s, option)?, "cost")
+                        };
+                        if slot.is_some() {
+                            return Err(syn::Error::new(
+                                s.span(),
+                                format!("`{name}` is given twice in {:?}", s.value()),
+                            ));
+                        }
+                        *slot = Some(value);
+                    }
                 }
                 self.policy = Some(match &expr {
                     Expr::Lit(ExprLit {
@@ -413,11 +428,10 @@ fn poll_cost(lit: &LitStr, options: &str) -> syn::Result<TokenStream2> {
                     virtual time (\"500us\", \"1ms\"), hosts up to K times slower (K from 1 \
                     to 64), e.g. policy = \"random+cost:1ms:8x\"";
     let err = |what: String| syn::Error::new(lit.span(), format!("{what}: {accepted}"));
-    if options.contains('+') {
-        return Err(err(format!("{:?} has more than one option", lit.value())));
-    }
     let Some(rest) = options.strip_prefix("cost:") else {
-        return Err(err(format!("unknown policy option {options:?}")));
+        return Err(err(format!(
+            "unknown policy option {options:?} (expected `cost:...` or `late:...`)"
+        )));
     };
     let (max, slowest) = match rest.split_once(':') {
         Some((max, k)) => {
@@ -429,10 +443,46 @@ fn poll_cost(lit: &LitStr, options: &str) -> syn::Result<TokenStream2> {
         }
         None => (rest, 1),
     };
+    if max.trim() == "0" {
+        // `cost:0`, as the runtime's text form writes "no poll cost".
+        return Ok(quote_spanned!(lit.span()=> ::lockstep::explore::PollCost::OFF));
+    }
     let nanos = parse_duration(max).ok_or_else(|| err(format!("{max:?} is not a duration")))?;
     Ok(quote_spanned!(lit.span()=>
         ::lockstep::explore::PollCost::new(::lockstep::time::Duration::from_nanos(#nanos))
             .host_speeds(#slowest)))
+}
+
+/// `late:off`, `late:P` or `late:P:WITHIN` after `+` in `policy = "..."`:
+/// late polls, checked here so that a typo is a compile error.
+fn late_polls(lit: &LitStr, option: &str) -> syn::Result<TokenStream2> {
+    let accepted = "late polls are `late:off`, `late:P` or `late:P:WITHIN`: with probability \
+                    P (0 to 1) per step the clock moves early to a timer due within WITHIN \
+                    (default \"10ms\"), e.g. policy = \"random+late:0.25:10ms\"";
+    let err = |what: String| syn::Error::new(lit.span(), format!("{what}: {accepted}"));
+    let Some(rest) = option.strip_prefix("late:") else {
+        return Err(err(format!("unknown policy option {option:?}")));
+    };
+    if rest == "off" {
+        return Ok(quote_spanned!(lit.span()=> ::lockstep::explore::LatePolls::OFF));
+    }
+    let (p, within) = match rest.split_once(':') {
+        Some((p, w)) => (
+            p,
+            parse_duration(w).ok_or_else(|| err(format!("{w:?} is not a duration")))?,
+        ),
+        None => (rest, 10_000_000),
+    };
+    let p: f64 = match p.parse::<f64>() {
+        Ok(p) if (0.0..=1.0).contains(&p) => p,
+        _ => {
+            return Err(err(format!(
+                "the probability {p:?} is not a number from 0 to 1"
+            )));
+        }
+    };
+    Ok(quote_spanned!(lit.span()=>
+        ::lockstep::explore::LatePolls::new(#p, ::lockstep::time::Duration::from_nanos(#within))))
 }
 
 const SEED_AND_SEEDS: &str =
@@ -524,6 +574,9 @@ fn expand(options: Options, func: ItemFn) -> syn::Result<TokenStream2> {
     }
     if let Some(c) = options.poll_cost {
         calls.push(quote!(.poll_cost(#c)));
+    }
+    if let Some(l) = options.late_polls {
+        calls.push(quote!(.late_polls(#l)));
     }
     if let Some(f) = options.faults {
         calls.push(quote!(.faults(#f)));

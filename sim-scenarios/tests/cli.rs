@@ -166,6 +166,8 @@ fn every_bad_input_is_one_line_and_exit_2() {
         vec!["explore", "--policy", "random+cost:soon"],
         vec!["explore", "--policy", "random+speed:2"],
         vec!["explore", "--policy", "fifo+cost:1ms"],
+        vec!["explore", "--policy", "random+late:2"],
+        vec!["explore", "--policy", "mix+late:off+late:0.1"],
         vec!["replay", s(&missing)],
         vec!["replay", s(&corrupt)],
         vec!["replay", s(&no_trace)],
@@ -671,20 +673,24 @@ fn shrink_reduces_a_multi_fault_plan() {
 
 #[test]
 fn explore_accepts_a_poll_cost_and_says_what_a_bad_one_is() {
-    let ran = lockstep(&[
-        "explore",
-        "lost-update",
-        "--variant",
-        "fixed",
-        "--seeds",
-        "0..20",
-        "--policy",
-        "mix+cost:1ms:8x",
-    ]);
-    assert_eq!(ran.code, 0, "{ran:?}");
+    for policy in ["mix+cost:1ms:8x", "mix+late:off+cost:0"] {
+        let ran = lockstep(&[
+            "explore",
+            "lost-update",
+            "--variant",
+            "fixed",
+            "--seeds",
+            "0..20",
+            "--policy",
+            policy,
+        ]);
+        assert_eq!(ran.code, 0, "{policy}: {ran:?}");
+    }
     let bad = lockstep(&["explore", "lost-update", "--policy", "random+cost:1ms:99x"]).expect(2);
     assert!(bad.stderr.contains("not 1 to 64"), "{}", bad.stderr);
     assert!(bad.stderr.contains("cost:MAX:Kx"), "{}", bad.stderr);
+    let bad = lockstep(&["explore", "lost-update", "--policy", "random+late:0.5:soon"]).expect(2);
+    assert!(bad.stderr.contains("late:P:WITHIN"), "{}", bad.stderr);
 }
 
 #[test]

@@ -93,15 +93,13 @@ impl Manifest {
 
     /// The settings of the recorded run, full tracing.
     pub(crate) fn sim(&self) -> Result<Sim, String> {
-        let (policy, cost) = crate::runtime::parse_policy_spec(&self.policy)
+        let spec = crate::runtime::parse_policy_spec(&self.policy)
             .map_err(|e| format!("bundle.json: policy: {e}"))?;
-        let mut b = Sim::builder()
-            .seed(self.seed()?)
-            .policy(policy)
-            .verbosity(crate::Verbosity::Full);
-        if let Some(cost) = cost {
-            b = b.poll_cost(cost);
-        }
+        let mut b = spec.apply(
+            Sim::builder()
+                .seed(self.seed()?)
+                .verbosity(crate::Verbosity::Full),
+        );
         b = match &self.max_virtual_time {
             Some(t) => b.max_virtual_time(parse_secs(t)?),
             None => b.no_time_limit(),

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::fault::FaultPlan;
-use crate::runtime::{Policy, PollCost, Seed, Sim, SimBuilder};
+use crate::runtime::{Seed, Sim, SimBuilder};
 use crate::trace::Verbosity;
 
 use super::{Scenario, Variant};
@@ -15,9 +15,11 @@ use super::{Scenario, Variant};
 /// Settings of a run that the command line may change.
 #[derive(clap::Args, Clone, Debug, Default)]
 pub(crate) struct SimArgs {
-    /// Scheduling policy: random, fifo, pct, pct:D, swarm or mix, with an
-    /// optional poll cost: random+cost:1ms:8x charges each poll up to 1 ms
-    /// of virtual time, on hosts up to 8 times slower.
+    /// Scheduling policy: random, fifo, pct, pct:D, swarm or mix, with
+    /// optional settings after `+`: a poll cost (random+cost:1ms:8x charges
+    /// each poll up to 1 ms of virtual time, on hosts up to 8 times slower)
+    /// and late polls (mix+late:off; random+late:0.25:10ms moves the clock
+    /// early, with probability 0.25 per step, to a timer due within 10 ms).
     #[arg(long, value_parser = parse_policy, value_name = "POLICY")]
     pub(crate) policy: Option<PolicyArg>,
     /// A fault plan applied from the start of every run: plan text (actions
@@ -44,11 +46,7 @@ fn parse_seconds(s: &str) -> Result<f64, String> {
 impl SimArgs {
     /// A builder with these settings.
     pub(crate) fn builder(&self) -> SimBuilder {
-        let p = self.policy.unwrap_or_default();
-        let mut b = Sim::builder().policy(p.policy);
-        if let Some(cost) = p.cost {
-            b = b.poll_cost(cost);
-        }
+        let mut b = self.policy.unwrap_or_default().apply(Sim::builder());
         if let Some(plan) = &self.faults {
             b = b.faults(plan.clone());
         }
@@ -64,22 +62,12 @@ impl SimArgs {
     }
 }
 
-/// `--policy`: a policy and its options (`random+cost:1ms:8x`).
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub(crate) struct PolicyArg {
-    pub(crate) policy: Policy,
-    pub(crate) cost: Option<PollCost>,
-}
-
-impl std::fmt::Display for PolicyArg {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&crate::runtime::policy_spec(self.policy, self.cost))
-    }
-}
+/// `--policy`: a policy and its options (`random+cost:1ms:8x`,
+/// `mix+late:off`).
+pub(crate) type PolicyArg = crate::runtime::PolicySpec;
 
 fn parse_policy(s: &str) -> Result<PolicyArg, String> {
-    let (policy, cost) = crate::runtime::parse_policy_spec(s)?;
-    Ok(PolicyArg { policy, cost })
+    crate::runtime::parse_policy_spec(s)
 }
 
 /// A fault plan from the command line (see [`SimArgs::faults`]).

@@ -133,7 +133,12 @@ impl Manifest {
             seed: outcome.seed().to_string(),
             failure_kind: failure_kind.to_string(),
             failure: failure.lines().next().unwrap_or_default().to_string(),
-            policy: crate::runtime::policy_spec(sim.policy(), sim.poll_cost()),
+            policy: crate::runtime::PolicySpec {
+                policy: sim.policy(),
+                cost: sim.poll_cost(),
+                late: sim.late_polls(),
+            }
+            .to_string(),
             max_virtual_time: sim.max_virtual_time().map(format_duration),
             max_steps: sim.max_steps(),
             faults: faults.map(ToString::to_string),

@@ -201,6 +201,12 @@ impl SimTest {
         self
     }
 
+    /// See [`SimBuilder::late_polls`].
+    pub fn late_polls(mut self, late: crate::explore::LatePolls) -> Self {
+        self.builder = self.builder.late_polls(late);
+        self
+    }
+
     /// See [`SimBuilder::poll_cost`].
     pub fn poll_cost(mut self, cost: crate::explore::PollCost) -> Self {
         self.builder = self.builder.poll_cost(cost);

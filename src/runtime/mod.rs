@@ -35,9 +35,9 @@ pub(crate) mod world;
 pub use outcome::{Outcome, Stats};
 pub use policy::{LatePolls, PollCost, Schedule, ScheduleParseError, Swarm};
 pub use seed::{Seed, SeedParseError};
+pub(crate) use sim::PolicySpec;
 #[cfg(feature = "cli")]
 pub(crate) use sim::parse_policy_spec;
-pub(crate) use sim::policy_spec;
 pub use sim::{Policy, Severity, Sim, SimBuilder};
 
 /// A number no other call in this process returns (never 0): an identity

@@ -25,10 +25,15 @@ use crate::trace::{TraceMode, Verbosity};
 /// | `Mix` | `mix` | exploration, the default of `lockstep explore` and (without its poll cost) of `#[sim_test]`: per seed, `Random` or `Pct` of depth 2 to 4, late polls, a swarm configuration, and on one seed in two a poll cost, all drawn from the seed |
 ///
 /// Where a policy is given as text (`lockstep explore --policy`,
-/// `#[sim_test(policy = "...")]`), a poll cost may follow it:
+/// `#[sim_test(policy = "...")]`), settings may follow it after `+`:
 /// `random+cost:1ms:8x` is `Random` with each poll charged up to 1 ms of
 /// virtual time on hosts up to 8 times slower (see
-/// [`PollCost`](crate::explore::PollCost) and [`SimBuilder::poll_cost`]).
+/// [`PollCost`](crate::explore::PollCost) and [`SimBuilder::poll_cost`];
+/// `cost:0` is none), and `random+late:0.25:10ms` moves the clock early,
+/// with probability 0.25 per step, to a timer due within 10 ms (see
+/// [`LatePolls`](crate::explore::LatePolls) and [`SimBuilder::late_polls`];
+/// `late:off` is none, `late:P` means within 10 ms). `mix+late:off` is the
+/// mix without its late polls.
 ///
 /// A recorded [`Schedule`](crate::explore::Schedule) is replayed with
 /// [`SimBuilder::replay`] (it is not `Copy`, so not a variant here).
@@ -594,6 +599,12 @@ impl Sim {
         self.config.poll_cost
     }
 
+    /// The late polls set with [`SimBuilder::late_polls`], if any (the
+    /// mix draws its own per seed when none is set).
+    pub fn late_polls(&self) -> Option<LatePolls> {
+        self.config.late_polls
+    }
+
     /// The schedule each run follows exactly, if set with
     /// [`SimBuilder::replay`].
     pub fn replay_schedule(&self) -> Option<&Schedule> {
@@ -748,47 +759,94 @@ impl Sim {
     }
 }
 
-/// A policy and its options as text: `POLICY[+cost:MAX[:Kx]]`
-/// (`random+cost:1ms:8x`), as `lockstep explore --policy` and
-/// `#[sim_test(policy = "...")]` take it (the macro checks its own copy
+/// A policy and its options, as text: `POLICY[+cost:MAX[:Kx]][+late:…]`.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub(crate) struct PolicySpec {
+    pub(crate) policy: Policy,
+    pub(crate) cost: Option<PollCost>,
+    pub(crate) late: Option<LatePolls>,
+}
+
+impl PolicySpec {
+    /// Applies the policy and the options it names to `b`.
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))]
+    pub(crate) fn apply(&self, mut b: SimBuilder) -> SimBuilder {
+        b = b.policy(self.policy);
+        if let Some(cost) = self.cost {
+            b = b.poll_cost(cost);
+        }
+        if let Some(late) = self.late {
+            b = b.late_polls(late);
+        }
+        b
+    }
+}
+
+impl fmt::Display for PolicySpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.policy)?;
+        if let Some(c) = self.cost {
+            write!(f, "+{c}")?;
+        }
+        if let Some(l) = self.late {
+            write!(f, "+{}", l.spec())?;
+        }
+        Ok(())
+    }
+}
+
+/// A policy and its options as text: `POLICY[+cost:MAX[:Kx]][+late:…]`
+/// (`random+cost:1ms:8x`, `mix+late:off`), as `lockstep explore --policy`
+/// and `#[sim_test(policy = "...")]` take it (the macro checks its own copy
 /// at compile time).
 #[cfg_attr(not(feature = "cli"), allow(dead_code))]
-pub(crate) fn parse_policy_spec(s: &str) -> Result<(Policy, Option<PollCost>), String> {
+pub(crate) fn parse_policy_spec(s: &str) -> Result<PolicySpec, String> {
     let mut parts = s.trim().split('+');
     let policy: Policy = parts.next().unwrap_or_default().parse()?;
-    let mut cost = None;
+    let mut spec = PolicySpec {
+        policy,
+        ..PolicySpec::default()
+    };
     for option in parts {
         let option = option.trim();
         if option.starts_with("cost") {
-            if cost.is_some() {
+            if spec.cost.is_some() {
                 return Err(format!("`{s}`: `cost` is given twice"));
             }
-            cost = Some(
+            spec.cost = Some(
                 option
                     .parse::<PollCost>()
                     .map_err(|e| format!("`{s}`: {e}"))?,
             );
+        } else if option.starts_with("late") {
+            if spec.late.is_some() {
+                return Err(format!("`{s}`: `late` is given twice"));
+            }
+            spec.late = Some(
+                option
+                    .parse::<LatePolls>()
+                    .map_err(|e| format!("`{s}`: {e}"))?,
+            );
         } else {
             return Err(format!(
-                "`{s}`: unknown policy option `{option}`: expected `cost:MAX` or `cost:MAX:Kx` \
-                 (e.g. `random+cost:1ms:8x`)"
+                "`{s}`: unknown policy option `{option}`: expected `cost:MAX[:Kx]` (a poll \
+                 cost, e.g. `random+cost:1ms:8x`) or `late:P[:WITHIN]` / `late:off` (late \
+                 polls, e.g. `random+late:0.25:10ms`)"
             ));
         }
     }
-    if policy == Policy::Fifo && cost.is_some_and(|c| c.is_on()) {
+    if policy == Policy::Fifo && spec.cost.is_some_and(|c| c.is_on()) {
         return Err(format!(
             "`{s}`: `fifo` never charges polls (it is the natural order); use `random+cost:...`"
         ));
     }
-    Ok((policy, cost))
-}
-
-/// The text form of a policy and its options (see [`parse_policy_spec`]).
-pub(crate) fn policy_spec(policy: Policy, cost: Option<PollCost>) -> String {
-    match cost {
-        Some(c) => format!("{policy}+{c}"),
-        None => policy.to_string(),
+    if policy == Policy::Fifo && spec.late.is_some_and(|l| l.is_on()) {
+        return Err(format!(
+            "`{s}`: `fifo` never moves the clock early (it is the natural order); use \
+             `random+late:...`"
+        ));
     }
+    Ok(spec)
 }
 
 #[cfg(test)]
@@ -797,15 +855,35 @@ mod tests {
 
     #[test]
     fn policy_specs_parse_or_say_what_is_accepted() {
-        let (p, c) = parse_policy_spec("random+cost:1ms:8x").unwrap();
-        assert_eq!(p, Policy::Random);
-        let c = c.unwrap();
+        let spec = parse_policy_spec("random+cost:1ms:8x").unwrap();
+        assert_eq!(spec.policy, Policy::Random);
+        let c = spec.cost.unwrap();
         assert_eq!(c.max(), Duration::from_millis(1));
         assert_eq!(c.slowest(), 8);
-        assert_eq!(policy_spec(p, Some(c)), "random+cost:1ms:8x");
+        assert_eq!(spec.to_string(), "random+cost:1ms:8x");
         assert_eq!(
             parse_policy_spec("pct:2").unwrap(),
-            (Policy::Pct { depth: 2 }, None)
+            PolicySpec {
+                policy: Policy::Pct { depth: 2 },
+                ..PolicySpec::default()
+            }
+        );
+        let spec = parse_policy_spec("mix+late:0.25:100ms").unwrap();
+        let late = spec.late.unwrap();
+        assert_eq!(late.probability(), 0.25);
+        assert_eq!(late.within(), Duration::from_millis(100));
+        assert_eq!(spec.to_string(), "mix+late:0.25:100ms");
+        assert_eq!(
+            parse_policy_spec(&spec.to_string()).unwrap(),
+            spec,
+            "the text form reads back"
+        );
+        let spec = parse_policy_spec("mix+late:off+cost:0").unwrap();
+        assert_eq!(spec.late, Some(LatePolls::OFF));
+        assert_eq!(spec.to_string(), "mix+cost:0+late:off");
+        assert_eq!(
+            parse_policy_spec("random+late:0.5").unwrap().late,
+            Some(LatePolls::new(0.5, Duration::from_millis(10)))
         );
         for (text, says) in [
             ("random+speed:2", "unknown policy option `speed:2`"),
@@ -813,6 +891,11 @@ mod tests {
             ("random+cost:1ms+cost:2ms", "twice"),
             ("fifo+cost:1ms", "never charges"),
             ("lifo+cost:1ms", "unknown scheduling policy"),
+            ("random+late:2", "not a number from 0 to 1"),
+            ("random+late:0.5:soon", "not a duration"),
+            ("random+late", "late:P"),
+            ("random+late:off+late:0.1", "twice"),
+            ("fifo+late:0.5", "never moves the clock early"),
         ] {
             let e = parse_policy_spec(text).unwrap_err();
             assert!(e.contains(says), "{text}: {e}");

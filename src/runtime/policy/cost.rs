@@ -175,7 +175,7 @@ impl PollCost {
 }
 
 /// A duration in its largest exact unit (`500us`, `1ms`, `2s`).
-fn compact(d: Duration) -> String {
+pub(crate) fn compact(d: Duration) -> String {
     let ns = d.as_nanos();
     for (unit, scale) in [("s", 1_000_000_000u128), ("ms", 1_000_000), ("us", 1_000)] {
         if ns % scale == 0 {

@@ -112,6 +112,56 @@ impl fmt::Display for LatePolls {
     }
 }
 
+impl LatePolls {
+    /// The window of `late:P` when none is given.
+    const DEFAULT_WITHIN: Duration = Duration::from_millis(10);
+
+    /// The option's text form, as `explore --policy` and
+    /// `#[sim_test(policy = "...")]` take it: `late:off` or
+    /// `late:P:WITHIN` (`late:0.25:10ms`).
+    pub(crate) fn spec(&self) -> String {
+        if !self.is_on() {
+            return "late:off".to_string();
+        }
+        format!(
+            "late:{}:{}",
+            self.probability,
+            super::cost::compact(self.within)
+        )
+    }
+}
+
+impl std::str::FromStr for LatePolls {
+    type Err = String;
+
+    /// `late:off`, `late:P` or `late:P:WITHIN`: with probability `P` (from
+    /// 0 to 1) per step, the clock moves to a timer due within `WITHIN`
+    /// (default 10 ms) although tasks are ready.
+    fn from_str(s: &str) -> Result<LatePolls, String> {
+        let accepted = "late polls are `late:off`, `late:P` or `late:P:WITHIN`: with                         probability P (0 to 1) per step the clock moves early to a timer due                         within WITHIN (default 10ms), e.g. `late:0.25:10ms`";
+        let rest = s
+            .trim()
+            .strip_prefix("late:")
+            .ok_or_else(|| format!("`{s}`: {accepted}"))?;
+        if rest == "off" {
+            return Ok(LatePolls::OFF);
+        }
+        let (p, within) = match rest.split_once(':') {
+            Some((p, w)) => (
+                p,
+                crate::time::parse_duration(w).map_err(|e| format!("`{s}`: {e}; {accepted}"))?,
+            ),
+            None => (rest, Self::DEFAULT_WITHIN),
+        };
+        match p.parse::<f64>() {
+            Ok(p) if (0.0..=1.0).contains(&p) => Ok(LatePolls::new(p, within)),
+            _ => Err(format!(
+                "`{s}`: the probability `{p}` is not a number from 0 to 1; {accepted}"
+            )),
+        }
+    }
+}
+
 /// Late polls in a run: the threshold and the stream.
 pub(crate) struct LateState {
     threshold: u64,
