@@ -153,17 +153,45 @@ fn the_default_policy_moves_the_clock_only_when_idle() {
 fn late_polls_let_a_woken_task_run_after_a_later_timer() {
     let late = LatePolls::new(1.0, Duration::from_millis(5));
     let outcome = Sim::builder().seed(3).late_polls(late).build().run(async {
-        let woken = spawn(async move {
+        let (tx, rx) = lockstep::sync::oneshot::channel();
+        let sender = spawn(async move {
             sleep(Duration::from_millis(1)).await;
+            let _ = tx.send(());
+        });
+        let woken = spawn(async move {
+            rx.await.unwrap();
             lockstep::time::now()
         });
         sleep(Duration::from_millis(3)).await;
+        sender.await.unwrap();
         woken.await.unwrap()
     });
     assert!(outcome.stats().late_polls > 0);
     assert!(outcome.trace().render().contains("sched: late poll"));
-    // The 1 ms sleeper was first polled after main's 3 ms timer fired.
+    // The receiver, woken by the send at 1 ms, was polled after main's
+    // 3 ms timer fired.
     assert!(outcome.into_result().unwrap().as_nanos() >= 3_000_000);
+    // A task woken by its own timer is never late: a sleep returns at its
+    // deadline, however many other timers are due.
+    for seed in 0..50 {
+        let outcome = Sim::builder()
+            .seed(seed)
+            .late_polls(late)
+            .build()
+            .run(async {
+                let beat = spawn(async {
+                    for _ in 0..10 {
+                        sleep(Duration::from_micros(300)).await;
+                    }
+                });
+                let start = lockstep::time::now();
+                sleep(Duration::from_millis(1)).await;
+                let slept = start.elapsed();
+                beat.await.unwrap();
+                slept
+            });
+        assert_eq!(outcome.into_result().unwrap(), Duration::from_millis(1));
+    }
     // Late polls never move the clock past a timer the window excludes.
     let far = Sim::builder()
         .seed(3)

@@ -124,12 +124,12 @@ impl SimTest {
     /// test reads gains a seeded remainder: an exact assertion such as
     /// `assert_eq!(start.elapsed(), Duration::from_secs(3))`, which is
     /// right for a program whose only waits are its timers, would fail for
-    /// reasons that are not bugs. Late polls keep every timer's instant and
-    /// only let a woken task run after the clock has moved on, as on a
-    /// loaded executor: a test they fail assumed an order that a real
-    /// runtime does not promise (a spawned task that "surely ran" within a
-    /// millisecond, a client that connects before the server is known to
-    /// listen). `policy = "mix"` (or any policy named in the attribute)
+    /// reasons that are not bugs. Late polls keep that exact: a task its
+    /// own timer wakes, and a task not yet polled, always run before the
+    /// clock moves; only a task woken by an event (a message, a notify, a
+    /// lock) may run after the clock has reached a later timer, as on a
+    /// loaded executor. A test they fail read the clock, or decided, after
+    /// such a wake, assuming no time passed before it ran. `policy = "mix"` (or any policy named in the attribute)
     /// turns the mix's poll cost back on; `policy = "random"` is the
     /// uniform scheduler alone.
     pub const DEFAULT_POLICY: Policy = Policy::EXPLORE;

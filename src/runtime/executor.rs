@@ -95,6 +95,9 @@ pub(crate) struct Entry {
     queued: bool,
     /// Ready, but held back because its host is paused.
     parked: bool,
+    /// Made ready by its own timer (a sleep, a timeout) since its last
+    /// poll: late polls wait for it (see `World::maybe_move_early`).
+    timer_woken: bool,
     abort_requested: bool,
     pub(crate) polls: u64,
     /// What the task waited on in its last poll (alternatives).
@@ -235,6 +238,10 @@ pub(crate) struct Executor {
     /// Live tasks never polled yet (spawned, not yet run): late polls wait
     /// for them (see `World::maybe_move_early`).
     unpolled: Cell<u32>,
+    /// Ready tasks made ready by a timer and not polled since.
+    timer_woken: Cell<u32>,
+    /// Whether the wakes happening now come from a firing timer.
+    timer_waking: Cell<bool>,
     /// when its key is picked and skipped).
     stale_keys: Cell<usize>,
     /// Per task slot: how many times the task may have handed values it
@@ -316,6 +323,8 @@ impl Executor {
             errored: RefCell::new(Vec::new()),
             stale_keys: Cell::new(0),
             unpolled: Cell::new(0),
+            timer_woken: Cell::new(0),
+            timer_waking: Cell::new(false),
             moves: RefCell::new(Vec::new()),
         }
     }
@@ -337,6 +346,7 @@ impl Executor {
             host,
             queued: true,
             parked: false,
+            timer_woken: false,
             abort_requested: false,
             polls: 0,
             waiting: Vec::new(),
@@ -451,6 +461,10 @@ impl Executor {
             return;
         }
         e.queued = true;
+        if self.timer_waking.get() {
+            e.timer_woken = true;
+            self.timer_woken.set(self.timer_woken.get() + 1);
+        }
         let key = TaskKey { index, id: e.id };
         drop(t);
         self.ready.borrow_mut().push_back(key);
@@ -500,10 +514,20 @@ impl Executor {
         }
     }
 
-    /// Whether a live task has never been polled.
+    /// Whether a live task has never been polled, or a ready one was made
+    /// ready by its own timer: late polls wait for those.
     #[inline]
-    pub(crate) fn has_unpolled(&self) -> bool {
-        self.unpolled.get() > 0
+    pub(crate) fn late_polls_wait(&self) -> bool {
+        self.unpolled.get() > 0 || self.timer_woken.get() > 0
+    }
+
+    /// Runs `wake` (a firing timer's wakes): the tasks it makes ready are
+    /// marked as woken by their timer.
+    #[inline]
+    pub(crate) fn timer_wakes(&self, wake: impl FnOnce()) {
+        self.timer_waking.set(true);
+        wake();
+        self.timer_waking.set(false);
     }
 
     /// Whether some key in the ready set can run now (not ended, not on a
@@ -603,6 +627,10 @@ impl Executor {
             if e.polls == 0 {
                 self.unpolled.set(self.unpolled.get() - 1);
             }
+            if e.timer_woken {
+                e.timer_woken = false;
+                self.timer_woken.set(self.timer_woken.get() - 1);
+            }
             e.polls += 1;
             e.waiting.clear();
             e.deadline = None;
@@ -679,6 +707,9 @@ impl Executor {
         let entry = self.table.borrow_mut().remove(key);
         if entry.as_ref().is_some_and(|e| e.polls == 0) {
             self.unpolled.set(self.unpolled.get() - 1);
+        }
+        if entry.as_ref().is_some_and(|e| e.timer_woken) {
+            self.timer_woken.set(self.timer_woken.get() - 1);
         }
         if entry.as_ref().is_some_and(|e| e.queued && !e.parked) {
             self.stale_keys.set(self.stale_keys.get() + 1);

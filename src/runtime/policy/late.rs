@@ -9,10 +9,14 @@
 //! with a timer due within the window, the policy draws whether to move the
 //! clock to that timer first (firing it) and poll the ready tasks after.
 //!
-//! Only woken tasks are delayed: while a task that has never been polled
-//! (just spawned, on a host that just started) is alive, the clock stays
-//! put, so start-up order (a server binding its listener before a client
-//! spawned in the same instant connects) is not mistaken for the race.
+//! Only tasks woken by an event (a message, a notify, a lock handed over)
+//! are delayed. While a task that has never been polled (just spawned, on a
+//! host that just started) is alive, or a task its own timer woke is ready,
+//! the clock stays put: start-up order (a server binding its listener
+//! before a client spawned in the same instant connects) is not mistaken
+//! for the race, and a sleep or a timeout returns exactly at its deadline
+//! (`sleep(5ms)` then `elapsed() == 5ms` holds, whatever other timers are
+//! due). A task that runs late on its timer is what a poll cost models.
 //!
 //! The draw comes from its own stream (`LATE`), so turning late polls on
 //! does not shift which task the scheduler picks at the steps where the
