@@ -141,18 +141,7 @@ fn the_late_poll_bug_needs_late_polls() {
     // With late polls it is found, and the trace says where.
     let late = LatePolls::new(0.5, Duration::from_millis(10));
     let seed = (0..50)
-        .find(|&s| {
-            (p.run)(
-                &Sim::builder()
-                    .seed(s)
-                    .late_polls(late)
-                    .verbosity(Verbosity::Off)
-                    .build(),
-                false,
-            )
-            .failure()
-            .is_some()
-        })
+        .find(|&s| (p.run)(&with_late(s, late), false).failure().is_some())
         .expect("found with late polls within 50 seeds");
     let traced = (p.run)(&Sim::builder().seed(seed).late_polls(late).build(), false);
     assert!(traced.stats().late_polls > 0);
@@ -364,6 +353,14 @@ fn program(name: &str) -> &'static Program {
     CORPUS.iter().find(|p| p.name == name).unwrap()
 }
 
+fn with_late(seed: u64, late: LatePolls) -> Sim {
+    Sim::builder()
+        .seed(seed)
+        .late_polls(late)
+        .verbosity(Verbosity::Off)
+        .build()
+}
+
 fn charged(seed: u64, cost: PollCost) -> Sim {
     Sim::builder()
         .seed(seed)
@@ -406,17 +403,7 @@ fn the_slow_host_lease_bug_needs_poll_cost_and_a_slow_host() {
     assert_eq!(first_failure(p, Policy::Random, 300), None);
     assert_eq!(first_failure(p, Policy::Pct { depth: 3 }, 300), None);
     let late = LatePolls::new(0.5, Duration::from_millis(10));
-    assert!((0..300).all(|s| {
-        (p.run)(
-            &Sim::builder()
-                .seed(s)
-                .late_polls(late)
-                .verbosity(Verbosity::Off)
-                .build(),
-            false,
-        )
-        .is_ok()
-    }));
+    assert!((0..300).all(|s| { (p.run)(&with_late(s, late), false).is_ok() }));
     // At equal speeds, up to 1 ms per poll: the lease is always renewed
     // in time (500 seeds).
     let equal = PollCost::new(Duration::from_millis(1));

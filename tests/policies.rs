@@ -205,28 +205,29 @@ fn late_polls_let_a_woken_task_run_after_a_later_timer() {
     assert_eq!(far.stats().late_polls, 0);
 }
 
+/// `workers` tasks each read a counter, yield, and write it back plus one.
+async fn lost_update(workers: usize) {
+    let n = Rc::new(Cell::new(0));
+    let ts: Vec<_> = (0..workers)
+        .map(|_| {
+            let n = n.clone();
+            spawn(async move {
+                let v = n.get();
+                yield_now().await;
+                n.set(v + 1);
+            })
+        })
+        .collect();
+    for t in ts {
+        t.await.unwrap();
+    }
+    assert_eq!(n.get(), workers, "lost update");
+}
+
 #[test]
 fn find_failure_stops_at_the_first_failing_seed() {
     let sim = Sim::builder().policy(Policy::Pct { depth: 2 }).build();
-    let found = find_failure(&sim, 0..500, |sim| {
-        sim.run(async {
-            let n = Rc::new(Cell::new(0));
-            let ts: Vec<_> = (0..3)
-                .map(|_| {
-                    let n = n.clone();
-                    spawn(async move {
-                        let v = n.get();
-                        yield_now().await;
-                        n.set(v + 1);
-                    })
-                })
-                .collect();
-            for t in ts {
-                t.await.unwrap();
-            }
-            assert_eq!(n.get(), 3);
-        })
-    });
+    let found = find_failure(&sim, 0..500, |sim| sim.run(lost_update(3)));
     let failing = found.failure.expect("found");
     assert!(found.runs <= 500);
     // Its schedule replays it with a trace.
@@ -239,25 +240,7 @@ fn find_failure_stops_at_the_first_failing_seed() {
 #[test]
 fn find_failure_under_mix_tries_the_natural_order_first() {
     let sim = Sim::builder().policy(Policy::Mix).build();
-    let found = find_failure(&sim, 1000..1100, |sim| {
-        sim.run(async {
-            let n = Rc::new(Cell::new(0));
-            let ts: Vec<_> = (0..2)
-                .map(|_| {
-                    let n = n.clone();
-                    spawn(async move {
-                        let v = n.get();
-                        yield_now().await;
-                        n.set(v + 1);
-                    })
-                })
-                .collect();
-            for t in ts {
-                t.await.unwrap();
-            }
-            assert_eq!(n.get(), 2);
-        })
-    });
+    let found = find_failure(&sim, 1000..1100, |sim| sim.run(lost_update(2)));
     // First ready, first run: a round robin at every yield loses the update.
     assert_eq!(found.runs, 1);
     assert!(found.failure.is_some());

@@ -193,14 +193,7 @@ pub(crate) fn run(args: Args, scenarios: &[Scenario]) -> Outcome {
     };
     let root = bundle.dir.parent().unwrap_or(Path::new(".")).to_path_buf();
     let dir = bundle_for(&sweep, &sim, &traced, &want, &failure.to_string(), &root)?;
-    let shrunk = dir.with_file_name(format!(
-        "{}-shrunk",
-        bundle
-            .dir
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
+    let shrunk = shrunk_dir(&bundle.dir);
     let _ = std::fs::remove_dir_all(&shrunk);
     std::fs::rename(&dir, &shrunk)
         .map_err(|e| format!("cannot write {}: {e}", shrunk.display()))?;
@@ -255,14 +248,7 @@ fn shrink_test(bundle: &Bundle, cargo: bool) -> Outcome {
         t.test.replace("::", "__"),
         m.seed
     ));
-    let shrunk = bundle.dir.with_file_name(format!(
-        "{}-shrunk",
-        bundle
-            .dir
-            .file_name()
-            .map(|n| n.to_string_lossy())
-            .unwrap_or_default()
-    ));
+    let shrunk = shrunk_dir(&bundle.dir);
     let _ = std::fs::remove_dir_all(&written);
     let _ = std::fs::remove_dir_all(&shrunk);
     let mut cmd = super::replay::test_command(t, cargo)?;
@@ -319,6 +305,16 @@ fn shrink_test(bundle: &Bundle, cargo: bool) -> Outcome {
 
 /// Delta debugging (Zeller's ddmin): a 1-minimal subsequence of `items`
 /// for which `fails` holds.
+/// Where the shrunk bundle of the bundle at `dir` goes: beside it, named
+/// after it with `-shrunk`.
+fn shrunk_dir(dir: &Path) -> PathBuf {
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    dir.with_file_name(format!("{name}-shrunk"))
+}
+
 fn ddmin(mut items: Vec<Timed>, fails: &mut impl FnMut(&[Timed]) -> bool) -> Vec<Timed> {
     let mut n = 2;
     while items.len() >= 2 {

@@ -95,9 +95,10 @@ pub(crate) struct Entry {
     queued: bool,
     /// Ready, but held back because its host is paused.
     parked: bool,
-    /// Made ready by its own timer (a sleep, a timeout) since its last
-    /// poll: late polls wait for it (see `World::maybe_move_early`).
-    timer_woken: bool,
+    /// Late polls wait for this task's next poll: it has never been polled
+    /// (just spawned), or its own timer (a sleep, a timeout) made it ready
+    /// (see `World::maybe_move_early`).
+    holds_clock: bool,
     abort_requested: bool,
     pub(crate) polls: u64,
     /// What the task waited on in its last poll (alternatives).
@@ -235,11 +236,8 @@ pub(crate) struct Executor {
     foreign: RefCell<Vec<(TaskId, String)>>,
     /// At least as many keys in the ready set as belong to tasks that
     /// ended while queued (counted when such a task is removed, uncounted
-    /// Live tasks never polled yet (spawned, not yet run): late polls wait
-    /// for them (see `World::maybe_move_early`).
-    unpolled: Cell<u32>,
-    /// Ready tasks made ready by a timer and not polled since.
-    timer_woken: Cell<u32>,
+    /// Live tasks that hold the clock (`Entry::holds_clock`).
+    clock_holders: Cell<u32>,
     /// Whether the wakes happening now come from a firing timer.
     timer_waking: Cell<bool>,
     /// when its key is picked and skipped).
@@ -322,8 +320,7 @@ impl Executor {
             foreign: RefCell::new(Vec::new()),
             errored: RefCell::new(Vec::new()),
             stale_keys: Cell::new(0),
-            unpolled: Cell::new(0),
-            timer_woken: Cell::new(0),
+            clock_holders: Cell::new(0),
             timer_waking: Cell::new(false),
             moves: RefCell::new(Vec::new()),
         }
@@ -346,7 +343,8 @@ impl Executor {
             host,
             queued: true,
             parked: false,
-            timer_woken: false,
+            // A new task holds the clock until its first poll.
+            holds_clock: true,
             abort_requested: false,
             polls: 0,
             waiting: Vec::new(),
@@ -369,7 +367,7 @@ impl Executor {
         ));
         drop(t);
         debug_assert_eq!(key, MAIN_KEY);
-        self.unpolled.set(self.unpolled.get() + 1);
+        self.clock_holders.set(self.clock_holders.get() + 1);
         self.ready.borrow_mut().push_back(key);
         w.record_spawn(None, TaskId::MAIN, Some("main"), None, None);
     }
@@ -399,7 +397,7 @@ impl Executor {
         ));
         drop(t);
         self.reset_waker_count(key);
-        self.unpolled.set(self.unpolled.get() + 1);
+        self.clock_holders.set(self.clock_holders.get() + 1);
         self.ready.borrow_mut().push_back(key);
         w.stats.spawned.set(w.stats.spawned.get() + 1);
         w.record_spawn(self.current_id(), id, name.as_deref(), Some(site), host);
@@ -461,9 +459,9 @@ impl Executor {
             return;
         }
         e.queued = true;
-        if self.timer_waking.get() {
-            e.timer_woken = true;
-            self.timer_woken.set(self.timer_woken.get() + 1);
+        if self.timer_waking.get() && !e.holds_clock {
+            e.holds_clock = true;
+            self.clock_holders.set(self.clock_holders.get() + 1);
         }
         let key = TaskKey { index, id: e.id };
         drop(t);
@@ -518,7 +516,7 @@ impl Executor {
     /// ready by its own timer: late polls wait for those.
     #[inline]
     pub(crate) fn late_polls_wait(&self) -> bool {
-        self.unpolled.get() > 0 || self.timer_woken.get() > 0
+        self.clock_holders.get() > 0
     }
 
     /// Runs `wake` (a firing timer's wakes): the tasks it makes ready are
@@ -624,12 +622,9 @@ impl Executor {
         let (cell, site, host) = {
             let mut t = self.table.borrow_mut();
             let e = t.get_mut(key).expect("a picked task is live");
-            if e.polls == 0 {
-                self.unpolled.set(self.unpolled.get() - 1);
-            }
-            if e.timer_woken {
-                e.timer_woken = false;
-                self.timer_woken.set(self.timer_woken.get() - 1);
+            if e.holds_clock {
+                e.holds_clock = false;
+                self.clock_holders.set(self.clock_holders.get() - 1);
             }
             e.polls += 1;
             e.waiting.clear();
@@ -705,11 +700,8 @@ impl Executor {
 
     fn remove(&self, w: &World, key: TaskKey) -> Option<Entry> {
         let entry = self.table.borrow_mut().remove(key);
-        if entry.as_ref().is_some_and(|e| e.polls == 0) {
-            self.unpolled.set(self.unpolled.get() - 1);
-        }
-        if entry.as_ref().is_some_and(|e| e.timer_woken) {
-            self.timer_woken.set(self.timer_woken.get() - 1);
+        if entry.as_ref().is_some_and(|e| e.holds_clock) {
+            self.clock_holders.set(self.clock_holders.get() - 1);
         }
         if entry.as_ref().is_some_and(|e| e.queued && !e.parked) {
             self.stale_keys.set(self.stale_keys.get() + 1);
