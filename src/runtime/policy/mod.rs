@@ -93,7 +93,13 @@ pub(crate) trait SchedulePolicy {
 /// schedules).
 #[inline]
 pub(crate) fn below(rng: &mut ChaCha8Rng, n: usize) -> usize {
-    let x = rng.next_u64();
+    scale(rng.next_u64(), n)
+}
+
+/// `x` (uniform over `u64`) scaled to an index below `n`: [`below`]'s
+/// arithmetic, for a value drawn earlier.
+#[inline]
+pub(crate) fn scale(x: u64, n: usize) -> usize {
     ((x as u128 * n as u128) >> 64) as usize
 }
 
@@ -248,6 +254,18 @@ impl Scheduler {
             charges: charge.is_some(),
         };
         (sched, resolved)
+    }
+
+    /// Where in a ready queue of `n` keys the pick `k` steps from now
+    /// (`k` < 6) will probably land, for policies that can tell cheaply
+    /// (`Random`, by drawing its stream ahead; the others say nothing).
+    /// The executor prefetches those tasks; no choice depends on it.
+    #[inline]
+    pub(crate) fn predict(&mut self, k: usize, n: usize) -> Option<usize> {
+        match &mut self.active {
+            Active::Random(p) if n > 1 => Some(p.predict(k, n)),
+            _ => None,
+        }
     }
 
     /// Takes the next task out of `ready`.

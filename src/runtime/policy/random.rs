@@ -10,7 +10,9 @@ use std::collections::VecDeque;
 use rand_chacha::ChaCha8Rng;
 
 use super::late::{LatePolls, LateState};
-use super::{Pick, ReadyView, SchedulePolicy, below};
+use rand_chacha::rand_core::Rng;
+
+use super::{Pick, ReadyView, SchedulePolicy, scale};
 use crate::runtime::Seed;
 use crate::runtime::waker::TaskKey;
 use crate::runtime::world::{rng_for, stream};
@@ -18,6 +20,12 @@ use crate::time::Duration;
 
 pub(crate) struct Random {
     rng: ChaCha8Rng,
+    /// Values taken from `rng` before their step (oldest first), so that
+    /// the executor can prefetch the tasks the next picks will probably
+    /// run. Every draw takes from here first: the stream's order, and so
+    /// every choice, is the same as drawing on demand.
+    ahead: [u64; AHEAD],
+    ahead_len: usize,
     /// Boxed: most runs have no late polls, and a policy is moved into
     /// every fresh run.
     late: Option<Box<LateState>>,
@@ -27,8 +35,39 @@ impl Random {
     pub(crate) fn new(seed: Seed, late: Option<LatePolls>) -> Random {
         Random {
             rng: rng_for(seed, stream::SCHED),
+            ahead: [0; AHEAD],
+            ahead_len: 0,
             late: late.map(|l| Box::new(LateState::new(l, seed))),
         }
+    }
+}
+
+/// How many picks ahead [`Random::predict`] can see.
+pub(crate) const AHEAD: usize = 6;
+
+impl Random {
+    /// The next value of the stream.
+    #[inline]
+    fn next(&mut self) -> u64 {
+        if self.ahead_len == 0 {
+            return self.rng.next_u64();
+        }
+        let v = self.ahead[0];
+        self.ahead.copy_within(1.., 0);
+        self.ahead_len -= 1;
+        v
+    }
+
+    /// The index the pick `k` steps from now (`k < AHEAD`, 0 is the next
+    /// one) would take in a ready queue of `n` keys, if nothing draws in
+    /// between. A guess for prefetching only: it changes no choice.
+    #[inline]
+    pub(crate) fn predict(&mut self, k: usize, n: usize) -> usize {
+        while self.ahead_len <= k {
+            self.ahead[self.ahead_len] = self.rng.next_u64();
+            self.ahead_len += 1;
+        }
+        scale(self.ahead[k], n)
     }
 }
 
@@ -38,7 +77,7 @@ impl SchedulePolicy for Random {
     #[inline]
     fn pick(&mut self, ready: &mut VecDeque<TaskKey>, _: &dyn ReadyView) -> Pick {
         let n = ready.len();
-        let i = if n == 1 { 0 } else { below(&mut self.rng, n) };
+        let i = if n == 1 { 0 } else { scale(self.next(), n) };
         Pick::Run(
             ready
                 .swap_remove_back(i)
@@ -47,10 +86,40 @@ impl SchedulePolicy for Random {
     }
 
     fn draw(&mut self, n: usize) -> usize {
-        below(&mut self.rng, n)
+        scale(self.next(), n)
     }
 
     fn clock_may_move(&mut self, by: Duration) -> bool {
         self.late.as_mut().is_some_and(|l| l.fire(by))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Looking ahead takes values from the stream early but hands them out
+    /// in the same order: picks and draws are what they are without it.
+    #[test]
+    fn predicting_changes_no_choice() {
+        let seed = Seed(7);
+        let mut plain = Random::new(seed, None);
+        let mut peeking = Random::new(seed, None);
+        for step in 0..2_000usize {
+            let n = 2 + step % 37;
+            if step % 3 == 0 {
+                let guess = peeking.predict(step % AHEAD, n + 5);
+                assert!(guess < n + 5);
+            }
+            let (a, b) = if step % 5 == 0 {
+                (plain.draw(n), peeking.draw(n))
+            } else {
+                (scale(plain.next(), n), scale(peeking.next(), n))
+            };
+            assert_eq!(a, b, "step {step}");
+        }
+        // And a prediction is right when nothing changes in between.
+        let guess = peeking.predict(0, 10);
+        assert_eq!(scale(peeking.next(), 10), guess);
     }
 }
