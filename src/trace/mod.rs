@@ -23,7 +23,7 @@
 //! nanoseconds: the finest any of its times needs) and one width, so times
 //! line up and compare as text.
 //!
-//! Storage is compact (most events take 12 bytes; see [`TraceMode`] for
+//! Storage is compact (most events take 8 bytes; see [`TraceMode`] for
 //! how much is kept): recording an event is a few stores into a
 //! pre-allocated chunk, and names, sites and strings are interned once.
 
@@ -336,14 +336,14 @@ pub struct ConnEvent {
 ///
 /// | mode | memory | what a report shows |
 /// |---|---|---|
-/// | [`TraceMode::Keep`] | grows with the run (12 bytes per event) | every event |
+/// | [`TraceMode::Keep`] | grows with the run (8 to 10 bytes per event) | every event |
 /// | [`TraceMode::Ring`] | the last N events, plus every summary-level event | the events that led to the failure |
 /// | [`TraceMode::Stream`] | as `Ring`; every event also goes to a file | as `Ring`; the file has all of them |
 ///
 /// Defaults, and why:
 ///
 /// - [`Sim::builder()`](crate::Sim::builder): full verbosity in a ring of
-///   [`TraceMode::DEFAULT_RING`] events (about 12 MiB of records at most).
+///   [`TraceMode::DEFAULT_RING`] events (8 to 10 MiB of records at most).
 ///   Any test-sized run keeps its whole trace, so a snapshot sees every
 ///   event; a run of a billion steps still has flat memory, and keeps its
 ///   last million events and its summary events (spawns, finishes, waits,
@@ -384,7 +384,7 @@ pub enum TraceMode {
 
 impl TraceMode {
     /// The ring size [`Sim::builder()`](crate::Sim::builder) uses: about
-    /// 12 MiB of records at most.
+    /// 8 to 10 MiB of records at most.
     pub const DEFAULT_RING: usize = 1 << 20;
 }
 
@@ -394,7 +394,7 @@ impl Default for TraceMode {
     }
 }
 
-/// The recorded events of one run, stored compactly (12 bytes for most
+/// The recorded events of one run, stored compactly (8 bytes for most
 /// events; see the `store` module docs). Events are decoded as they are
 /// read: [`Trace::events`] yields owned [`Event`]s.
 #[derive(Clone, Default)]

@@ -1,11 +1,15 @@
 //! The compact event store behind [`Trace`](super::Trace).
 //!
-//! An event is one 12-byte record: the step as an offset from its chunk's
-//! first step, a head word (an 8-bit code and the acting task's id in 24
-//! bits), and one 32-bit argument (a task id, an interned string, a short
-//! time delta, or an index into the chunk's out-of-line payloads). The
-//! virtual time is not stored per event: it changes far less often than
-//! events happen, so a time *marker* record is written only when it moved.
+//! An event is one 8-byte record: a head word (an 8-bit code and the
+//! acting task's id in 24 bits) and one 32-bit argument (a task id, an
+//! interned string, a short time delta, or an index into the chunk's
+//! out-of-line payloads). Neither the step nor the virtual time is stored
+//! per event: both change far less often than events happen. A poll starts
+//! a step, so a poll's record carries its step (as an offset from the
+//! chunk's first step) in its otherwise unused argument; any other event at
+//! a new step is preceded by a step *marker* record, and a time marker is
+//! written only when the clock moved. A fully traced step of three events
+//! (a poll, a yield, a wake) is 24 bytes.
 //! An event that needs more than one argument (a sync event's detail, the
 //! task a lock was handed to, a far timer deadline, a task id past 24 bits)
 //! is followed by extension records. Only events with large, free-form
@@ -35,7 +39,7 @@ use crate::check::Site;
 use crate::task::TaskId;
 use crate::time::Instant;
 
-/// Records per chunk (48 KiB of records).
+/// Records per chunk (32 KiB of records).
 pub(crate) const CHUNK: usize = 4096;
 
 /// The head's task field when the event has no task.
@@ -45,7 +49,9 @@ const TASK_EXT: u32 = 0x00FF_FFFF;
 
 /// Record codes. Below `FIRST_EVENT`: markers and extensions.
 pub(crate) mod code {
-    /// Time marker: the time is `(step << 32) | arg`.
+    /// Time marker: the time's bits 32..56 are the head's task field, its
+    /// low 32 bits `arg` (bits 56..64 follow in a `TIME_TOP` marker when
+    /// set).
     pub(crate) const TIME: u8 = 1;
     /// Extension: the acting task's id.
     pub(crate) const TASK: u8 = 2;
@@ -60,9 +66,16 @@ pub(crate) mod code {
     pub(crate) const HELD: u8 = 6;
     /// Extension: a network message's route (see `Route`).
     pub(crate) const ROUTE: u8 = 7;
+    /// Step marker: the events after it are at step `base + arg` (a poll's
+    /// record says the same of itself and what follows it).
+    pub(crate) const STEP: u8 = 8;
+    /// Time marker, after a `TIME` one: the time's bits 56..64 are `arg`.
+    pub(crate) const TIME_TOP: u8 = 9;
 
     pub(crate) const FIRST_EVENT: u8 = 16;
     pub(crate) const SPAWN: u8 = 16;
+    /// `arg` is the step's offset from its chunk's first step (a poll
+    /// starts a step; the events after it are at that step).
     pub(crate) const POLL: u8 = 17;
     pub(crate) const YIELD: u8 = 18;
     pub(crate) const WAKE: u8 = 19;
@@ -89,12 +102,31 @@ pub(crate) mod code {
     pub(crate) const NET: u8 = 33;
 }
 
-/// One record: 12 bytes.
+/// One record: 8 bytes.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 struct Rec {
-    step: u32,
     head: u32,
     arg: u32,
+}
+
+/// Codes of extension records (they follow their event's record).
+const EXTENSIONS: u64 = 1 << code::TASK
+    | 1 << code::DETAIL
+    | 1 << code::TO
+    | 1 << code::HIGH
+    | 1 << code::HELD
+    | 1 << code::ROUTE;
+
+/// Whether `c` is an extension's code.
+#[inline(always)]
+const fn is_extension(c: u8) -> bool {
+    c < 64 && (EXTENSIONS >> c) & 1 == 1
+}
+
+/// The time a `TIME` marker (and the `TIME_TOP` one after it, if any) say.
+#[inline]
+fn time_of(marker: Rec) -> u64 {
+    (u64::from(marker.task_field()) << 32) | u64::from(marker.arg)
 }
 
 impl Rec {
@@ -140,6 +172,8 @@ struct Log {
     active: Chunk,
     /// The time of the last record.
     time: u64,
+    /// The step of the last record.
+    step: u64,
     events: usize,
 }
 
@@ -156,6 +190,7 @@ impl Default for Log {
                 summary: 0,
             },
             time: 0,
+            step: 0,
             events: 0,
         }
     }
@@ -170,8 +205,9 @@ const fn maybe_summary(code: u8) -> bool {
     )
 }
 
-/// A time marker, an event, a task extension and two extensions.
-const NEED: usize = 5;
+/// Two time markers, a step marker, an event, a task extension and two
+/// extensions.
+const NEED: usize = 7;
 
 impl Log {
     /// Chunks in order, the active one last (if it holds anything).
@@ -189,12 +225,12 @@ impl Log {
             .chain((self.active.events > 0).then_some(&self.active))
     }
 
-    /// Makes room in the active chunk for one event at `step`, `time`
-    /// (rolling to a new chunk if needed) and writes the time marker if the
-    /// time moved. Returns whether a chunk was completed (a ring may evict)
+    /// Makes room in the active chunk for one event of `code` at `step`,
+    /// `time` (rolling to a new chunk if needed) and writes the markers of
+    /// what moved. Returns whether a chunk was completed (a ring may evict)
     /// and the step's offset in the active chunk.
     #[inline(always)]
-    fn begin(&mut self, step: u64, time: u64, spare: &mut Option<Chunk>) -> (bool, u32) {
+    fn begin(&mut self, step: u64, time: u64, code: u8, spare: &mut Option<Chunk>) -> (bool, u32) {
         let a = &self.active;
         let rolled = if a.recs.len() + NEED > a.recs.capacity()
             || step < a.base_step
@@ -206,13 +242,36 @@ impl Log {
         };
         if time != self.time {
             self.active.recs.push(Rec {
-                step: (time >> 32) as u32,
-                head: (code::TIME as u32) << 24,
+                head: ((code::TIME as u32) << 24) | ((time >> 32) as u32 & 0x00FF_FFFF),
                 arg: time as u32,
             });
+            if time >> 56 != 0 {
+                self.active.recs.push(Rec {
+                    head: (code::TIME_TOP as u32) << 24,
+                    arg: (time >> 56) as u32,
+                });
+            }
             self.time = time;
         }
-        (rolled, (step - self.active.base_step) as u32)
+        let off = (step - self.active.base_step) as u32;
+        self.step_to(step, off, code);
+        (rolled, off)
+    }
+
+    /// Notes that the next event, of `code`, is at `step` (`off` in the
+    /// active chunk): a step marker first if the step moved and the event
+    /// does not say it itself (a poll does). Room was made for it.
+    #[inline(always)]
+    fn step_to(&mut self, step: u64, off: u32, code: u8) {
+        if step != self.step {
+            if code != code::POLL {
+                self.active.recs.push(Rec {
+                    head: (code::STEP as u32) << 24,
+                    arg: off,
+                });
+            }
+            self.step = step;
+        }
     }
 
     /// Appends one event with its extensions (room was made by `begin`).
@@ -225,13 +284,11 @@ impl Log {
         };
         let recs = &mut self.active.recs;
         recs.push(Rec {
-            step: off,
             head: ((c.code as u32) << 24) | task_field,
-            arg: c.arg,
+            arg: if c.code == code::POLL { off } else { c.arg },
         });
         if task_field == TASK_EXT {
             recs.push(Rec {
-                step: off,
                 head: (code::TASK as u32) << 24,
                 arg: task.map_or(0, TaskId::as_u32),
             });
@@ -239,7 +296,6 @@ impl Log {
         for (code, arg) in c.ext {
             if code != 0 {
                 recs.push(Rec {
-                    step: off,
                     head: (code as u32) << 24,
                     arg,
                 });
@@ -255,9 +311,8 @@ impl Log {
     #[inline(always)]
     fn put_plain(&mut self, off: u32, task_field: u32, code: u8, arg: u32) {
         self.active.recs.push(Rec {
-            step: off,
             head: ((code as u32) << 24) | task_field,
-            arg,
+            arg: if code == code::POLL { off } else { arg },
         });
         self.active.events += 1;
         self.active.summary += maybe_summary(code) as usize;
@@ -275,7 +330,7 @@ impl Log {
         big: Option<EventKind>,
         spare: &mut Option<Chunk>,
     ) -> bool {
-        let (rolled, off) = self.begin(step, time, spare);
+        let (rolled, off) = self.begin(step, time, c.code, spare);
         if let Some(kind) = big {
             c.arg = self.active.big.len() as u32;
             self.active.big.push(kind);
@@ -292,6 +347,7 @@ impl Log {
         next.base_time = time;
         let done = std::mem::replace(&mut self.active, next);
         self.time = time;
+        self.step = step;
         if done.events > 0 {
             self.full.push_back(done);
             true
@@ -848,6 +904,7 @@ impl Store {
             && off <= u64::from(u32::MAX)
             && log.active.recs.len() + NEED <= log.active.recs.capacity()
         {
+            log.step_to(step, off as u32, c.code);
             log.put(off as u32, task, c);
             return;
         }
@@ -862,7 +919,7 @@ impl Store {
         if time != self.log.time || self.log.events == 0 {
             self.note_time(time);
         }
-        let (rolled, off) = self.log.begin(step, time, &mut self.spare);
+        let (rolled, off) = self.log.begin(step, time, c.code, &mut self.spare);
         self.log.put(off, task, c);
         if rolled && self.limit.is_some() {
             self.maybe_evict();
@@ -895,6 +952,7 @@ impl Store {
             && off <= u64::from(u32::MAX)
             && log.active.recs.len() + NEED <= log.active.recs.capacity()
         {
+            log.step_to(step, off as u32, code);
             log.put_plain(off as u32, task_field, code, arg);
             return;
         }
@@ -909,7 +967,7 @@ impl Store {
         if time != self.log.time || self.log.events == 0 {
             self.note_time(time);
         }
-        let (rolled, off) = self.log.begin(step, time, &mut self.spare);
+        let (rolled, off) = self.log.begin(step, time, code, &mut self.spare);
         self.log.put_plain(off, task_field, code, arg);
         if rolled && self.limit.is_some() {
             self.maybe_evict();
@@ -996,7 +1054,10 @@ impl Store {
         // Codes the scan stops at: time markers, and events that may be
         // summary-level (their extensions follow them; an extension's code
         // is below `FIRST_EVENT`, so it never looks like one of these).
+        // Steps are not followed: a kept event's step is found by looking
+        // back for the last poll or step marker before it.
         const STOP: u64 = 1 << code::TIME
+            | 1 << code::TIME_TOP
             | 1 << code::SPAWN
             | 1 << code::FINISH
             | 1 << code::ABORT
@@ -1013,14 +1074,15 @@ impl Store {
                 continue;
             }
             if c == code::TIME {
-                time = ((r.step as u64) << 32) | r.arg as u64;
+                time = time_of(r);
+                continue;
+            }
+            if c == code::TIME_TOP {
+                time |= u64::from(r.arg) << 56;
                 continue;
             }
             let start = i;
-            while i < recs.len()
-                && recs[i].code() < code::FIRST_EVENT
-                && recs[i].code() != code::TIME
-            {
+            while i < recs.len() && is_extension(recs[i].code()) {
                 i += 1;
             }
             let summary = match c {
@@ -1043,7 +1105,12 @@ impl Store {
                     compact = compact.with(x.code(), x.arg);
                 }
             }
-            let step = chunk.base_step + r.step as u64;
+            let step = chunk.base_step
+                + recs[..start - 1]
+                    .iter()
+                    .rev()
+                    .find(|x| matches!(x.code(), code::STEP | code::POLL))
+                    .map_or(0, |x| u64::from(x.arg));
             if c == code::BIG {
                 let payload = std::mem::replace(&mut big[r.arg as usize], EventKind::Poll);
                 self.kept.push(
@@ -1055,7 +1122,7 @@ impl Store {
                     &mut self.kept_spare,
                 );
             } else {
-                let (_, off) = self.kept.begin(step, time, &mut self.kept_spare);
+                let (_, off) = self.kept.begin(step, time, c, &mut self.kept_spare);
                 self.kept.put(off, task, compact);
             }
             kept += 1;
@@ -1251,6 +1318,7 @@ struct Cursor<'a> {
     chunk: &'a Chunk,
     pos: usize,
     time: u64,
+    step: u64,
 }
 
 impl<'a> Cursor<'a> {
@@ -1259,6 +1327,7 @@ impl<'a> Cursor<'a> {
             chunk,
             pos: 0,
             time: chunk.base_time,
+            step: chunk.base_step,
         }
     }
 
@@ -1267,8 +1336,19 @@ impl<'a> Cursor<'a> {
         loop {
             let r = *recs.get(self.pos)?;
             self.pos += 1;
-            if r.code() == code::TIME {
-                self.time = ((r.step as u64) << 32) | r.arg as u64;
+            match r.code() {
+                code::TIME => {
+                    self.time = time_of(r);
+                    continue;
+                }
+                code::TIME_TOP => {
+                    self.time |= u64::from(r.arg) << 56;
+                    continue;
+                }
+                code::STEP | code::POLL => self.step = self.chunk.base_step + u64::from(r.arg),
+                _ => {}
+            }
+            if r.code() == code::STEP {
                 continue;
             }
             debug_assert!(r.code() >= code::FIRST_EVENT, "an extension out of place");
@@ -1280,7 +1360,7 @@ impl<'a> Cursor<'a> {
             };
             while let Some(x) = recs.get(self.pos) {
                 let c = x.code();
-                if c == code::TIME || c >= code::FIRST_EVENT {
+                if !is_extension(c) {
                     break;
                 }
                 self.pos += 1;
@@ -1291,7 +1371,7 @@ impl<'a> Cursor<'a> {
                 }
             }
             return Some(Raw {
-                step: self.chunk.base_step + r.step as u64,
+                step: self.step,
                 time: self.time,
                 task,
                 compact,
@@ -1382,8 +1462,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_record_is_twelve_bytes() {
-        assert_eq!(size_of::<Rec>(), 12);
+    fn a_record_is_eight_bytes() {
+        assert_eq!(size_of::<Rec>(), 8);
     }
 
     fn ev(step: u64, time: u64, task: Option<u32>, kind: EventKind) -> Event {
@@ -1437,6 +1517,8 @@ mod tests {
                 },
             ),
             ev(u64::MAX - 1, 8, Some(1), EventKind::Finish),
+            ev(u64::MAX - 1, (1 << 60) + 3, Some(1), EventKind::Poll),
+            ev(u64::MAX - 1, (1 << 60) + 3, None, EventKind::Finish),
             ev(
                 5,
                 9,
@@ -1488,7 +1570,12 @@ mod tests {
         assert!(kept.len() >= 5_000 && kept.len() < 5_000 + CHUNK + 50);
         assert_eq!(kept.len() as u64 + store.dropped, all.len() as u64);
         assert_eq!(kept[kept.len() - 5_000..], all[all.len() - 5_000..]);
-        let finishes = |v: &[Event]| v.iter().filter(|e| e.kind == EventKind::Finish).count();
+        let finishes = |v: &[Event]| -> Vec<Event> {
+            v.iter()
+                .filter(|e| e.kind == EventKind::Finish)
+                .cloned()
+                .collect()
+        };
         assert_eq!(finishes(&kept), finishes(&all));
     }
 }
