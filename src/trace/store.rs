@@ -146,26 +146,53 @@ struct Chunk {
     big: Vec<EventKind>,
     /// Events (not records) in this chunk.
     events: usize,
-    /// Of those, events that may be summary-level (a ring keeps them): an
-    /// eviction scans only chunks that have some.
-    summary: usize,
+    /// Where the events that may be summary-level are (a ring keeps
+    /// them): an eviction looks at these records only.
+    marks: Vec<u16>,
+    /// Whether the clock moved within the chunk (else every event is at
+    /// its base time).
+    timed: bool,
 }
 
+// A record's position in its chunk fits a mark (a chunk's capacity is
+// exactly `CHUNK`: `Vec::with_capacity` allocates what it is asked for).
+const _: () = assert!(CHUNK <= 1 << 16);
+
 impl Chunk {
-    fn new() -> Chunk {
+    fn with_room() -> Chunk {
+        Chunk {
+            recs: Vec::with_capacity(CHUNK),
+            ..Chunk::default()
+        }
+    }
+
+    /// Empties the chunk for reuse (its buffers kept).
+    fn clear(&mut self) {
+        self.recs.clear();
+        self.big.clear();
+        self.marks.clear();
+        self.events = 0;
+        self.timed = false;
+    }
+}
+
+impl Default for Chunk {
+    /// A chunk with no capacity.
+    fn default() -> Chunk {
         Chunk {
             base_step: 0,
             base_time: 0,
-            recs: Vec::with_capacity(CHUNK),
+            recs: Vec::new(),
             big: Vec::new(),
             events: 0,
-            summary: 0,
+            marks: Vec::new(),
+            timed: false,
         }
     }
 }
 
 /// A sequence of chunks: full ones, then the one being filled.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 struct Log {
     full: VecDeque<Chunk>,
     /// The chunk being filled (no capacity until the first event).
@@ -175,25 +202,6 @@ struct Log {
     /// The step of the last record.
     step: u64,
     events: usize,
-}
-
-impl Default for Log {
-    fn default() -> Self {
-        Log {
-            full: VecDeque::new(),
-            active: Chunk {
-                base_step: 0,
-                base_time: 0,
-                recs: Vec::new(),
-                big: Vec::new(),
-                events: 0,
-                summary: 0,
-            },
-            time: 0,
-            step: 0,
-            events: 0,
-        }
-    }
 }
 
 /// Whether events of `code` may be summary-level.
@@ -251,6 +259,7 @@ impl Log {
                     arg: (time >> 56) as u32,
                 });
             }
+            self.active.timed = true;
             self.time = time;
         }
         let off = (step - self.active.base_step) as u32;
@@ -282,6 +291,9 @@ impl Log {
             Some(t) if t.as_u32() < TASK_EXT - 1 => t.as_u32() + 1,
             Some(_) => TASK_EXT,
         };
+        if maybe_summary(c.code) {
+            self.active.marks.push(self.active.recs.len() as u16);
+        }
         let recs = &mut self.active.recs;
         recs.push(Rec {
             head: ((c.code as u32) << 24) | task_field,
@@ -302,7 +314,20 @@ impl Log {
             }
         }
         self.active.events += 1;
-        self.active.summary += maybe_summary(c.code) as usize;
+        self.events += 1;
+    }
+
+    /// Appends an event's records (its own and its extensions, taken from
+    /// another chunk; not a poll's) at `step`, `time`.
+    fn copy(&mut self, step: u64, time: u64, recs: &[Rec], spare: &mut Option<Chunk>) {
+        let c = recs[0].code();
+        debug_assert!(c != code::POLL && c != code::BIG && recs.len() <= NEED);
+        self.begin(step, time, c, spare);
+        if maybe_summary(c) {
+            self.active.marks.push(self.active.recs.len() as u16);
+        }
+        self.active.recs.extend_from_slice(recs);
+        self.active.events += 1;
         self.events += 1;
     }
 
@@ -310,12 +335,14 @@ impl Log {
     /// hot path: polls, yields, wakes, timers).
     #[inline(always)]
     fn put_plain(&mut self, off: u32, task_field: u32, code: u8, arg: u32) {
+        if maybe_summary(code) {
+            self.active.marks.push(self.active.recs.len() as u16);
+        }
         self.active.recs.push(Rec {
             head: ((code as u32) << 24) | task_field,
             arg: if code == code::POLL { off } else { arg },
         });
         self.active.events += 1;
-        self.active.summary += maybe_summary(code) as usize;
         self.events += 1;
     }
 
@@ -342,7 +369,7 @@ impl Log {
     /// Starts a new active chunk (the spare one, if any) at `step`, `time`.
     #[cold]
     fn roll(&mut self, step: u64, time: u64, spare: &mut Option<Chunk>) -> bool {
-        let mut next = spare.take().unwrap_or_else(Chunk::new);
+        let mut next = spare.take().unwrap_or_else(Chunk::with_room);
         next.base_step = step;
         next.base_time = time;
         let done = std::mem::replace(&mut self.active, next);
@@ -353,6 +380,8 @@ impl Log {
             true
         } else {
             if done.recs.capacity() > 0 && spare.is_none() {
+                let mut done = done;
+                done.clear();
                 *spare = Some(done);
             }
             false
@@ -1017,10 +1046,7 @@ impl Store {
             self.kept.events -= chunk.events;
             self.kept_dropped += chunk.events as u64;
             self.dropped += chunk.events as u64;
-            chunk.recs.clear();
-            chunk.big.clear();
-            chunk.events = 0;
-            chunk.summary = 0;
+            chunk.clear();
             self.kept_spare = Some(chunk);
         }
     }
@@ -1047,44 +1073,15 @@ impl Store {
         let mut big = std::mem::take(&mut chunk.big);
         let mut kept = 0usize;
         let recs = &chunk.recs;
-        let (mut i, mut time) = (0, chunk.base_time);
-        if chunk.summary == 0 {
-            i = recs.len();
-        }
-        // Codes the scan stops at: time markers, and events that may be
-        // summary-level (their extensions follow them; an extension's code
-        // is below `FIRST_EVENT`, so it never looks like one of these).
-        // Steps are not followed: a kept event's step is found by looking
-        // back for the last poll or step marker before it.
-        const STOP: u64 = 1 << code::TIME
-            | 1 << code::TIME_TOP
-            | 1 << code::SPAWN
-            | 1 << code::FINISH
-            | 1 << code::ABORT
-            | 1 << code::WAIT
-            | 1 << code::CLOSE
-            | 1 << code::BIG;
-        while i < recs.len() {
-            let r = recs[i];
+        // Only the marked records can be summary events. Their time: the
+        // chunk's, unless the clock moved within it (then the time markers
+        // before each are followed); their step: that of the last poll or
+        // step marker before them.
+        let (mut time, mut seen) = (chunk.base_time, 0);
+        for &mark in &chunk.marks {
+            let at = usize::from(mark);
+            let r = recs[at];
             let c = r.code();
-            i += 1;
-            if c >= 64 || (STOP >> c) & 1 == 0 {
-                // A full-level event or an extension: skipped one record
-                // at a time, in a tight loop.
-                continue;
-            }
-            if c == code::TIME {
-                time = time_of(r);
-                continue;
-            }
-            if c == code::TIME_TOP {
-                time |= u64::from(r.arg) << 56;
-                continue;
-            }
-            let start = i;
-            while i < recs.len() && is_extension(recs[i].code()) {
-                i += 1;
-            }
             let summary = match c {
                 code::SPAWN | code::FINISH | code::ABORT | code::WAIT | code::CLOSE => true,
                 code::BIG => big[r.arg as usize].verbosity() < Verbosity::Full,
@@ -1093,25 +1090,41 @@ impl Store {
             if !summary {
                 continue;
             }
-            let mut compact = Compact::new(c, r.arg);
-            let mut task = match r.task_field() {
-                NO_TASK | TASK_EXT => None,
-                t => Some(TaskId(t - 1)),
-            };
-            for x in &recs[start..i] {
-                if x.code() == code::TASK {
-                    task = Some(TaskId(x.arg));
-                } else {
-                    compact = compact.with(x.code(), x.arg);
+            if chunk.timed {
+                for x in &recs[seen..at] {
+                    match x.code() {
+                        code::TIME => time = time_of(*x),
+                        code::TIME_TOP => time |= u64::from(x.arg) << 56,
+                        _ => {}
+                    }
                 }
+                seen = at;
             }
+            let end = at
+                + 1
+                + recs[at + 1..]
+                    .iter()
+                    .take_while(|x| is_extension(x.code()))
+                    .count();
             let step = chunk.base_step
-                + recs[..start - 1]
+                + recs[..at]
                     .iter()
                     .rev()
                     .find(|x| matches!(x.code(), code::STEP | code::POLL))
                     .map_or(0, |x| u64::from(x.arg));
             if c == code::BIG {
+                let mut compact = Compact::new(c, r.arg);
+                let mut task = match r.task_field() {
+                    NO_TASK | TASK_EXT => None,
+                    t => Some(TaskId(t - 1)),
+                };
+                for x in &recs[at + 1..end] {
+                    if x.code() == code::TASK {
+                        task = Some(TaskId(x.arg));
+                    } else {
+                        compact = compact.with(x.code(), x.arg);
+                    }
+                }
                 let payload = std::mem::replace(&mut big[r.arg as usize], EventKind::Poll);
                 self.kept.push(
                     step,
@@ -1122,17 +1135,16 @@ impl Store {
                     &mut self.kept_spare,
                 );
             } else {
-                let (_, off) = self.kept.begin(step, time, c, &mut self.kept_spare);
-                self.kept.put(off, task, compact);
+                // Records say nothing of their chunk (but a poll's, and a
+                // poll is not kept): the event moves as it is.
+                self.kept
+                    .copy(step, time, &recs[at..end], &mut self.kept_spare);
             }
             kept += 1;
         }
         self.dropped += (chunk.events - kept) as u64;
-        chunk.recs.clear();
-        chunk.events = 0;
-        chunk.summary = 0;
-        big.clear();
         chunk.big = big;
+        chunk.clear();
         self.spare = Some(chunk);
     }
 
@@ -1185,6 +1197,7 @@ impl Store {
                 .map(|c| {
                     c.recs.capacity() * size_of::<Rec>()
                         + c.big.capacity() * size_of::<EventKind>()
+                        + c.marks.capacity() * size_of::<u16>()
                         + size_of::<Chunk>()
                 })
                 .sum::<usize>()
@@ -1551,31 +1564,43 @@ mod tests {
 
     #[test]
     fn a_ring_keeps_its_last_events_and_its_summary_ones() {
-        let mut store = Store {
-            limit: Some(5_000),
-            ..Store::default()
-        };
-        let mut all = Vec::new();
-        for i in 0..50_000u64 {
-            let kind = if i % 1000 == 0 {
-                EventKind::Finish
-            } else {
-                EventKind::Poll
+        // A clock that moves every event, every 10,000 (most chunks at one
+        // time), or never; several events a step, summary ones amid them.
+        for (tick, per_step) in [(1, 1), (10_000, 3), (u64::MAX, 7)] {
+            let mut store = Store {
+                limit: Some(5_000),
+                ..Store::default()
             };
-            let e = ev(i, i, Some(1), kind);
-            all.push(e.clone());
-            store.push_event(e);
+            let mut all = Vec::new();
+            for i in 0..50_000u64 {
+                let kind = match i % 1000 {
+                    0 => EventKind::Finish,
+                    500 => EventKind::Wait {
+                        resource: "mutex 'm'".into(),
+                        detail: Some("held by #2".into()),
+                    },
+                    _ => EventKind::Poll,
+                };
+                let e = ev(i / per_step, i / tick, Some((i % 3) as u32), kind);
+                all.push(e.clone());
+                store.push_event(e);
+            }
+            let kept: Vec<Event> = store.iter().collect();
+            assert!(
+                kept.len() >= 5_000 && kept.len() < 5_000 + 2 * CHUNK + 150,
+                "{tick} {per_step}: {} kept, {} dropped",
+                kept.len(),
+                store.dropped
+            );
+            assert_eq!(kept.len() as u64 + store.dropped, all.len() as u64);
+            assert_eq!(kept[kept.len() - 5_000..], all[all.len() - 5_000..]);
+            let summary = |v: &[Event]| -> Vec<Event> {
+                v.iter()
+                    .filter(|e| e.kind != EventKind::Poll)
+                    .cloned()
+                    .collect()
+            };
+            assert_eq!(summary(&kept), summary(&all));
         }
-        let kept: Vec<Event> = store.iter().collect();
-        assert!(kept.len() >= 5_000 && kept.len() < 5_000 + CHUNK + 50);
-        assert_eq!(kept.len() as u64 + store.dropped, all.len() as u64);
-        assert_eq!(kept[kept.len() - 5_000..], all[all.len() - 5_000..]);
-        let finishes = |v: &[Event]| -> Vec<Event> {
-            v.iter()
-                .filter(|e| e.kind == EventKind::Finish)
-                .cloned()
-                .collect()
-        };
-        assert_eq!(finishes(&kept), finishes(&all));
     }
 }
