@@ -336,7 +336,7 @@ fn yields_and_contended_locks_allocate_nothing_once_warm() {
                 "{name}, trace {verbosity}: {during} allocations in a warm window"
             );
         }
-        // A traced run also records its schedule (4 bytes a step, for
+        // A traced run also records its schedule (2 bytes a step, for
         // replay and shrinking), which grows with the run: at most one
         // doubling of its buffer in a window, never one per step.
         let (during, _) = warm_window_allocs(Verbosity::Full, TraceMode::Ring(2_000), true, tasks);

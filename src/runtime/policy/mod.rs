@@ -153,7 +153,7 @@ pub(crate) struct Scheduler {
     /// The schedule being recorded; its decisions are kept in `words`
     /// until the run ends.
     record: Option<Schedule>,
-    /// Recorded decisions, 4 bytes each (see [`Words`]): a recording run
+    /// Recorded decisions, 2 bytes a step (see [`Words`]): a recording run
     /// appends one per step, and a 16-byte `Decision` per step (with the
     /// copies of a growing `Vec`) cost a traced run a fifth of its time.
     words: Words,

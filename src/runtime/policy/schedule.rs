@@ -65,7 +65,7 @@ pub struct Schedule {
     pub(crate) cost: Option<PollCost>,
     /// The decisions, decoded from `words` when first asked for.
     decided: std::sync::OnceLock<Vec<Decision>>,
-    /// The decisions as a run records them (see [`Words`]), 4 bytes a
+    /// The decisions as a run records them (see [`Words`]), 2 bytes a
     /// step: most recorded schedules are never looked at, and decoding
     /// every one into 16-byte decisions cost a traced run a fifth of its
     /// time (page faults included).
@@ -223,25 +223,28 @@ fn push_run(decisions: &mut Vec<Decision>, task: u32) {
     decisions.push(Decision::Run { task, times: 1 });
 }
 
-/// Decisions as a run records them: a task id per step, or a marker word
-/// (an early clock move; a draw, followed by its value in two words; a
-/// task id that looks like a marker, followed by it). Decoded into
-/// [`Decision`]s, repeated runs merged, when first asked for.
+/// Decisions as a run records them, in 16-bit words: a task id per step
+/// (ids below [`Words::WIDE`]), or a marker word (an early clock move; a
+/// draw, followed by its value in four words; a task id that does not fit,
+/// followed by it in two). Decoded into [`Decision`]s, repeated runs
+/// merged, when first asked for.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Words(Vec<u32>);
+pub(crate) struct Words(Vec<u16>);
 
 impl Words {
-    const ADVANCE: u32 = u32::MAX;
-    const DRAW: u32 = u32::MAX - 1;
-    const TASK: u32 = u32::MAX - 2;
+    const ADVANCE: u16 = u16::MAX;
+    const DRAW: u16 = u16::MAX - 1;
+    const WIDE: u16 = u16::MAX - 2;
 
     /// One step of `task`.
     #[inline]
     pub(crate) fn run(&mut self, task: u32) {
-        if task >= Self::TASK {
-            self.0.push(Self::TASK);
+        if task < u32::from(Self::WIDE) {
+            self.0.push(task as u16);
+        } else {
+            self.0
+                .extend([Self::WIDE, task as u16, (task >> 16) as u16]);
         }
-        self.0.push(task);
     }
 
     /// An early clock move.
@@ -251,25 +254,27 @@ impl Words {
 
     /// A scheduler draw that came out `value`.
     pub(crate) fn draw(&mut self, value: u64) {
-        self.0
-            .extend([Self::DRAW, value as u32, (value >> 32) as u32]);
+        self.0.push(Self::DRAW);
+        self.0.extend((0..4).map(|i| (value >> (16 * i)) as u16));
     }
 
     fn decode(&self) -> Vec<Decision> {
         let mut out = Vec::new();
         let mut it = self.0.iter().copied();
+        // The next `n` words as one number, low word first.
+        let wide = |it: &mut std::iter::Copied<std::slice::Iter<'_, u16>>, n: u32| {
+            (0..n).fold(0u64, |v, i| {
+                v | u64::from(it.next().unwrap_or(0)) << (16 * i)
+            })
+        };
         while let Some(w) = it.next() {
             match w {
                 Self::ADVANCE => out.push(Decision::Advance),
-                Self::DRAW => {
-                    let lo = u64::from(it.next().unwrap_or(0));
-                    let hi = u64::from(it.next().unwrap_or(0));
-                    out.push(Decision::Draw {
-                        value: (hi << 32) | lo,
-                    });
-                }
-                Self::TASK => push_run(&mut out, it.next().unwrap_or(0)),
-                task => push_run(&mut out, task),
+                Self::DRAW => out.push(Decision::Draw {
+                    value: wide(&mut it, 4),
+                }),
+                Self::WIDE => push_run(&mut out, wide(&mut it, 2) as u32),
+                task => push_run(&mut out, u32::from(task)),
             }
         }
         out
@@ -410,6 +415,37 @@ mod tests {
             assert!(s.poll_cost().is_some());
             assert_eq!(s.to_string(), text);
         }
+    }
+
+    #[test]
+    fn recorded_words_decode_to_their_decisions() {
+        let mut words = Words::default();
+        let wide = u32::from(Words::WIDE);
+        for task in [0, 3, 3, wide - 1, wide, wide, u32::MAX, 7] {
+            words.run(task);
+        }
+        words.advance();
+        words.draw(u64::MAX - 5);
+        words.draw(2);
+        words.run(7);
+        let run = |task, times| Decision::Run { task, times };
+        assert_eq!(
+            words.decode(),
+            [
+                run(0, 1),
+                run(3, 2),
+                run(wide - 1, 1),
+                run(wide, 2),
+                run(u32::MAX, 1),
+                run(7, 1),
+                Decision::Advance,
+                Decision::Draw {
+                    value: u64::MAX - 5
+                },
+                Decision::Draw { value: 2 },
+                run(7, 1),
+            ]
+        );
     }
 
     #[test]
