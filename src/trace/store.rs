@@ -332,12 +332,11 @@ impl Log {
     }
 
     /// Appends an event without extensions by a task with a small id (the
-    /// hot path: polls, yields, wakes, timers).
+    /// hot path: polls, yields, wakes, timers; never a summary-level event,
+    /// which `put` marks).
     #[inline(always)]
     fn put_plain(&mut self, off: u32, task_field: u32, code: u8, arg: u32) {
-        if maybe_summary(code) {
-            self.active.marks.push(self.active.recs.len() as u16);
-        }
+        debug_assert!(!maybe_summary(code));
         self.active.recs.push(Rec {
             head: ((code as u32) << 24) | task_field,
             arg: if code == code::POLL { off } else { arg },
@@ -941,7 +940,7 @@ impl Store {
     }
 
     /// [`Store::push`] when the clock moved, the chunk is full or the log
-    /// is empty.
+    /// is empty (and `push_plain`'s events that are not plain).
     #[cold]
     #[inline(never)]
     fn push_slow(&mut self, step: u64, time: u64, task: Option<TaskId>, c: Compact) {
@@ -966,9 +965,13 @@ impl Store {
         arg: u32,
     ) {
         let task_field = match task {
+            // Summary-level events are marked (a finish): the general path.
+            _ if maybe_summary(code) => {
+                return self.push_slow(step, time, task, Compact::new(code, arg));
+            }
             None => NO_TASK,
             Some(t) if t.as_u32() < TASK_EXT - 1 => t.as_u32() + 1,
-            Some(_) => return self.push(step, time, task, Compact::new(code, arg)),
+            Some(_) => return self.push_slow(step, time, task, Compact::new(code, arg)),
         };
         // The usual case in a few compares: the clock has not moved since
         // the last record, and the active chunk has room and covers `step`
