@@ -100,6 +100,11 @@ pub(crate) mod code {
     /// extension says what happened to it, where it went and by which
     /// protocol (a few routes serve a whole run).
     pub(crate) const NET: u8 = 33;
+    /// Added to a sync event's code (`ACQUIRE` to `CLOSE`): `arg` indexes
+    /// the store's pairs of a primitive and one extension (its detail: a
+    /// channel's `a message`, a lock's `read`), so the event takes one
+    /// record instead of two (a run has few distinct pairs).
+    pub(crate) const PAIRED: u8 = 0x40;
 }
 
 /// One record: 8 bytes.
@@ -208,7 +213,7 @@ struct Log {
 #[inline(always)]
 const fn maybe_summary(code: u8) -> bool {
     matches!(
-        code,
+        code & !code::PAIRED,
         code::SPAWN | code::FINISH | code::ABORT | code::WAIT | code::CLOSE | code::BIG
     )
 }
@@ -782,6 +787,12 @@ pub(crate) struct Store {
     /// Network message routes, by id (`code::NET`).
     routes: Vec<Route>,
     route_index: FxMap<Route, u32>,
+    /// Sync events' (primitive, extension code, extension) pairs, by id
+    /// (`code::PAIRED`).
+    pairs: Vec<Pair>,
+    pair_index: FxMap<Pair, u32>,
+    /// The last two pairs looked up (a channel's waits repeat theirs).
+    recent_pairs: [(Pair, u32); 2],
     /// Interned `host:port` labels, by host index and port.
     endpoints: FxMap<(u32, u16), u32>,
     /// The finest time precision seen: 0 ms, 1 µs, 2 ns.
@@ -789,6 +800,9 @@ pub(crate) struct Store {
     /// The latest time seen.
     pub(crate) max_time: u64,
 }
+
+/// A sync event's primitive and its one extension (code, argument).
+type Pair = (u32, u8, u32);
 
 /// Arguments of one event to append, already interned.
 #[derive(Copy, Clone, Debug)]
@@ -939,6 +953,40 @@ impl Store {
         self.push_slow(step, time, task, c);
     }
 
+    /// A sync event with one extension as one record: its primitive and
+    /// extension interned as a pair (see `code::PAIRED`).
+    #[inline]
+    pub(crate) fn paired(&mut self, c: Compact) -> Compact {
+        if !(code::ACQUIRE..=code::CLOSE).contains(&c.code)
+            || c.ext[0].0 != code::DETAIL
+            || c.ext[1].0 != 0
+        {
+            return c;
+        }
+        let key = (c.arg, c.ext[0].0, c.ext[0].1);
+        let id = match self.recent_pairs {
+            // (The initial entries' extension code is 0: never a key.)
+            [(k, id), _] | [_, (k, id)] if k == key => id,
+            _ => self.pair_id(key),
+        };
+        Compact::new(c.code | code::PAIRED, id)
+    }
+
+    #[cold]
+    fn pair_id(&mut self, key: Pair) -> u32 {
+        let id = match self.pair_index.get(&key) {
+            Some(&id) => id,
+            None => {
+                let id = self.pairs.len() as u32;
+                self.pairs.push(key);
+                self.pair_index.insert(key, id);
+                id
+            }
+        };
+        self.recent_pairs = [(key, id), self.recent_pairs[0]];
+        id
+    }
+
     /// [`Store::push`] when the clock moved, the chunk is full or the log
     /// is empty (and `push_plain`'s events that are not plain).
     #[cold]
@@ -1060,7 +1108,7 @@ impl Store {
     fn evict(&mut self, mut chunk: Chunk) {
         self.log.events -= chunk.events;
         if let Some(stream) = self.stream.0.as_mut() {
-            let mut cur = Cursor::new(&chunk);
+            let mut cur = Cursor::new(&chunk, &self.pairs);
             while let Some(d) = cur.next_raw() {
                 let e = materialize(
                     &self.strings,
@@ -1085,7 +1133,7 @@ impl Store {
             let at = usize::from(mark);
             let r = recs[at];
             let c = r.code();
-            let summary = match c {
+            let summary = match c & !code::PAIRED {
                 code::SPAWN | code::FINISH | code::ABORT | code::WAIT | code::CLOSE => true,
                 code::BIG => big[r.arg as usize].verbosity() < Verbosity::Full,
                 _ => false,
@@ -1156,7 +1204,7 @@ impl Store {
     pub(crate) fn finish_stream(&mut self) -> Option<String> {
         let mut stream = self.stream.0.take()?;
         for chunk in self.log.chunks() {
-            let mut cur = Cursor::new(chunk);
+            let mut cur = Cursor::new(chunk, &self.pairs);
             while let Some(d) = cur.next_raw() {
                 let e = materialize(
                     &self.strings,
@@ -1216,6 +1264,7 @@ impl Store {
             + self.tasks.capacity() * size_of::<TaskMeta>()
             + self.sites.capacity() * size_of::<Site>()
             + self.routes.capacity() * size_of::<Route>()
+            + self.pairs.capacity() * size_of::<Pair>()
     }
 
     /// Appends a decoded event (from a file, or a filter).
@@ -1306,7 +1355,7 @@ impl Store {
         if let Some(t) = to {
             c = c.with(code::TO, t.as_u32());
         }
-        c
+        self.paired(c)
     }
 }
 
@@ -1332,15 +1381,18 @@ struct Raw {
 /// Walks one chunk's records.
 struct Cursor<'a> {
     chunk: &'a Chunk,
+    /// The store's pairs (`code::PAIRED`).
+    pairs: &'a [Pair],
     pos: usize,
     time: u64,
     step: u64,
 }
 
 impl<'a> Cursor<'a> {
-    fn new(chunk: &'a Chunk) -> Cursor<'a> {
+    fn new(chunk: &'a Chunk, pairs: &'a [Pair]) -> Cursor<'a> {
         Cursor {
             chunk,
+            pairs,
             pos: 0,
             time: chunk.base_time,
             step: chunk.base_step,
@@ -1368,7 +1420,12 @@ impl<'a> Cursor<'a> {
                 continue;
             }
             debug_assert!(r.code() >= code::FIRST_EVENT, "an extension out of place");
-            let mut compact = Compact::new(r.code(), r.arg);
+            let mut compact = if r.code() & code::PAIRED != 0 {
+                let (arg, x, xarg) = self.pairs[r.arg as usize];
+                Compact::new(r.code() & !code::PAIRED, arg).with(x, xarg)
+            } else {
+                Compact::new(r.code(), r.arg)
+            };
             let mut task = match r.task_field() {
                 NO_TASK => None,
                 TASK_EXT => None,
@@ -1424,7 +1481,7 @@ impl Iter<'_> {
                 &self.store.log
             };
             match log.chunk(self.chunk) {
-                Some(chunk) => self.cursor = Some(Cursor::new(chunk)),
+                Some(chunk) => self.cursor = Some(Cursor::new(chunk, &self.store.pairs)),
                 None if self.in_kept => {
                     self.in_kept = false;
                     self.chunk = 0;
@@ -1522,6 +1579,43 @@ mod tests {
                     resource: "mutex 'm'".into(),
                     detail: Some("read".into()),
                     to: Some(TaskId(9)),
+                },
+            ),
+            ev(
+                3,
+                1 << 40,
+                Some(2),
+                EventKind::Wait {
+                    resource: "channel#0".into(),
+                    detail: Some("a message".into()),
+                },
+            ),
+            ev(
+                3,
+                1 << 40,
+                Some(0x00FF_FFFF),
+                EventKind::Release {
+                    resource: "mutex 'm'".into(),
+                    detail: None,
+                    to: Some(TaskId(9)),
+                },
+            ),
+            ev(
+                4,
+                1 << 40,
+                Some(2),
+                EventKind::Wait {
+                    resource: "channel#0".into(),
+                    detail: Some("a message".into()),
+                },
+            ),
+            ev(
+                4,
+                1 << 40,
+                Some(2),
+                EventKind::Wait {
+                    resource: "channel#1".into(),
+                    detail: Some("a message".into()),
                 },
             ),
             ev(
