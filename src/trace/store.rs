@@ -77,6 +77,8 @@ pub(crate) mod code {
     /// `arg` is the step's offset from its chunk's first step (a poll
     /// starts a step; the events after it are at that step).
     pub(crate) const POLL: u8 = 17;
+    /// `arg` is 1 when the yield's wake of its own task follows: one
+    /// record for both events (a `yield_now` always does both).
     pub(crate) const YIELD: u8 = 18;
     pub(crate) const WAKE: u8 = 19;
     pub(crate) const FINISH: u8 = 20;
@@ -1032,6 +1034,20 @@ impl Store {
             && off <= u64::from(u32::MAX)
             && log.active.recs.len() + NEED <= log.active.recs.capacity()
         {
+            if code == code::WAKE && step == log.step && task_field != NO_TASK {
+                // A task that yielded wakes itself: the yield's record says so.
+                if let Some(last) = log.active.recs.last_mut() {
+                    if last.head == ((code::YIELD as u32) << 24 | task_field)
+                        && last.arg == 0
+                        && arg.wrapping_add(1) == task_field
+                    {
+                        last.arg = 1;
+                        log.active.events += 1;
+                        log.events += 1;
+                        return;
+                    }
+                }
+            }
             log.step_to(step, off as u32, code);
             log.put_plain(off as u32, task_field, code, arg);
             return;
@@ -1380,6 +1396,8 @@ struct Raw {
 
 /// Walks one chunk's records.
 struct Cursor<'a> {
+    /// The task whose wake of itself comes next (after its yield).
+    self_wake: Option<TaskId>,
     chunk: &'a Chunk,
     /// The store's pairs (`code::PAIRED`).
     pairs: &'a [Pair],
@@ -1391,6 +1409,7 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     fn new(chunk: &'a Chunk, pairs: &'a [Pair]) -> Cursor<'a> {
         Cursor {
+            self_wake: None,
             chunk,
             pairs,
             pos: 0,
@@ -1400,6 +1419,14 @@ impl<'a> Cursor<'a> {
     }
 
     fn next_raw(&mut self) -> Option<Raw> {
+        if let Some(t) = self.self_wake.take() {
+            return Some(Raw {
+                step: self.step,
+                time: self.time,
+                task: Some(t),
+                compact: Compact::new(code::WAKE, t.as_u32()),
+            });
+        }
         let recs = &self.chunk.recs;
         loop {
             let r = *recs.get(self.pos)?;
@@ -1442,6 +1469,10 @@ impl<'a> Cursor<'a> {
                 } else {
                     compact = compact.with(c, x.arg);
                 }
+            }
+            if compact.code == code::YIELD && compact.arg == 1 {
+                compact.arg = 0;
+                self.self_wake = task;
             }
             return Some(Raw {
                 step: self.step,
@@ -1657,6 +1688,49 @@ mod tests {
         assert!(store.log.full.len() > 1, "spans several chunks");
         assert_eq!(store.iter().collect::<Vec<_>>(), events);
         assert_eq!(store.precision, 2);
+    }
+
+    /// A yield and its task's wake of itself share a record; any other
+    /// wake after a yield is its own, and both read back as two events.
+    #[test]
+    fn a_yield_and_its_self_wake_read_back_as_two_events() {
+        let mut store = Store::default();
+        let mut want = Vec::new();
+        let mut plain = |store: &mut Store, step, time, task: u32, kind: EventKind| {
+            let (code, arg) = match &kind {
+                EventKind::Poll => (code::POLL, 0),
+                EventKind::Yield => (code::YIELD, 0),
+                EventKind::Wake { target } => (code::WAKE, target.as_u32()),
+                _ => unreachable!(),
+            };
+            store.push_plain(step, time, Some(TaskId(task)), code, arg);
+            want.push(ev(step, time, Some(task), kind));
+        };
+        for i in 0..5_000u64 {
+            let (task, time) = ((i % 7) as u32, i / 100);
+            plain(&mut store, i, time, task, EventKind::Poll);
+            plain(&mut store, i, time, task, EventKind::Yield);
+            let target = if i % 3 == 0 { task + 1 } else { task };
+            // Every 11th wake is at a later time (a marker in between).
+            let time = time + u64::from(i % 11 == 0);
+            plain(
+                &mut store,
+                i,
+                time,
+                task,
+                EventKind::Wake {
+                    target: TaskId(target),
+                },
+            );
+        }
+        assert_eq!(store.len(), want.len());
+        assert_eq!(store.iter().collect::<Vec<_>>(), want);
+        let records: usize = store.log.chunks().map(|c| c.recs.len()).sum();
+        assert!(
+            records + 2_000 < want.len(),
+            "{records} records for {} events",
+            want.len()
+        );
     }
 
     #[test]
