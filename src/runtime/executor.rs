@@ -242,6 +242,8 @@ pub(crate) struct Executor {
     parked: RefCell<Vec<(Group, TaskKey)>>,
     /// The scheduling policy and the schedule recorder.
     pub(crate) sched: RefCell<Scheduler>,
+    /// The ready queue's length at the last prefetching pick.
+    last_ready: Cell<usize>,
     /// Tasks that panicked while their handle was alive: observed if the
     /// handle takes the result, reported if the handle is dropped first or
     /// the run ends.
@@ -339,6 +341,7 @@ impl Executor {
             paused: RefCell::new(Vec::new()),
             parked: RefCell::new(Vec::new()),
             sched: RefCell::new(sched),
+            last_ready: Cell::new(0),
             panicked: RefCell::new(Vec::new()),
             wakers_out: RefCell::new(Vec::new()),
             self_wakes: Cell::new(0),
@@ -534,7 +537,7 @@ impl Executor {
                     None => self.stale_keys.get() > 0 && self.ready.borrow().contains(&last),
                 });
                 if n > PREFETCH_ABOVE {
-                    self.prefetch_next(&mut sched, &t, n - 1);
+                    self.prefetch_next(&mut sched, &t, n);
                 }
                 return Some((key, n));
             }
@@ -550,13 +553,17 @@ impl Executor {
     /// tasks). A wrong guess (a wake changed the queue) costs a wasted
     /// load, never a different choice.
     #[inline(never)]
-    fn prefetch_next(&self, sched: &mut Scheduler, t: &Table, len: usize) {
+    fn prefetch_next(&self, sched: &mut Scheduler, t: &Table, n: usize) {
+        // How the queue's length moved over the last step (-1 when tasks
+        // finish, 0 when each re-queues itself), to guess it further on.
+        let trend = (n as isize - self.last_ready.replace(n) as isize).clamp(-1, 1);
         let ready = self.ready.borrow();
         let entry = |i: usize| {
             let k = ready.get(i)?;
             t.slots.get(k.index as usize)
         };
-        let at = |d: usize| len.saturating_sub(d).max(1);
+        // The length the pick `d + 1` steps after this one will see.
+        let at = |d: usize| (n as isize + (d as isize + 1) * trend).max(1) as usize;
         if let Some(Some(Some(e))) = sched.predict(D_CELL, at(D_CELL)).map(entry) {
             if let Some(cell) = &e.cell {
                 let p = Rc::as_ptr(cell).cast::<u8>();
