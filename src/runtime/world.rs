@@ -657,15 +657,43 @@ impl World {
         if level > self.tracer.level || self.failed() {
             return;
         }
-        self.push_plain(code, arg);
+        // `code` is a constant at every call: polls, yields and wakes get
+        // an append made for them (a poll's record carries its step; a
+        // wake may share its task's yield's record).
+        match code {
+            store::code::POLL => self.push_poll(),
+            store::code::YIELD => self.push_yield(),
+            store::code::WAKE => self.push_wake(arg),
+            _ => self.push_plain(code, arg),
+        }
+    }
+
+    #[inline(never)]
+    fn push_poll(&self) {
+        self.push_plain_as(store::code::POLL, 0);
+    }
+
+    #[inline(never)]
+    fn push_yield(&self) {
+        self.push_plain_as(store::code::YIELD, 0);
+    }
+
+    #[inline(never)]
+    fn push_wake(&self, target: u32) {
+        self.push_plain_as(store::code::WAKE, target);
+    }
+
+    #[inline(never)]
+    fn push_plain(&self, code: u8, arg: u32) {
+        self.push_plain_as(code, arg);
     }
 
     /// The traced half of [`World::record_plain`]: a few compares and a
     /// store in the usual case (the store's slow path is out of line).
-    /// Out of line itself: inlined, it made every caller (a yield, a wake)
-    /// save more registers, trace off too.
-    #[inline(never)]
-    fn push_plain(&self, code: u8, arg: u32) {
+    /// Out of line (in the four functions above): inlined, it made every
+    /// caller (a yield, a wake) save more registers, trace off too.
+    #[inline(always)]
+    fn push_plain_as(&self, code: u8, arg: u32) {
         let task = self.exec.current_id();
         self.tracer.trace.borrow_mut().store.push_plain(
             self.step.get(),
