@@ -734,6 +734,8 @@ impl World {
         let c = match (&detail, to) {
             // A send or a receive: nothing to intern but the label.
             (None, None) => Compact::new(code, id),
+            // A lock handed over.
+            (None, Some(t)) => Compact::new(code, id).with(store::code::TO, t.as_u32()),
             _ => store.sync_id(code, id, detail.as_ref(), to),
         };
         store.push(self.step.get(), self.now.get(), task, c);

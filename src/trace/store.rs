@@ -298,13 +298,13 @@ impl Log {
             Some(t) if t.as_u32() < TASK_EXT - 1 => t.as_u32() + 1,
             Some(_) => TASK_EXT,
         };
-        if maybe_summary(c.code) {
+        if maybe_summary(c.code()) {
             self.active.marks.push(self.active.recs.len() as u16);
         }
         let recs = &mut self.active.recs;
         recs.push(Rec {
-            head: ((c.code as u32) << 24) | task_field,
-            arg: if c.code == code::POLL { off } else { c.arg },
+            head: ((c.code() as u32) << 24) | task_field,
+            arg: if c.code() == code::POLL { off } else { c.arg() },
         });
         if task_field == TASK_EXT {
             recs.push(Rec {
@@ -312,13 +312,11 @@ impl Log {
                 arg: task.map_or(0, TaskId::as_u32),
             });
         }
-        for (code, arg) in c.ext {
-            if code != 0 {
-                recs.push(Rec {
-                    head: (code as u32) << 24,
-                    arg,
-                });
-            }
+        for (code, arg) in c.exts() {
+            recs.push(Rec {
+                head: (code as u32) << 24,
+                arg,
+            });
         }
         self.active.events += 1;
         self.events += 1;
@@ -365,9 +363,9 @@ impl Log {
         big: Option<EventKind>,
         spare: &mut Option<Chunk>,
     ) -> bool {
-        let (rolled, off) = self.begin(step, time, c.code, spare);
+        let (rolled, off) = self.begin(step, time, c.code(), spare);
         if let Some(kind) = big {
-            c.arg = self.active.big.len() as u32;
+            c.set_arg(self.active.big.len() as u32);
             self.active.big.push(kind);
         }
         self.put(off, task, c);
@@ -552,13 +550,9 @@ fn materialize(
     big: &[EventKind],
 ) -> Event {
     let c = d.compact;
+    let c_arg = c.arg();
     let s = |id: u32| strings.get(id).to_string();
-    let ext = |want: u8| {
-        c.ext
-            .iter()
-            .find(|(code, _)| *code == want)
-            .map(|&(_, a)| a)
-    };
+    let ext = |want: u8| c.exts().find(|&(code, _)| code == want).map(|(_, a)| a);
     let detail = || {
         ext(code::DETAIL).map(s).or_else(|| {
             ext(code::HELD).map(|t| {
@@ -569,9 +563,9 @@ fn materialize(
         })
     };
     let meta = |id: TaskId| tasks.get(id.as_u32() as usize).copied().unwrap_or_default();
-    let kind = match c.code {
+    let kind = match c.code() {
         code::SPAWN => {
-            let child = TaskId(c.arg);
+            let child = TaskId(c_arg);
             let m = meta(child);
             EventKind::Spawn {
                 child,
@@ -583,56 +577,56 @@ fn materialize(
         code::POLL => EventKind::Poll,
         code::YIELD => EventKind::Yield,
         code::WAKE => EventKind::Wake {
-            target: TaskId(c.arg),
+            target: TaskId(c_arg),
         },
         code::FINISH => EventKind::Finish,
         code::ABORT => EventKind::Abort {
-            target: TaskId(c.arg),
+            target: TaskId(c_arg),
         },
         code::TIMER_SET => EventKind::TimerSet {
-            deadline: Instant::from_nanos(d.time + c.arg as u64),
+            deadline: Instant::from_nanos(d.time + c_arg as u64),
         },
         code::TIMER_SET_FAR => EventKind::TimerSet {
             deadline: Instant::from_nanos(
-                ((ext(code::HIGH).unwrap_or(0) as u64) << 32) | c.arg as u64,
+                ((ext(code::HIGH).unwrap_or(0) as u64) << 32) | c_arg as u64,
             ),
         },
         code::TIMER_FIRE => EventKind::TimerFire {
-            target: c.arg.checked_sub(1).map(TaskId),
+            target: c_arg.checked_sub(1).map(TaskId),
         },
         code::ACQUIRE => EventKind::Acquire {
-            resource: s(c.arg),
+            resource: s(c_arg),
             detail: detail(),
         },
         code::RELEASE => EventKind::Release {
-            resource: s(c.arg),
+            resource: s(c_arg),
             detail: detail(),
             to: ext(code::TO).map(TaskId),
         },
         code::WAIT => EventKind::Wait {
-            resource: s(c.arg),
+            resource: s(c_arg),
             detail: detail(),
         },
         code::NOTIFY => EventKind::Notify {
-            resource: s(c.arg),
+            resource: s(c_arg),
             detail: detail(),
         },
         code::SEND => EventKind::Send {
-            resource: s(c.arg),
+            resource: s(c_arg),
             detail: detail(),
         },
         code::RECV => EventKind::Recv {
-            resource: s(c.arg),
+            resource: s(c_arg),
             detail: detail(),
         },
         code::CLOSE => EventKind::Close {
-            resource: s(c.arg),
+            resource: s(c_arg),
             detail: detail(),
         },
-        code::BIG => big[c.arg as usize].clone(),
+        code::BIG => big[c_arg as usize].clone(),
         code::NET => {
             let route = ext(code::ROUTE).expect("a network event has a route");
-            net_event(strings, &routes[route as usize], u64::from(c.arg))
+            net_event(strings, &routes[route as usize], u64::from(c_arg))
         }
         other => unreachable!("trace record code {other} is not an event"),
     };
@@ -711,12 +705,23 @@ impl Strings {
     ) -> u32 {
         match cache.get() {
             (e, id) if e == epoch => id,
-            _ => {
-                let id = self.intern(&label());
-                cache.set((epoch, id));
-                id
-            }
+            _ => self.intern_label(epoch, cache, label),
         }
+    }
+
+    /// [`Strings::intern_cached`] the first time in a trace: out of line,
+    /// so that building the label costs its callers nothing.
+    #[cold]
+    #[inline(never)]
+    fn intern_label(
+        &mut self,
+        epoch: u64,
+        cache: &std::cell::Cell<(u64, u32)>,
+        label: impl FnOnce() -> String,
+    ) -> u32 {
+        let id = self.intern(&label());
+        cache.set((epoch, id));
+        id
     }
 
     /// [`Strings::intern`] for a string that lives forever.
@@ -808,32 +813,56 @@ pub(crate) struct Store {
 /// A sync event's primitive and its one extension (code, argument).
 type Pair = (u32, u8, u32);
 
-/// Arguments of one event to append, already interned.
+/// Arguments of one event to append, already interned: its code and
+/// argument, and up to two extensions, each a code (its low byte; 0: none)
+/// and an argument (its high half) in one word. Whole words: a `Compact`
+/// is built on the stack and read back at once, and narrower fields made
+/// those reads wait for the byte-sized writes before them.
 #[derive(Copy, Clone, Debug)]
 pub(crate) struct Compact {
-    pub(crate) code: u8,
-    pub(crate) arg: u32,
-    /// Up to two extension records.
-    pub(crate) ext: [(u8, u32); 2],
+    word: u64,
+    ext: [u64; 2],
 }
 
 impl Compact {
     #[inline]
     pub(crate) const fn new(code: u8, arg: u32) -> Compact {
         Compact {
-            code,
-            arg,
-            ext: [(0, 0); 2],
+            word: code as u64 | (arg as u64) << 32,
+            ext: [0; 2],
         }
     }
     #[inline]
     pub(crate) const fn with(mut self, code: u8, arg: u32) -> Compact {
-        if self.ext[0].0 == 0 {
-            self.ext[0] = (code, arg);
+        let w = code as u64 | (arg as u64) << 32;
+        if self.ext[0] == 0 {
+            self.ext[0] = w;
         } else {
-            self.ext[1] = (code, arg);
+            self.ext[1] = w;
         }
         self
+    }
+    #[inline(always)]
+    pub(crate) const fn code(&self) -> u8 {
+        self.word as u8
+    }
+    #[inline(always)]
+    pub(crate) const fn arg(&self) -> u32 {
+        (self.word >> 32) as u32
+    }
+    #[inline(always)]
+    fn set_arg(&mut self, arg: u32) {
+        self.word = self.word as u32 as u64 | (arg as u64) << 32;
+    }
+    /// Extension `i`'s code (0: none) and argument.
+    #[inline(always)]
+    const fn ext(&self, i: usize) -> (u8, u32) {
+        (self.ext[i] as u8, (self.ext[i] >> 32) as u32)
+    }
+    /// The extensions there are.
+    #[inline(always)]
+    fn exts(&self) -> impl Iterator<Item = (u8, u32)> + '_ {
+        (0..2).map(|i| self.ext(i)).filter(|&(c, _)| c != 0)
     }
 }
 
@@ -950,7 +979,7 @@ impl Store {
             && off <= u64::from(u32::MAX)
             && log.active.recs.len() + NEED <= log.active.recs.capacity()
         {
-            log.step_to(step, off as u32, c.code);
+            log.step_to(step, off as u32, c.code());
             log.put(off as u32, task, c);
             return;
         }
@@ -961,19 +990,19 @@ impl Store {
     /// extension interned as a pair (see `code::PAIRED`).
     #[inline]
     pub(crate) fn paired(&mut self, c: Compact) -> Compact {
-        if !(code::ACQUIRE..=code::CLOSE).contains(&c.code)
-            || c.ext[0].0 != code::DETAIL
-            || c.ext[1].0 != 0
+        if !(code::ACQUIRE..=code::CLOSE).contains(&c.code())
+            || c.ext(0).0 != code::DETAIL
+            || c.ext(1).0 != 0
         {
             return c;
         }
-        let key = (c.arg, c.ext[0].0, c.ext[0].1);
+        let key = (c.arg(), c.ext(0).0, c.ext(0).1);
         let id = match self.recent_pairs {
             // (The initial entries' extension code is 0: never a key.)
             [(k, id), _] | [_, (k, id)] if k == key => id,
             _ => self.pair_id(key),
         };
-        Compact::new(c.code | code::PAIRED, id)
+        Compact::new(c.code() | code::PAIRED, id)
     }
 
     #[cold]
@@ -999,7 +1028,7 @@ impl Store {
         if time != self.log.time || self.log.events == 0 {
             self.note_time(time);
         }
-        let (rolled, off) = self.log.begin(step, time, c.code, &mut self.spare);
+        let (rolled, off) = self.log.begin(step, time, c.code(), &mut self.spare);
         self.log.put(off, task, c);
         if rolled && self.limit.is_some() {
             self.maybe_evict();
@@ -1472,8 +1501,8 @@ impl<'a> Cursor<'a> {
                     compact = compact.with(c, x.arg);
                 }
             }
-            if compact.code == code::YIELD && compact.arg == 1 {
-                compact.arg = 0;
+            if compact.code() == code::YIELD && compact.arg() == 1 {
+                compact.set_arg(0);
                 self.self_wake = task;
             }
             return Some(Raw {
