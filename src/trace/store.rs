@@ -71,6 +71,9 @@ pub(crate) mod code {
     pub(crate) const STEP: u8 = 8;
     /// Time marker, after a `TIME` one: the time's bits 56..64 are `arg`.
     pub(crate) const TIME_TOP: u8 = 9;
+    /// Extension: as `TO`, and the releasing task's wake of that task
+    /// follows (one record fewer for a lock handed over).
+    pub(crate) const TO_WOKEN: u8 = 10;
 
     pub(crate) const FIRST_EVENT: u8 = 16;
     pub(crate) const SPAWN: u8 = 16;
@@ -120,6 +123,7 @@ struct Rec {
 const EXTENSIONS: u64 = 1 << code::TASK
     | 1 << code::DETAIL
     | 1 << code::TO
+    | 1 << code::TO_WOKEN
     | 1 << code::HIGH
     | 1 << code::HELD
     | 1 << code::ROUTE;
@@ -1066,17 +1070,32 @@ impl Store {
             && log.active.recs.len() + NEED <= log.active.recs.capacity()
         {
             if code == code::WAKE && step == log.step && task_field != NO_TASK {
-                // A task that yielded wakes itself: the yield's record says so.
-                if let Some(last) = log.active.recs.last_mut() {
-                    if last.head == ((code::YIELD as u32) << 24 | task_field)
-                        && last.arg == 0
-                        && arg.wrapping_add(1) == task_field
-                    {
-                        last.arg = 1;
-                        log.active.events += 1;
-                        log.events += 1;
-                        return;
-                    }
+                // A task that yielded wakes itself: the yield's record says
+                // so; a task that handed a lock to another wakes it: the
+                // release's `to` extension says so.
+                let recs = &mut log.active.recs;
+                let n = recs.len();
+                let merged = if n >= 1
+                    && recs[n - 1].head == ((code::YIELD as u32) << 24 | task_field)
+                    && recs[n - 1].arg == 0
+                    && arg.wrapping_add(1) == task_field
+                {
+                    recs[n - 1].arg = 1;
+                    true
+                } else if n >= 2
+                    && recs[n - 1].head == (code::TO as u32) << 24
+                    && recs[n - 1].arg == arg
+                    && recs[n - 2].head == ((code::RELEASE as u32) << 24 | task_field)
+                {
+                    recs[n - 1].head = (code::TO_WOKEN as u32) << 24;
+                    true
+                } else {
+                    false
+                };
+                if merged {
+                    log.active.events += 1;
+                    log.events += 1;
+                    return;
                 }
             }
             log.step_to(step, off as u32, code);
@@ -1427,8 +1446,9 @@ struct Raw {
 
 /// Walks one chunk's records.
 struct Cursor<'a> {
-    /// The task whose wake of itself comes next (after its yield).
-    self_wake: Option<TaskId>,
+    /// A wake that comes next, by a task of a task (after a yield, or a
+    /// lock handed over).
+    wake_next: Option<(TaskId, TaskId)>,
     chunk: &'a Chunk,
     /// The store's pairs (`code::PAIRED`).
     pairs: &'a [Pair],
@@ -1440,7 +1460,7 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     fn new(chunk: &'a Chunk, pairs: &'a [Pair]) -> Cursor<'a> {
         Cursor {
-            self_wake: None,
+            wake_next: None,
             chunk,
             pairs,
             pos: 0,
@@ -1450,12 +1470,12 @@ impl<'a> Cursor<'a> {
     }
 
     fn next_raw(&mut self) -> Option<Raw> {
-        if let Some(t) = self.self_wake.take() {
+        if let Some((by, target)) = self.wake_next.take() {
             return Some(Raw {
                 step: self.step,
                 time: self.time,
-                task: Some(t),
-                compact: Compact::new(code::WAKE, t.as_u32()),
+                task: Some(by),
+                compact: Compact::new(code::WAKE, target.as_u32()),
             });
         }
         let recs = &self.chunk.recs;
@@ -1497,13 +1517,16 @@ impl<'a> Cursor<'a> {
                 self.pos += 1;
                 if c == code::TASK {
                     task = Some(TaskId(x.arg));
+                } else if c == code::TO_WOKEN {
+                    compact = compact.with(code::TO, x.arg);
+                    self.wake_next = task.map(|t| (t, TaskId(x.arg)));
                 } else {
                     compact = compact.with(c, x.arg);
                 }
             }
             if compact.code() == code::YIELD && compact.arg() == 1 {
                 compact.set_arg(0);
-                self.self_wake = task;
+                self.wake_next = task.map(|t| (t, t));
             }
             return Some(Raw {
                 step: self.step,
@@ -1721,13 +1744,14 @@ mod tests {
         assert_eq!(store.precision, 2);
     }
 
-    /// A yield and its task's wake of itself share a record; any other
-    /// wake after a yield is its own, and both read back as two events.
+    /// A yield and its task's wake of itself share a record, as do a lock
+    /// handed to a task and the wake of that task; any other wake is its
+    /// own, and all read back as the events they were.
     #[test]
-    fn a_yield_and_its_self_wake_read_back_as_two_events() {
+    fn merged_wakes_read_back_as_the_events_they_were() {
         let mut store = Store::default();
         let mut want = Vec::new();
-        let mut plain = |store: &mut Store, step, time, task: u32, kind: EventKind| {
+        let plain = |store: &mut Store, want: &mut Vec<Event>, step, time, task, kind| {
             let (code, arg) = match &kind {
                 EventKind::Poll => (code::POLL, 0),
                 EventKind::Yield => (code::YIELD, 0),
@@ -1737,28 +1761,40 @@ mod tests {
             store.push_plain(step, time, Some(TaskId(task)), code, arg);
             want.push(ev(step, time, Some(task), kind));
         };
+        let wake = |target| EventKind::Wake {
+            target: TaskId(target),
+        };
+        let resource = store.strings.intern("mutex 'm'");
         for i in 0..5_000u64 {
             let (task, time) = ((i % 7) as u32, i / 100);
-            plain(&mut store, i, time, task, EventKind::Poll);
-            plain(&mut store, i, time, task, EventKind::Yield);
+            plain(&mut store, &mut want, i, time, task, EventKind::Poll);
+            plain(&mut store, &mut want, i, time, task, EventKind::Yield);
             let target = if i % 3 == 0 { task + 1 } else { task };
             // Every 11th wake is at a later time (a marker in between).
             let time = time + u64::from(i % 11 == 0);
-            plain(
-                &mut store,
-                i,
-                time,
-                task,
-                EventKind::Wake {
-                    target: TaskId(target),
-                },
-            );
+            plain(&mut store, &mut want, i, time, task, wake(target));
+            if i % 5 == 0 {
+                // A lock handed to `to`, then a wake of `to` (or of another).
+                let to = task + 2;
+                let c = Compact::new(code::RELEASE, resource).with(code::TO, to);
+                store.push(i, time, Some(TaskId(task)), c);
+                let release = EventKind::Release {
+                    resource: "mutex 'm'".into(),
+                    detail: None,
+                    to: Some(TaskId(to)),
+                };
+                want.push(ev(i, time, Some(task), release));
+                let woken = if i % 10 == 0 { to } else { to + 1 };
+                plain(&mut store, &mut want, i, time, task, wake(woken));
+            }
         }
         assert_eq!(store.len(), want.len());
         assert_eq!(store.iter().collect::<Vec<_>>(), want);
+        // About 3,000 yields and 500 handed-over locks share their wake's
+        // record (and 1,000 releases have a `to` extension).
         let records: usize = store.log.chunks().map(|c| c.recs.len()).sum();
         assert!(
-            records + 2_000 < want.len(),
+            records + 2_500 < want.len() + 1_000,
             "{records} records for {} events",
             want.len()
         );
