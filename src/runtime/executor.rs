@@ -1137,8 +1137,15 @@ impl Executor {
         for _ in 0..64 {
             let entries: Vec<Entry> = {
                 let mut t = self.table.borrow_mut();
-                let keys = t.keys_by_id();
-                keys.into_iter().filter_map(|k| t.remove(k)).collect()
+                if t.slots.iter().flatten().all(|e| e.cell.is_none()) {
+                    // No future left to drop (the main task's entry holds
+                    // none): what is left goes with the table, and a run
+                    // that ended cleanly collects nothing.
+                    Vec::new()
+                } else {
+                    let keys = t.keys_by_id();
+                    keys.into_iter().filter_map(|k| t.remove(k)).collect()
+                }
             };
             self.ready.borrow_mut().clear();
             self.stale_keys.set(0);

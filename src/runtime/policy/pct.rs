@@ -122,9 +122,9 @@ pub(crate) struct Pct {
     /// The task polled last, and how many yields were seen.
     last: Option<TaskKey>,
     yields: u64,
-    /// Boxed: most runs have no late polls, and a policy is moved into
-    /// every fresh run.
-    late: Option<Box<LateState>>,
+    /// Small (its stream is boxed, and made on its first draw): a policy
+    /// is moved into every fresh run.
+    late: Option<LateState>,
 }
 
 impl Pct {
@@ -147,7 +147,7 @@ impl Pct {
             step: 0,
             last: None,
             yields: 0,
-            late: late.map(|l| Box::new(LateState::new(l, seed))),
+            late: late.map(|l| LateState::new(l, seed)),
         }
     }
 
