@@ -1051,7 +1051,9 @@ impl World {
             (None, None) => unreachable!("a run without a value has a failure"),
         };
         let schedule = self.exec.sched.borrow_mut().take_schedule();
-        let mut trace = self.tracer.trace.take();
+        // Moved out, not taken: `take` would build (and later drop) an
+        // empty trace in its place, a boxed store per run.
+        let mut trace = self.tracer.trace.into_inner();
         if let Some(e) = trace.finish_stream() {
             eprintln!("lockstep: {e}");
         }
