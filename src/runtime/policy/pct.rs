@@ -258,10 +258,17 @@ impl Pct {
     /// The runnable key of highest priority (ties: the one ready first),
     /// left in the heap; or, when none is runnable, the key ready first
     /// (the executor then drops or parks it).
+    #[inline]
     fn best(&mut self, ready: &VecDeque<TaskKey>, view: &dyn ReadyView) -> TaskKey {
         if !self.heap_on {
             return self.scan(ready, view);
         }
+        self.best_in_heap(ready, view)
+    }
+
+    /// [`best`](Self::best) from the heap of a long ready queue.
+    #[inline(never)]
+    fn best_in_heap(&mut self, ready: &VecDeque<TaskKey>, view: &dyn ReadyView) -> TaskKey {
         let mut set_aside = Vec::new();
         let found = loop {
             let Some(top) = self.heap.peek() else {
@@ -282,7 +289,8 @@ impl Pct {
     }
 
     /// [`best`](Self::best) by a scan of a short ready queue: the same
-    /// order as the heap's.
+    /// order as the heap's. Inlined into the pick (one call, one frame).
+    #[inline]
     fn scan(&self, ready: &VecDeque<TaskKey>, view: &dyn ReadyView) -> TaskKey {
         // Nearly always the key of top rank is runnable: rank first, then
         // ask the executor about that one key only.
@@ -300,6 +308,12 @@ impl Pct {
                 return top;
             }
         }
+        self.scan_runnable(ready, view)
+    }
+
+    /// [`scan`](Self::scan) when the key of top rank is not runnable.
+    #[cold]
+    fn scan_runnable(&self, ready: &VecDeque<TaskKey>, view: &dyn ReadyView) -> TaskKey {
         let mut best: Option<((u64, Reverse<u64>), TaskKey)> = None;
         for &key in ready {
             if !view.runnable(key) {
