@@ -1028,6 +1028,7 @@ impl World {
         if let Some(wd) = self.watchdog.take() {
             watchdog::recycle(wd);
         }
+        self.exec.recycle();
         let stats = Stats {
             steps: self.step.get(),
             tasks_spawned: self.stats.spawned.get(),
