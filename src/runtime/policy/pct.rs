@@ -156,18 +156,48 @@ pub(crate) struct Pct {
     late: Option<LateState>,
 }
 
+/// The tables of the last PCT run on this thread, emptied, for the next
+/// (as the executor's task tables: a sweep allocates them once per
+/// thread, not once per seed). Kept only while small.
+type SpareTables = (Vec<Slot>, Vec<(u64, u64)>);
+
+thread_local! {
+    static SPARE: std::cell::Cell<Option<SpareTables>> = const { std::cell::Cell::new(None) };
+}
+
+/// The largest tables (in tasks) a finished run hands on.
+const SPARE_UP_TO: usize = 1024;
+
+impl Drop for Pct {
+    fn drop(&mut self) {
+        if self.tasks.capacity().max(self.ranks.capacity()) > SPARE_UP_TO {
+            return;
+        }
+        let mut tasks = std::mem::take(&mut self.tasks);
+        let mut ranks = std::mem::take(&mut self.ranks);
+        tasks.clear();
+        ranks.clear();
+        let _ = SPARE.try_with(|s| s.set(Some((tasks, ranks))));
+    }
+}
+
 impl Pct {
     pub(crate) fn new(seed: Seed, depth: u32, horizon: u64, late: Option<LatePolls>) -> Pct {
+        // Sized for a small run at once (growing one by one would
+        // reallocate a few times in every fresh run), or an earlier run's.
+        let (tasks, ranks) = SPARE
+            .try_with(std::cell::Cell::take)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| (Vec::with_capacity(16), Vec::with_capacity(16)));
         Pct {
             depth: depth.max(1),
             horizon: horizon.max(1),
             rng: rng_for(seed, stream::SCHED),
-            // Sized for a small run at once: growing one by one would
-            // reallocate a few times in every fresh run.
-            tasks: Vec::with_capacity(16),
+            tasks,
             heap: BinaryHeap::new(),
             heap_on: false,
-            ranks: Vec::with_capacity(16),
+            ranks,
             known: 0,
             seq: 0,
             change_points: ChangePoints::Few([0; INLINE_POINTS], 0),
