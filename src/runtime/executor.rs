@@ -348,7 +348,7 @@ struct Spare {
 }
 
 /// The largest table (in tasks) a finished run hands on to the next.
-const SPARE_UP_TO: usize = 1024;
+const SPARE_UP_TO: usize = 256;
 
 thread_local! {
     static SPARE: RefCell<Option<Spare>> = const { RefCell::new(None) };

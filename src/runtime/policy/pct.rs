@@ -166,7 +166,7 @@ thread_local! {
 }
 
 /// The largest tables (in tasks) a finished run hands on.
-const SPARE_UP_TO: usize = 1024;
+const SPARE_UP_TO: usize = 256;
 
 impl Drop for Pct {
     fn drop(&mut self) {
