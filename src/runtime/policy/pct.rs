@@ -233,6 +233,10 @@ impl Pct {
 
     /// Takes in the keys the executor appended since the last pick.
     fn take_in(&mut self, ready: &VecDeque<TaskKey>) {
+        if ready.len() == self.known && !self.heap_on {
+            // Nothing new (the queue is short, and stays scanned).
+            return;
+        }
         for (pos, &key) in ready.range(self.known..).enumerate() {
             let pos = self.known + pos;
             let order = self.seq;
@@ -370,13 +374,14 @@ impl Pct {
     /// place: the queue's order means nothing to this policy, which keeps
     /// its own).
     fn take_out(&mut self, ready: &mut VecDeque<TaskKey>, key: TaskKey) {
-        let slot = self.slot_of(key);
+        // Every key of the queue was taken in: its slot exists.
+        let slot = &mut self.tasks[key.id.0 as usize];
         slot.order = OUT;
         let pos = std::mem::take(&mut slot.pos) as usize;
         ready.swap_remove_back(pos);
         self.ranks.swap_remove(pos);
         if let Some(&moved) = ready.get(pos) {
-            self.slot_of(moved).pos = pos as u32;
+            self.tasks[moved.id.0 as usize].pos = pos as u32;
         }
         self.known = ready.len();
     }
@@ -411,7 +416,8 @@ impl SchedulePolicy for Pct {
             self.step += 1;
         }
         if let Some(last) = self.last.take() {
-            if self.slot_of(last).order != OUT {
+            // Taken in at its pick: its slot exists.
+            if self.tasks[last.id.0 as usize].order != OUT {
                 // It woke itself while it ran: a yield. Below every task
                 // that has not yielded, and below earlier yielders (they
                 // take turns), above change-point drops.
@@ -419,7 +425,14 @@ impl SchedulePolicy for Pct {
                 self.yields += 1;
             }
         }
-        let mut key = self.best(ready, view);
+        // One key: it is the pick whatever its rank or state (`best` of one
+        // key returns it), and no change point falls here (they fall on
+        // steps with a choice, and were passed when the step was reached).
+        let mut key = if ready.len() == 1 {
+            ready[0]
+        } else {
+            self.best(ready, view)
+        };
         while self.change_points.get(self.changed) == Some(self.step) {
             // The task about to run drops below every initial priority,
             // and below earlier drops.
