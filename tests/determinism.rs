@@ -42,6 +42,56 @@ fn same_seed_on_two_threads_at_once() {
     }
 }
 
+/// A run leaves its emptied tables to the next run on its thread (task
+/// slots, ready queue, PCT's tables): what carries over is capacity only.
+/// Runs after larger runs, after a run that failed with a task still
+/// alive, and under every policy give the traces and schedules of the
+/// same runs on a fresh thread.
+#[test]
+fn runs_after_other_runs_on_a_thread_are_the_runs_of_a_fresh_thread() {
+    let policies = [
+        Policy::Random,
+        Policy::Pct { depth: 3 },
+        Policy::Mix,
+        Policy::Fifo,
+    ];
+    let runs = |policies: &[Policy]| -> Vec<String> {
+        let mut out = Vec::new();
+        for &policy in policies {
+            for seed in 0..12u64 {
+                let o = Sim::builder()
+                    .seed(seed)
+                    .policy(policy)
+                    .record_schedule(true)
+                    .build()
+                    .run(lost_update(3 + seed as usize % 4));
+                let schedule = o.schedule().map(|s| s.to_string()).unwrap_or_default();
+                out.push(format!("{}\n{schedule}", o.trace().render()));
+            }
+        }
+        out
+    };
+    let fresh = std::thread::spawn(move || runs(&policies)).join().unwrap();
+    let after = std::thread::spawn(move || {
+        for &policy in &policies {
+            let sim = Sim::builder().seed(5).policy(policy).build();
+            // Larger tables than any run below.
+            let _ = sim.run(lost_update(300));
+            // A run that ends with a task still alive (leaked).
+            let _ = sim.run(async {
+                spawn(async { sleep(Duration::from_secs(1)).await });
+            });
+        }
+        runs(&policies)
+    })
+    .join()
+    .unwrap();
+    assert_eq!(fresh.len(), after.len());
+    for (i, (a, b)) in fresh.iter().zip(&after).enumerate() {
+        assert_eq!(a, b, "run {i}");
+    }
+}
+
 #[test]
 fn different_seeds_give_different_schedules() {
     let mut hashes: Vec<u64> = (0..50u64).map(|s| run(s, 4).determinism_hash()).collect();

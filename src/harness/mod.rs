@@ -234,7 +234,7 @@ impl SimTest {
     /// tests of the binary go on. Returns the first outcome `stop` keeps.
     fn runs<F, Fut>(
         &self,
-        builders: impl Iterator<Item = SimBuilder>,
+        configs: Vec<crate::runtime::Config>,
         body: &Arc<F>,
         stop: fn(&Outcome<Result<(), String>>) -> bool,
     ) -> Option<(usize, Outcome<Result<(), String>>)>
@@ -243,7 +243,6 @@ impl SimTest {
         Fut: Future + 'static,
         Fut::Output: TestOutput,
     {
-        let configs = builders.map(|b| b.build().config).collect();
         let body = body.clone();
         let make = move || as_test_result(body());
         let run = crate::runtime::isolated::run_fn(
@@ -266,10 +265,18 @@ impl SimTest {
         Fut: Future + 'static,
         Fut::Output: TestOutput,
     {
-        let builders = seeds
+        // The configurations themselves, not builders: a builder method
+        // moves the whole configuration, and a sweep makes one per seed.
+        let configs = seeds
             .iter()
-            .map(|&seed| self.builder.clone().seed(seed).verbosity(verbosity));
-        self.runs(builders, body, |outcome| {
+            .map(|&seed| {
+                let mut config = self.builder.config.clone();
+                config.seed = seed;
+                config.verbosity = verbosity;
+                config
+            })
+            .collect();
+        self.runs(configs, body, |outcome| {
             !matches!(outcome.result(), Ok(Ok(())))
         })
     }
@@ -287,8 +294,8 @@ impl SimTest {
         Fut: Future + 'static,
         Fut::Output: TestOutput,
     {
-        let builder = builder.seed(seed).verbosity(verbosity);
-        self.runs(std::iter::once(builder), body, |_| true)
+        let config = builder.seed(seed).verbosity(verbosity).build().config;
+        self.runs(vec![config], body, |_| true)
             .expect("a batch whose `stop` keeps every run returns its first")
             .1
     }

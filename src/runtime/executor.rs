@@ -335,11 +335,48 @@ impl ReadyView for Executor {
     }
 }
 
+/// The per-task tables of the last finished run on this thread, emptied,
+/// for the next run to fill: a sweep of small seeds then allocates none of
+/// them per run (five allocations and frees of a fresh run). Kept only
+/// while small, so a large run does not leave its memory behind.
+struct Spare {
+    slots: Vec<Option<Entry>>,
+    free: Vec<u32>,
+    ready: VecDeque<TaskKey>,
+    wakers_out: Vec<(u16, u32)>,
+    moves: Vec<u32>,
+}
+
+/// The largest table (in tasks) a finished run hands on to the next.
+const SPARE_UP_TO: usize = 256;
+
+thread_local! {
+    static SPARE: RefCell<Option<Spare>> = const { RefCell::new(None) };
+}
+
 impl Executor {
     pub(crate) fn new(sched: Scheduler) -> Executor {
+        let spare = SPARE.try_with(|s| s.borrow_mut().take()).ok().flatten();
+        let Spare {
+            slots,
+            free,
+            ready,
+            wakers_out,
+            moves,
+        } = spare.unwrap_or_else(|| Spare {
+            slots: Vec::new(),
+            free: Vec::new(),
+            ready: VecDeque::with_capacity(64),
+            wakers_out: Vec::new(),
+            moves: Vec::new(),
+        });
         Executor {
-            table: RefCell::new(Table::default()),
-            ready: RefCell::new(VecDeque::with_capacity(64)),
+            table: RefCell::new(Table {
+                slots,
+                free,
+                next_id: 0,
+            }),
+            ready: RefCell::new(ready),
             current: Cell::new(None),
             current_host: Cell::new(None),
             polled_host: Cell::new(None),
@@ -349,7 +386,7 @@ impl Executor {
             last_ready: Cell::new(0),
             poll_noted: Cell::new(false),
             panicked: RefCell::new(Vec::new()),
-            wakers_out: RefCell::new(Vec::new()),
+            wakers_out: RefCell::new(wakers_out),
             self_wakes: Cell::new(0),
             poll_livelock: Cell::new(None),
             foreign: RefCell::new(Vec::new()),
@@ -357,8 +394,33 @@ impl Executor {
             stale_keys: Cell::new(0),
             clock_holders: Cell::new(0),
             timer_waking: Cell::new(false),
-            moves: RefCell::new(Vec::new()),
+            moves: RefCell::new(moves),
         }
+    }
+
+    /// Hands the per-task tables, emptied, to the next run on this thread
+    /// (see [`Spare`]). Called once the run is over; does nothing while a
+    /// task's future is still in the table (it drops with the executor).
+    pub(crate) fn recycle(&self) {
+        let mut t = self.table.borrow_mut();
+        let large = t.slots.capacity().max(self.ready.borrow().capacity()) > SPARE_UP_TO;
+        if large || t.slots.iter().flatten().any(|e| e.cell.is_some()) {
+            return;
+        }
+        let mut spare = Spare {
+            slots: std::mem::take(&mut t.slots),
+            free: std::mem::take(&mut t.free),
+            ready: std::mem::take(&mut *self.ready.borrow_mut()),
+            wakers_out: std::mem::take(&mut *self.wakers_out.borrow_mut()),
+            moves: std::mem::take(&mut *self.moves.borrow_mut()),
+        };
+        drop(t);
+        spare.slots.clear();
+        spare.free.clear();
+        spare.ready.clear();
+        spare.wakers_out.clear();
+        spare.moves.clear();
+        let _ = SPARE.try_with(|s| *s.borrow_mut() = Some(spare));
     }
 
     fn new_entry(
@@ -1158,8 +1220,15 @@ impl Executor {
         for _ in 0..64 {
             let entries: Vec<Entry> = {
                 let mut t = self.table.borrow_mut();
-                let keys = t.keys_by_id();
-                keys.into_iter().filter_map(|k| t.remove(k)).collect()
+                if t.slots.iter().flatten().all(|e| e.cell.is_none()) {
+                    // No future left to drop (the main task's entry holds
+                    // none): what is left goes with the table, and a run
+                    // that ended cleanly collects nothing.
+                    Vec::new()
+                } else {
+                    let keys = t.keys_by_id();
+                    keys.into_iter().filter_map(|k| t.remove(k)).collect()
+                }
             };
             self.ready.borrow_mut().clear();
             self.stale_keys.set(0);

@@ -21,10 +21,11 @@ use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::panic::Location;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 
 use super::outcome::{Outcome, Stats};
-use super::sim::{Config, Halt, Sim};
+use super::sim::{Config, Halt};
 use super::watchdog::{Handoff, StuckPoll};
 use super::world::World;
 use crate::check::{BlockedPollReport, Failure, RunPoint, Site, TaskInfo};
@@ -89,7 +90,7 @@ fn abandon_worker() {
 
 /// How one isolated run is made: given the simulation (settings plus the
 /// watchdog's hand-off), run it once and return the outcome.
-pub(crate) type RunFn<T> = Arc<dyn Fn(&Sim) -> Outcome<T> + Send + Sync>;
+pub(crate) type RunFn<T> = Arc<dyn Fn(&Config) -> Outcome<T> + Send + Sync>;
 
 /// Runs `make()`'s future in a simulation of `config` on a worker thread;
 /// with `check`, runs it twice and compares (as `Sim::check_determinism`).
@@ -118,11 +119,11 @@ where
     F: Future + 'static,
     F::Output: Send + 'static,
 {
-    Arc::new(move |sim: &Sim| {
+    Arc::new(move |config: &Config| {
         if check {
-            super::determinism::check(&sim.config, || make(), site)
+            super::determinism::check(config, || make(), site)
         } else {
-            World::new(&sim.config, false).run(make(), site)
+            World::new(config, false).run(make(), site)
         }
     })
 }
@@ -141,15 +142,28 @@ pub(crate) fn isolate_first<T: Send + 'static>(
 ) -> Option<(usize, Outcome<T>)> {
     // `None`: every run passed `stop` by.
     let (tx, rx) = mpsc::channel::<Option<(usize, Msg<T>)>>();
+    // One hand-off for the batch, which reads the index of the run under
+    // way: nothing is allocated or cloned per run, and the worker reads
+    // the configurations the caller keeps (for a stuck run's replay).
+    let running = Arc::new(AtomicUsize::new(0));
+    let handoff = {
+        let (running, stuck_tx) = (running.clone(), tx.clone());
+        Handoff(Arc::new(move |s| {
+            let i = running.load(Ordering::Acquire);
+            let _ = stuck_tx.send(Some((i, Msg::Stuck(s))));
+        }))
+    };
+    let mut configs = configs;
+    for config in &mut configs {
+        config.handoff = Some(handoff.clone());
+    }
+    let configs = Arc::new(configs);
     let batch = configs.clone();
     let worker_run = run.clone();
     submit(Box::new(move || {
-        for (i, mut config) in batch.into_iter().enumerate() {
-            let stuck_tx = tx.clone();
-            config.handoff = Some(Handoff(Arc::new(move |s| {
-                let _ = stuck_tx.send(Some((i, Msg::Stuck(s))));
-            })));
-            match std::panic::catch_unwind(AssertUnwindSafe(|| worker_run(&Sim { config }))) {
+        for (i, config) in batch.iter().enumerate() {
+            running.store(i, Ordering::Release);
+            match std::panic::catch_unwind(AssertUnwindSafe(|| worker_run(config))) {
                 Ok(outcome) if stop(&outcome) => {
                     let _ = tx.send(Some((i, Msg::Done(Box::new(outcome)))));
                     return;
@@ -260,7 +274,7 @@ fn on_worker<T: Send + 'static>(
         let _ = stuck_tx.send(Msg::Stuck(s));
     })));
     submit(Box::new(move || {
-        let ran = std::panic::catch_unwind(AssertUnwindSafe(|| run(&Sim { config })));
+        let ran = std::panic::catch_unwind(AssertUnwindSafe(|| run(&config)));
         let _ = tx.send(match ran {
             Ok(outcome) => Msg::Done(Box::new(outcome)),
             Err(payload) => Msg::Panicked(payload),

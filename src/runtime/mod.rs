@@ -35,6 +35,7 @@ pub(crate) mod world;
 pub use outcome::{Outcome, Stats};
 pub use policy::{LatePolls, PollCost, Schedule, ScheduleParseError, Swarm};
 pub use seed::{Seed, SeedParseError};
+pub(crate) use sim::Config;
 pub(crate) use sim::PolicySpec;
 #[cfg(feature = "cli")]
 pub(crate) use sim::parse_policy_spec;

@@ -702,6 +702,11 @@ impl Sim {
         R: Fn(&Sim) -> Outcome<T> + Send + Sync + 'static,
         T: Send + 'static,
     {
+        let run = move |config: &Config| {
+            run(&Sim {
+                config: config.clone(),
+            })
+        };
         super::isolated::isolate(&self.config, std::sync::Arc::new(run))
     }
 

@@ -214,8 +214,12 @@ impl Registry {
         let mut p = self.parents.borrow_mut();
         let i = child.id.0 as usize;
         if p.len() <= i {
+            // Filled to its capacity at once (ids beyond the last spawn
+            // read as "no parent", as a missing entry does): growing by
+            // one a spawn was a third of a spawn's cost in this layer.
             reserve_first(&mut p);
-            p.resize(i + 1, u32::MAX);
+            let len = (i + 1).max(p.capacity()).max(p.len() * 2);
+            p.resize(len, u32::MAX);
         }
         p[i] = parent.map_or(u32::MAX, |k| k.id.0);
     }

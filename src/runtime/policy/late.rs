@@ -167,10 +167,17 @@ impl std::str::FromStr for LatePolls {
 }
 
 /// Late polls in a run: the threshold and the stream.
+///
+/// The stream is made at its first draw: a fresh run of `Policy::Mix`
+/// always has late polls on, but most short runs never have a timer due
+/// within the window while tasks are ready, and so never draw. A stream is
+/// a function of (seed, stream id), so making it later yields the same
+/// values.
 pub(crate) struct LateState {
     threshold: u64,
     within_ns: u64,
-    rng: ChaCha8Rng,
+    seed: Seed,
+    rng: Option<Box<ChaCha8Rng>>,
 }
 
 impl LateState {
@@ -183,13 +190,20 @@ impl LateState {
         LateState {
             threshold,
             within_ns: u64::try_from(late.within.as_nanos()).unwrap_or(u64::MAX),
-            rng: rng_for(seed, stream::LATE),
+            seed,
+            rng: None,
         }
     }
 
     /// Whether to move the clock `by` now.
     pub(crate) fn fire(&mut self, by: Duration) -> bool {
-        u64::try_from(by.as_nanos()).is_ok_and(|ns| ns <= self.within_ns)
-            && self.rng.next_u64() <= self.threshold
+        if !u64::try_from(by.as_nanos()).is_ok_and(|ns| ns <= self.within_ns) {
+            return false;
+        }
+        let seed = self.seed;
+        let rng = self
+            .rng
+            .get_or_insert_with(|| Box::new(rng_for(seed, stream::LATE)));
+        rng.next_u64() <= self.threshold
     }
 }

@@ -152,7 +152,9 @@ pub(crate) struct Scheduler {
     active: Active,
     /// The schedule being recorded; its decisions are kept in `words`
     /// until the run ends.
-    record: Option<Schedule>,
+    /// Boxed, as `cost`: a scheduler is moved a few times into every
+    /// fresh run, and most runs neither record nor charge.
+    record: Option<Box<Schedule>>,
     /// Recorded decisions, 2 bytes a step (see [`Words`]): a recording run
     /// appends one per step, and a 16-byte `Decision` per step (with the
     /// copies of a growing `Vec`) cost a traced run a fifth of its time.
@@ -161,7 +163,7 @@ pub(crate) struct Scheduler {
     last_run: Option<TaskKey>,
     diverged: Option<String>,
     /// Poll charges, when on.
-    cost: Option<cost::CostState>,
+    cost: Option<Box<cost::CostState>>,
 }
 
 impl Scheduler {
@@ -240,11 +242,11 @@ impl Scheduler {
             active,
             record: config
                 .records_schedule()
-                .then(|| Schedule::recorded(seed, swarm, charge, Words::default(), 0)),
+                .then(|| Box::new(Schedule::recorded(seed, swarm, charge, Words::default(), 0))),
             words: Words::default(),
             last_run: None,
             diverged: None,
-            cost: charge.map(|c| cost::CostState::new(c, seed)),
+            cost: charge.map(|c| Box::new(cost::CostState::new(c, seed))),
         };
         each!(&mut sched.active, p => p.start(seed));
         let resolved = Resolved {

@@ -45,10 +45,11 @@ const HIGH: u64 = 1 << 63;
 /// No entry in the ready queue.
 const OUT: u64 = u64::MAX;
 
-/// A key's place in the order of picks: higher priority first, then the
-/// key that became ready first (the lower sequence number).
-fn rank(priority: u64, order: u64) -> u128 {
-    (u128::from(priority) << 64) | u128::from(!order)
+/// A key's place in the order of picks, `(priority, order)`: higher
+/// priority first, then the key that became ready first (the lower
+/// sequence number).
+fn rank(priority: u64, order: u64) -> (u64, u64) {
+    (priority, order)
 }
 
 /// Ready queues up to this long are scanned at each pick; longer ones are
@@ -91,15 +92,43 @@ impl Ord for Candidate {
     }
 }
 
+/// What the policy knows of one task (by task id; ids are dense per run).
+#[derive(Clone, Copy)]
+struct Slot {
+    priority: u64,
+    /// The sequence number of its entry in the ready queue (`OUT` when it
+    /// has none), and that entry's position in the queue.
+    order: u64,
+    pos: u32,
+}
+
+/// Change points kept in place up to this many (`Policy::Mix` draws
+/// depths 2 to 4): a fresh run allocates none.
+const INLINE_POINTS: usize = 3;
+
+/// Steps at which the running task drops, ascending.
+enum ChangePoints {
+    Few([u64; INLINE_POINTS], u8),
+    Many(Vec<u64>),
+}
+
+impl ChangePoints {
+    fn get(&self, i: usize) -> Option<u64> {
+        match self {
+            ChangePoints::Few(points, len) => points[..*len as usize].get(i).copied(),
+            ChangePoints::Many(points) => points.get(i).copied(),
+        }
+    }
+}
+
 pub(crate) struct Pct {
     depth: u32,
     horizon: u64,
     rng: ChaCha8Rng,
-    /// Priority by task id (ids are dense per run).
-    priority: Vec<u64>,
-    /// Per task id: the sequence number of its entry in the ready queue
-    /// (`OUT` when it has none), and that entry's position in the queue.
-    entry: Vec<(u64, u32)>,
+    /// Per task id: its priority and ready entry. Priorities are drawn in
+    /// id order, for every id up to the highest one taken in (one table:
+    /// a fresh run sizes one vector, and a look-up is one bounds check).
+    tasks: Vec<Slot>,
     /// The ready tasks by priority, with stale entries (see `Candidate`),
     /// kept only while the ready queue is long (`heap_on`): a short one is
     /// scanned, which costs less than keeping a heap.
@@ -107,14 +136,14 @@ pub(crate) struct Pct {
     heap_on: bool,
     /// The rank of each key of the ready queue, at the same position
     /// (`rank`): a short queue is scanned here, in one contiguous array.
-    ranks: Vec<u128>,
+    ranks: Vec<(u64, u64)>,
     /// How many keys at the front of the ready queue the policy has taken
     /// in: the executor only ever appends, and only the policy removes.
     known: usize,
     /// The next sequence number.
     seq: u64,
     /// Steps at which the running task drops, ascending.
-    change_points: Vec<u64>,
+    change_points: ChangePoints,
     /// Change points passed so far.
     changed: usize,
     /// Steps with a choice (more than one ready key) so far.
@@ -122,59 +151,100 @@ pub(crate) struct Pct {
     /// The task polled last, and how many yields were seen.
     last: Option<TaskKey>,
     yields: u64,
-    /// Boxed: most runs have no late polls, and a policy is moved into
-    /// every fresh run.
-    late: Option<Box<LateState>>,
+    /// Small (its stream is boxed, and made on its first draw): a policy
+    /// is moved into every fresh run.
+    late: Option<LateState>,
+}
+
+/// The tables of the last PCT run on this thread, emptied, for the next
+/// (as the executor's task tables: a sweep allocates them once per
+/// thread, not once per seed). Kept only while small.
+type SpareTables = (Vec<Slot>, Vec<(u64, u64)>);
+
+thread_local! {
+    static SPARE: std::cell::Cell<Option<SpareTables>> = const { std::cell::Cell::new(None) };
+}
+
+/// The largest tables (in tasks) a finished run hands on.
+const SPARE_UP_TO: usize = 256;
+
+impl Drop for Pct {
+    fn drop(&mut self) {
+        if self.tasks.capacity().max(self.ranks.capacity()) > SPARE_UP_TO {
+            return;
+        }
+        let mut tasks = std::mem::take(&mut self.tasks);
+        let mut ranks = std::mem::take(&mut self.ranks);
+        tasks.clear();
+        ranks.clear();
+        let _ = SPARE.try_with(|s| s.set(Some((tasks, ranks))));
+    }
 }
 
 impl Pct {
     pub(crate) fn new(seed: Seed, depth: u32, horizon: u64, late: Option<LatePolls>) -> Pct {
+        // Sized for a small run at once (growing one by one would
+        // reallocate a few times in every fresh run), or an earlier run's.
+        let (tasks, ranks) = SPARE
+            .try_with(std::cell::Cell::take)
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| (Vec::with_capacity(16), Vec::with_capacity(16)));
         Pct {
             depth: depth.max(1),
             horizon: horizon.max(1),
             rng: rng_for(seed, stream::SCHED),
-            // Sized for a small run at once: growing one by one would
-            // reallocate a few times in every fresh run.
-            priority: Vec::with_capacity(16),
-            entry: Vec::with_capacity(16),
+            tasks,
             heap: BinaryHeap::new(),
             heap_on: false,
-            ranks: Vec::with_capacity(16),
+            ranks,
             known: 0,
             seq: 0,
-            change_points: Vec::new(),
+            change_points: ChangePoints::Few([0; INLINE_POINTS], 0),
             changed: 0,
             step: 0,
             last: None,
             yields: 0,
-            late: late.map(|l| Box::new(LateState::new(l, seed))),
+            late: late.map(|l| LateState::new(l, seed)),
         }
     }
 
-    fn priority_of(&mut self, key: TaskKey) -> u64 {
+    /// The slot of `key`'s task, drawing the priorities of every id up to
+    /// it not seen yet (in id order).
+    #[inline]
+    fn slot_of(&mut self, key: TaskKey) -> &mut Slot {
         let id = key.id.0 as usize;
-        while self.priority.len() <= id {
-            self.priority.push(self.rng.next_u64() | HIGH);
+        if self.tasks.len() <= id {
+            self.draw_up_to(id);
         }
-        self.priority[id]
+        &mut self.tasks[id]
     }
 
-    fn entry_of(&mut self, key: TaskKey) -> &mut (u64, u32) {
-        let id = key.id.0 as usize;
-        if self.entry.len() <= id {
-            self.entry
-                .resize((id + 1).max(self.entry.capacity()), (OUT, 0));
+    #[cold]
+    fn draw_up_to(&mut self, id: usize) {
+        while self.tasks.len() <= id {
+            self.tasks.push(Slot {
+                priority: self.rng.next_u64() | HIGH,
+                order: OUT,
+                pos: 0,
+            });
         }
-        &mut self.entry[id]
     }
 
     /// Takes in the keys the executor appended since the last pick.
     fn take_in(&mut self, ready: &VecDeque<TaskKey>) {
-        for (pos, &key) in ready.iter().enumerate().skip(self.known) {
+        if ready.len() == self.known && !self.heap_on {
+            // Nothing new (the queue is short, and stays scanned).
+            return;
+        }
+        for (pos, &key) in ready.range(self.known..).enumerate() {
+            let pos = self.known + pos;
             let order = self.seq;
             self.seq += 1;
-            *self.entry_of(key) = (order, pos as u32);
-            let priority = self.priority_of(key);
+            let slot = self.slot_of(key);
+            slot.order = order;
+            slot.pos = pos as u32;
+            let priority = slot.priority;
             debug_assert_eq!(self.ranks.len(), pos, "ranks mirror the ready queue");
             self.ranks.push(rank(priority, order));
             if self.heap_on {
@@ -189,10 +259,10 @@ impl Pct {
         if !self.heap_on && ready.len() > SCAN_UP_TO {
             self.heap_on = true;
             for &key in ready.iter() {
-                let id = key.id.0 as usize;
+                let slot = self.tasks[key.id.0 as usize];
                 self.heap.push(Candidate {
-                    priority: self.priority[id],
-                    order: Reverse(self.entry[id].0),
+                    priority: slot.priority,
+                    order: Reverse(slot.order),
                     key,
                 });
             }
@@ -204,9 +274,9 @@ impl Pct {
 
     /// Gives `key` (in the ready queue) a new priority.
     fn set_priority(&mut self, key: TaskKey, priority: u64) {
-        self.priority_of(key);
-        self.priority[key.id.0 as usize] = priority;
-        let (order, pos) = *self.entry_of(key);
+        let slot = self.slot_of(key);
+        slot.priority = priority;
+        let Slot { order, pos, .. } = *slot;
         debug_assert_ne!(order, OUT, "only a ready task is given a new priority");
         self.ranks[pos as usize] = rank(priority, order);
         if !self.heap_on {
@@ -222,18 +292,24 @@ impl Pct {
     /// The runnable key of highest priority (ties: the one ready first),
     /// left in the heap; or, when none is runnable, the key ready first
     /// (the executor then drops or parks it).
+    #[inline]
     fn best(&mut self, ready: &VecDeque<TaskKey>, view: &dyn ReadyView) -> TaskKey {
         if !self.heap_on {
             return self.scan(ready, view);
         }
+        self.best_in_heap(ready, view)
+    }
+
+    /// [`best`](Self::best) from the heap of a long ready queue.
+    #[inline(never)]
+    fn best_in_heap(&mut self, ready: &VecDeque<TaskKey>, view: &dyn ReadyView) -> TaskKey {
         let mut set_aside = Vec::new();
         let found = loop {
             let Some(top) = self.heap.peek() else {
                 break None;
             };
-            let id = top.key.id.0 as usize;
-            let current = self.priority.get(id) == Some(&top.priority)
-                && self.entry.get(id).map(|e| e.0) == Some(top.order.0);
+            let current = (self.tasks.get(top.key.id.0 as usize))
+                .is_some_and(|s| s.priority == top.priority && s.order == top.order.0);
             if !current {
                 self.heap.pop();
             } else if !view.runnable(top.key) {
@@ -247,25 +323,38 @@ impl Pct {
     }
 
     /// [`best`](Self::best) by a scan of a short ready queue: the same
-    /// order as the heap's.
+    /// order as the heap's. Inlined into the pick (one call, one frame).
+    #[inline]
     fn scan(&self, ready: &VecDeque<TaskKey>, view: &dyn ReadyView) -> TaskKey {
         // Nearly always the key of top rank is runnable: rank first, then
         // ask the executor about that one key only.
-        let top = (self.ranks.iter().enumerate())
-            .max_by_key(|&(_, r)| *r)
-            .map(|(i, _)| ready[i]);
-        if let Some(top) = top {
+        // Ranks are distinct (each entry has its own sequence number);
+        // priorities nearly always are, so the order is rarely compared.
+        let mut top = 0;
+        let (mut top_priority, mut top_order) = (0, OUT);
+        for (i, &(p, o)) in self.ranks.iter().enumerate() {
+            if p > top_priority || (p == top_priority && o < top_order) {
+                (top, top_priority, top_order) = (i, p, o);
+            }
+        }
+        if let Some(&top) = ready.get(top) {
             if view.runnable(top) {
                 return top;
             }
         }
+        self.scan_runnable(ready, view)
+    }
+
+    /// [`scan`](Self::scan) when the key of top rank is not runnable.
+    #[cold]
+    fn scan_runnable(&self, ready: &VecDeque<TaskKey>, view: &dyn ReadyView) -> TaskKey {
         let mut best: Option<((u64, Reverse<u64>), TaskKey)> = None;
         for &key in ready {
             if !view.runnable(key) {
                 continue;
             }
-            let id = key.id.0 as usize;
-            let rank = (self.priority[id], Reverse(self.entry[id].0));
+            let slot = self.tasks[key.id.0 as usize];
+            let rank = (slot.priority, Reverse(slot.order));
             if best.is_none_or(|(b, _)| rank > b) {
                 best = Some((rank, key));
             }
@@ -277,7 +366,7 @@ impl Pct {
     fn first_ready(&self, ready: &VecDeque<TaskKey>) -> TaskKey {
         *ready
             .iter()
-            .min_by_key(|k| self.entry.get(k.id.0 as usize).map_or(OUT, |e| e.0))
+            .min_by_key(|k| self.tasks.get(k.id.0 as usize).map_or(OUT, |s| s.order))
             .expect("the ready queue is not empty")
     }
 
@@ -285,12 +374,14 @@ impl Pct {
     /// place: the queue's order means nothing to this policy, which keeps
     /// its own).
     fn take_out(&mut self, ready: &mut VecDeque<TaskKey>, key: TaskKey) {
-        let (_, pos) = std::mem::replace(self.entry_of(key), (OUT, 0));
-        let pos = pos as usize;
+        // Every key of the queue was taken in: its slot exists.
+        let slot = &mut self.tasks[key.id.0 as usize];
+        slot.order = OUT;
+        let pos = std::mem::take(&mut slot.pos) as usize;
         ready.swap_remove_back(pos);
         self.ranks.swap_remove(pos);
         if let Some(&moved) = ready.get(pos) {
-            self.entry_of(moved).1 = pos as u32;
+            self.tasks[moved.id.0 as usize].pos = pos as u32;
         }
         self.known = ready.len();
     }
@@ -298,11 +389,18 @@ impl Pct {
 
 impl SchedulePolicy for Pct {
     fn start(&mut self, _: Seed) {
-        let mut points: Vec<u64> = (1..self.depth)
-            .map(|_| 1 + below(&mut self.rng, self.horizon as usize) as u64)
-            .collect();
-        points.sort_unstable();
-        self.change_points = points;
+        let n = self.depth as usize - 1;
+        let mut draw = || 1 + below(&mut self.rng, self.horizon as usize) as u64;
+        self.change_points = if n <= INLINE_POINTS {
+            let mut points = [0; INLINE_POINTS];
+            points[..n].fill_with(&mut draw);
+            points[..n].sort_unstable();
+            ChangePoints::Few(points, n as u8)
+        } else {
+            let mut points: Vec<u64> = (0..n).map(|_| draw()).collect();
+            points.sort_unstable();
+            ChangePoints::Many(points)
+        };
     }
 
     fn pick(&mut self, ready: &mut VecDeque<TaskKey>, view: &dyn ReadyView) -> Pick {
@@ -318,7 +416,8 @@ impl SchedulePolicy for Pct {
             self.step += 1;
         }
         if let Some(last) = self.last.take() {
-            if self.entry_of(last).0 != OUT {
+            // Taken in at its pick: its slot exists.
+            if self.tasks[last.id.0 as usize].order != OUT {
                 // It woke itself while it ran: a yield. Below every task
                 // that has not yielded, and below earlier yielders (they
                 // take turns), above change-point drops.
@@ -326,8 +425,15 @@ impl SchedulePolicy for Pct {
                 self.yields += 1;
             }
         }
-        let mut key = self.best(ready, view);
-        while self.change_points.get(self.changed) == Some(&self.step) {
+        // One key: it is the pick whatever its rank or state (`best` of one
+        // key returns it), and no change point falls here (they fall on
+        // steps with a choice, and were passed when the step was reached).
+        let mut key = if ready.len() == 1 {
+            ready[0]
+        } else {
+            self.best(ready, view)
+        };
+        while self.change_points.get(self.changed) == Some(self.step) {
             // The task about to run drops below every initial priority,
             // and below earlier drops.
             self.set_priority(key, (self.depth as usize - 1 - self.changed) as u64);

@@ -26,9 +26,9 @@ pub(crate) struct Random {
     /// every choice, is the same as drawing on demand.
     ahead: [u64; AHEAD],
     ahead_len: usize,
-    /// Boxed: most runs have no late polls, and a policy is moved into
-    /// every fresh run.
-    late: Option<Box<LateState>>,
+    /// Small (its stream is boxed, and made on its first draw): a policy
+    /// is moved into every fresh run.
+    late: Option<LateState>,
 }
 
 impl Random {
@@ -37,7 +37,7 @@ impl Random {
             rng: rng_for(seed, stream::SCHED),
             ahead: [0; AHEAD],
             ahead_len: 0,
-            late: late.map(|l| Box::new(LateState::new(l, seed))),
+            late: late.map(|l| LateState::new(l, seed)),
         }
     }
 }
