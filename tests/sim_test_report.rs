@@ -292,17 +292,24 @@ fn the_report_shows_the_schedule_and_following_it_replays_exactly() {
     );
 }
 
-#[test]
-fn a_long_schedule_is_named_by_its_bundle_file() {
-    let bundles = scratch("long-bundles");
+/// `racy_after_long_work` run into a fresh bundle directory `name`: the
+/// directory, the failure report, and the failing seed's bundle.
+fn long_work_failure(name: &str) -> (PathBuf, String, PathBuf) {
+    let bundles = scratch(name);
     let out = child_of(
         "racy_after_long_work",
         &[("LOCKSTEP_BUNDLE_DIR", &bundles)],
         None,
     );
-    let report = String::from_utf8_lossy(&out.stdout);
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(!out.status.success(), "{report}");
     let bundle = PathBuf::from(field(&report, "bundle:"));
+    (bundles, report, bundle)
+}
+
+#[test]
+fn a_long_schedule_is_named_by_its_bundle_file() {
+    let (_, report, bundle) = long_work_failure("long-bundles");
     let file = bundle.join("schedule.txt");
     let schedule = field(&report, "schedule:");
     assert!(
@@ -323,14 +330,7 @@ fn a_long_schedule_is_named_by_its_bundle_file() {
 fn lockstep_shrink_asks_the_test_for_a_minimal_interleaving() {
     // What `lockstep shrink <bundle>` runs: the test, following the
     // bundle's schedule, with LOCKSTEP_SHRINK=1.
-    let bundles = scratch("shrink-bundles");
-    let out = child_of(
-        "racy_after_long_work",
-        &[("LOCKSTEP_BUNDLE_DIR", &bundles)],
-        None,
-    );
-    let report = String::from_utf8_lossy(&out.stdout);
-    let bundle = PathBuf::from(field(&report, "bundle:"));
+    let (bundles, _, bundle) = long_work_failure("shrink-bundles");
     let original: lockstep::explore::Schedule =
         std::fs::read_to_string(bundle.join("schedule.txt"))
             .unwrap()

@@ -306,7 +306,7 @@ impl Host {
                 }
             });
             w.clocks.add();
-            w.name_group(host.id.group(), host.name.clone());
+            w.name_group(host.id.group(), &host.name);
             w.host_created(host.id.group().index(), &host.name);
             w.record(EventKind::Host {
                 host: host.name.to_string(),

@@ -269,12 +269,12 @@ pub(crate) struct Executor {
     foreign: RefCell<Vec<(TaskId, String)>>,
     /// At least as many keys in the ready set as belong to tasks that
     /// ended while queued (counted when such a task is removed, uncounted
+    /// when its key is picked and skipped).
+    stale_keys: Cell<usize>,
     /// Live tasks that hold the clock (`Entry::holds_clock`).
     clock_holders: Cell<u32>,
     /// Whether the wakes happening now come from a firing timer.
     timer_waking: Cell<bool>,
-    /// when its key is picked and skipped).
-    stale_keys: Cell<usize>,
     /// Per task slot: how many times the task may have handed values it
     /// held to another task (it spawned one, or sent a message a layer
     /// says could carry one). Kept here, beside the waker counts, for the
@@ -296,6 +296,23 @@ pub(crate) const SELF_WAKE_LIMIT: u64 = 1_000_000;
 /// fresh small run then allocates each table once instead of growing it
 /// four times (1, 4, 8, 16).
 pub(crate) const FIRST_TASKS: usize = 16;
+
+/// Entry `i` of a table kept per task slot (or per task id), grown to hold
+/// it: with room for [`FIRST_TASKS`] at first, then filled to its capacity
+/// (or doubled) at once, new entries `fill`. Slots and ids count up one a
+/// spawn: grown to exactly `i + 1`, the table was resized on every spawn.
+/// Entries past the last task read as `fill`, which every caller's
+/// "nothing here yet" is.
+pub(crate) fn per_task<T: Clone>(v: &mut Vec<T>, i: usize, fill: T) -> &mut T {
+    if v.len() <= i {
+        if v.capacity() == 0 {
+            v.reserve(FIRST_TASKS);
+        }
+        let len = (i + 1).max(v.capacity()).max(v.len() * 2);
+        v.resize(len, fill);
+    }
+    &mut v[i]
+}
 
 /// The panic payload that stops a poll found looping (see
 /// [`Executor::after_poll`]).
@@ -1027,14 +1044,7 @@ impl Executor {
 
     fn reset_waker_count(&self, key: TaskKey) {
         let mut counts = self.wakers_out.borrow_mut();
-        let i = key.index as usize;
-        if counts.len() <= i {
-            if counts.capacity() == 0 {
-                counts.reserve(FIRST_TASKS);
-            }
-            counts.resize(i + 1, (0, 0));
-        }
-        counts[i] = (key.id.0 as u16, 0);
+        *per_task(&mut counts, key.index as usize, (0, 0)) = (key.id.0 as u16, 0);
     }
 
     /// A counted copy of task `index`'s waker was made (`up`) or dropped.
@@ -1074,11 +1084,8 @@ impl Executor {
     /// The task in `key`'s slot may have handed values away.
     pub(crate) fn bump_moves(&self, key: TaskKey) {
         let mut m = self.moves.borrow_mut();
-        let i = key.index as usize;
-        if m.len() <= i {
-            m.resize(i + 1, 0);
-        }
-        m[i] = m[i].wrapping_add(1);
+        let n = per_task(&mut m, key.index as usize, 0);
+        *n = n.wrapping_add(1);
     }
 
     /// Records a timer the current task armed.

@@ -814,26 +814,25 @@ pub(crate) fn parse_policy_spec(s: &str) -> Result<PolicySpec, String> {
         policy,
         ..PolicySpec::default()
     };
+    // An option given once, parsed as its type.
+    fn once<T: std::str::FromStr<Err = String>>(
+        slot: &mut Option<T>,
+        name: &str,
+        option: &str,
+        s: &str,
+    ) -> Result<(), String> {
+        if slot.is_some() {
+            return Err(format!("`{s}`: `{name}` is given twice"));
+        }
+        *slot = Some(option.parse().map_err(|e| format!("`{s}`: {e}"))?);
+        Ok(())
+    }
     for option in parts {
         let option = option.trim();
         if option.starts_with("cost") {
-            if spec.cost.is_some() {
-                return Err(format!("`{s}`: `cost` is given twice"));
-            }
-            spec.cost = Some(
-                option
-                    .parse::<PollCost>()
-                    .map_err(|e| format!("`{s}`: {e}"))?,
-            );
+            once(&mut spec.cost, "cost", option, s)?;
         } else if option.starts_with("late") {
-            if spec.late.is_some() {
-                return Err(format!("`{s}`: `late` is given twice"));
-            }
-            spec.late = Some(
-                option
-                    .parse::<LatePolls>()
-                    .map_err(|e| format!("`{s}`: {e}"))?,
-            );
+            once(&mut spec.late, "late", option, s)?;
         } else {
             return Err(format!(
                 "`{s}`: unknown policy option `{option}`: expected `cost:MAX[:Kx]` (a poll \

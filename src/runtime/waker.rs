@@ -151,11 +151,16 @@ thread_local! {
 }
 
 impl Registry {
+    /// The lists of the threads still alive (ended threads dropped).
+    fn homes(&mut self) -> Vec<Arc<ThreadTags>> {
+        self.threads.retain(|t| t.strong_count() > 0);
+        self.threads.iter().filter_map(Weak::upgrade).collect()
+    }
+
     /// Every live tag, wherever it is listed.
     fn live_tags(&mut self) -> Vec<u32> {
-        self.threads.retain(|t| t.strong_count() > 0);
         let mut all = OTHER_LIVE.live().clone();
-        for t in self.threads.iter().filter_map(Weak::upgrade) {
+        for t in self.homes() {
             all.extend(t.live().iter().copied());
         }
         all
@@ -350,8 +355,7 @@ fn record_foreign(target: WakeTarget) {
         None => "an unnamed thread".to_string(),
     };
     let mut r = registry();
-    r.threads.retain(|t| t.strong_count() > 0);
-    let homes: Vec<Arc<ThreadTags>> = r.threads.iter().filter_map(Weak::upgrade).collect();
+    let homes = r.homes();
     // The list that holds the tag stays locked while the wake is recorded:
     // the run's `RunTag::drop` (which takes that lock first) then sees the
     // wake pending and removes it.

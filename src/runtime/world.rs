@@ -71,10 +71,8 @@ pub(crate) struct Counters {
 pub(crate) struct Tracer {
     level: Verbosity,
     trace: RefCell<Trace>,
-    /// Interned names of groups, by group index (`u32::MAX`: not yet known).
+    /// Interned names of groups, by group index (`u32::MAX`: unnamed).
     hosts: RefCell<Vec<u32>>,
-    /// Names of groups, by group index.
-    group_names: RefCell<Vec<Option<std::rc::Rc<str>>>>,
     /// Identifies this run's trace, for caches of interned ids kept by
     /// long-lived objects (a sync primitive's label). Unique in the process.
     pub(crate) epoch: u64,
@@ -189,7 +187,6 @@ impl World {
                     _ => Trace::for_mode(&config.trace_mode).unwrap_or_else(|e| panic!("{e}")),
                 }),
                 hosts: RefCell::new(Vec::new()),
-                group_names: RefCell::new(Vec::new()),
                 epoch: super::unique_id(),
             },
             failure: RefCell::new(None),
@@ -739,13 +736,7 @@ impl World {
         let mut trace = self.tracer.trace.borrow_mut();
         let store = &mut trace.store;
         let id = store.strings.intern_cached(self.tracer.epoch, cache, label);
-        let c = match (&detail, to) {
-            // A send or a receive: nothing to intern but the label.
-            (None, None) => Compact::new(code, id),
-            // A lock handed over.
-            (None, Some(t)) => Compact::new(code, id).with(store::code::TO, t.as_u32()),
-            _ => store.sync_id(code, id, detail.as_ref(), to),
-        };
+        let c = store.sync_id(code, id, detail.as_ref(), to);
         store.push(self.step.get(), self.now.get(), task, c);
     }
 
@@ -825,39 +816,28 @@ impl World {
     }
 
     /// Names group `g` in the trace (the network names a host's group
-    /// when it makes the host).
-    pub(crate) fn name_group(&self, g: super::ext::Group, name: std::rc::Rc<str>) {
-        let mut names = self.tracer.group_names.borrow_mut();
-        if names.len() <= g.index() {
-            names.resize(g.index() + 1, None);
+    /// when it makes the host): the name is interned now, for the spawns
+    /// on that group to cite.
+    pub(crate) fn name_group(&self, g: super::ext::Group, name: &str) {
+        if !self.tracing(Verbosity::Summary) || self.failed() {
+            return;
         }
-        names[g.index()] = Some(name);
+        let id = self.tracer.trace.borrow_mut().store.strings.intern(name);
+        let mut hosts = self.tracer.hosts.borrow_mut();
+        if hosts.len() <= g.index() {
+            hosts.resize(g.index() + 1, u32::MAX);
+        }
+        hosts[g.index()] = id;
     }
 
-    /// The interned name of group `h` (`u32::MAX` if unknown).
+    /// The interned name of group `h` (`u32::MAX` if unnamed).
     fn host_string(&self, h: super::ext::Group) -> u32 {
-        if let Some(&id) = self.tracer.hosts.borrow().get(h.index()) {
-            if id != u32::MAX {
-                return id;
-            }
-        }
-        let Some(name) = self
-            .tracer
-            .group_names
+        self.tracer
+            .hosts
             .borrow()
             .get(h.index())
-            .cloned()
-            .flatten()
-        else {
-            return u32::MAX;
-        };
-        let id = self.tracer.trace.borrow_mut().store.strings.intern(&name);
-        let mut hosts = self.tracer.hosts.borrow_mut();
-        if hosts.len() <= h.index() {
-            hosts.resize(h.index() + 1, u32::MAX);
-        }
-        hosts[h.index()] = id;
-        id
+            .copied()
+            .unwrap_or(u32::MAX)
     }
 
     /// Fails the run (the first failure wins) and ends the trace with it.

@@ -16,7 +16,7 @@ use std::rc::Rc;
 use std::task::Poll;
 
 use crate::runtime::context;
-use crate::runtime::executor::{Executor, Waiting};
+use crate::runtime::executor::{Executor, Waiting, per_task};
 use crate::runtime::ext::{Awaited, LayerWait, Op};
 use crate::runtime::waker::TaskKey;
 use crate::runtime::world::World;
@@ -212,16 +212,8 @@ impl Registry {
 
     pub(crate) fn note_parent(&self, child: TaskKey, parent: Option<TaskKey>) {
         let mut p = self.parents.borrow_mut();
-        let i = child.id.0 as usize;
-        if p.len() <= i {
-            // Filled to its capacity at once (ids beyond the last spawn
-            // read as "no parent", as a missing entry does): growing by
-            // one a spawn was a third of a spawn's cost in this layer.
-            reserve_first(&mut p);
-            let len = (i + 1).max(p.capacity()).max(p.len() * 2);
-            p.resize(len, u32::MAX);
-        }
-        p[i] = parent.map_or(u32::MAX, |k| k.id.0);
+        // Ids past the last spawn read as "no parent", as a missing entry.
+        *per_task(&mut p, child.id.0 as usize, u32::MAX) = parent.map_or(u32::MAX, |k| k.id.0);
     }
 
     /// Whether `ancestor` spawned `task`, directly or through its children.
@@ -246,14 +238,6 @@ impl Registry {
         let n = c.get();
         c.set(n + 1);
         n
-    }
-}
-
-/// Room for a small run's tasks at the first growth, instead of growing
-/// one reallocation at a time (a fresh 10-task run paid three per table).
-fn reserve_first<T>(v: &mut Vec<T>) {
-    if v.capacity() == 0 {
-        v.reserve(crate::runtime::executor::FIRST_TASKS);
     }
 }
 

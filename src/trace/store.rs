@@ -1421,16 +1421,20 @@ impl Store {
         detail: Option<&std::borrow::Cow<'static, str>>,
         to: Option<TaskId>,
     ) -> Compact {
-        let mut c = Compact::new(code, resource);
-        match detail {
-            Some(std::borrow::Cow::Borrowed(d)) => {
-                c = c.with(code::DETAIL, self.strings.intern_static(d));
-            }
-            Some(std::borrow::Cow::Owned(d)) => {
-                c = c.with(code::DETAIL, self.strings.intern(d));
-            }
-            None => {}
-        }
+        let c = Compact::new(code, resource);
+        let Some(detail) = detail else {
+            // A send, a receive, a lock handed over: nothing to intern, and
+            // no detail to pair with the primitive.
+            return match to {
+                Some(t) => c.with(code::TO, t.as_u32()),
+                None => c,
+            };
+        };
+        let d = match detail {
+            std::borrow::Cow::Borrowed(d) => self.strings.intern_static(d),
+            std::borrow::Cow::Owned(d) => self.strings.intern(d),
+        };
+        let mut c = c.with(code::DETAIL, d);
         if let Some(t) = to {
             c = c.with(code::TO, t.as_u32());
         }

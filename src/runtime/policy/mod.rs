@@ -150,15 +150,11 @@ pub(crate) struct Resolved {
 /// The run's policy, its recorder, and a divergence it found.
 pub(crate) struct Scheduler {
     active: Active,
-    /// The schedule being recorded; its decisions are kept in `words`
-    /// until the run ends.
-    /// Boxed, as `cost`: a scheduler is moved a few times into every
-    /// fresh run, and most runs neither record nor charge.
+    /// The schedule being recorded, its decisions appended as [`Words`]
+    /// (2 bytes a step; decoded only when looked at). Boxed, as `cost`: a
+    /// scheduler is moved a few times into every fresh run, and most runs
+    /// neither record nor charge.
     record: Option<Box<Schedule>>,
-    /// Recorded decisions, 2 bytes a step (see [`Words`]): a recording run
-    /// appends one per step, and a 16-byte `Decision` per step (with the
-    /// copies of a growing `Vec`) cost a traced run a fifth of its time.
-    words: Words,
     /// The task polled last (kept while recording, to count preemptions).
     last_run: Option<TaskKey>,
     diverged: Option<String>,
@@ -243,7 +239,6 @@ impl Scheduler {
             record: config
                 .records_schedule()
                 .then(|| Box::new(Schedule::recorded(seed, swarm, charge, Words::default(), 0))),
-            words: Words::default(),
             last_run: None,
             diverged: None,
             cost: charge.map(|c| Box::new(cost::CostState::new(c, seed))),
@@ -302,7 +297,7 @@ impl Scheduler {
                 }
             }
             self.last_run = Some(key);
-            self.words.run(key.id.0);
+            s.words.run(key.id.0);
         }
     }
 
@@ -314,8 +309,8 @@ impl Scheduler {
                 self.diverged.get_or_insert(d);
             }
         }
-        if self.record.is_some() {
-            self.words.draw(v as u64);
+        if let Some(s) = &mut self.record {
+            s.words.draw(v as u64);
         }
         v
     }
@@ -323,8 +318,8 @@ impl Scheduler {
     /// Whether the clock may move `by` now although tasks are ready.
     pub(crate) fn clock_may_move(&mut self, by: Duration) -> bool {
         let yes = each!(&mut self.active, p => p.clock_may_move(by));
-        if yes && self.record.is_some() {
-            self.words.advance();
+        if let Some(s) = self.record.as_mut().filter(|_| yes) {
+            s.words.advance();
         }
         yes
     }
@@ -356,15 +351,7 @@ impl Scheduler {
 
     /// The recorded schedule.
     pub(crate) fn take_schedule(&mut self) -> Option<Schedule> {
-        let s = self.record.take()?;
-        let words = std::mem::take(&mut self.words);
-        Some(Schedule::recorded(
-            s.seed,
-            s.swarm,
-            s.cost,
-            words,
-            s.preemptions.unwrap_or(0),
-        ))
+        self.record.take().map(|s| *s)
     }
 }
 

@@ -68,8 +68,8 @@ pub struct Schedule {
     /// The decisions as a run records them (see [`Words`]), 2 bytes a
     /// step: most recorded schedules are never looked at, and decoding
     /// every one into 16-byte decisions cost a traced run a fifth of its
-    /// time (page faults included).
-    words: Words,
+    /// time (page faults included). Appended to while a run records.
+    pub(crate) words: Words,
     /// Counted while recording (not part of the text form).
     pub(crate) preemptions: Option<u64>,
 }
