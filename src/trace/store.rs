@@ -19,7 +19,8 @@
 //! Records live in fixed-capacity chunks: a chunk is allocated once with
 //! room for [`CHUNK`] records and never grows, so appending never
 //! reallocates and copies what is already recorded, and every chunk decodes
-//! on its own (it carries its first step and the time at its start).
+//! on its own (it carries its first step and the time at its start). A long
+//! trace's chunks sit on huge pages (see `recbuf`).
 //!
 //! Strings that repeat (task names, sync primitive labels, details, spawn
 //! files) are interned once per trace; tasks' names, spawn sites and hosts
@@ -34,6 +35,7 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::panic::Location;
 
+use super::recbuf::{Buf, Source};
 use super::{Event, EventKind, Verbosity};
 use crate::check::Site;
 use crate::task::TaskId;
@@ -153,10 +155,11 @@ impl Rec {
 struct Chunk {
     base_step: u64,
     base_time: u64,
-    recs: Vec<Rec>,
+    recs: Buf<Rec>,
     big: Vec<EventKind>,
-    /// Events (not records) in this chunk.
-    events: usize,
+    /// Events (not records) in this chunk (32 bits, beside `timed`: a
+    /// trace store holds four chunks and stays within 1,000 bytes).
+    events: u32,
     /// Where the events that may be summary-level are (a ring keeps
     /// them): an eviction looks at these records only.
     marks: Vec<u16>,
@@ -166,13 +169,13 @@ struct Chunk {
 }
 
 // A record's position in its chunk fits a mark (a chunk's capacity is
-// exactly `CHUNK`: `Vec::with_capacity` allocates what it is asked for).
+// exactly `CHUNK`: a `Buf` has the room it is asked for).
 const _: () = assert!(CHUNK <= 1 << 16);
 
 impl Chunk {
-    fn with_room() -> Chunk {
+    fn with_room(source: &mut Source) -> Chunk {
         Chunk {
-            recs: Vec::with_capacity(CHUNK),
+            recs: source.take(CHUNK),
             ..Chunk::default()
         }
     }
@@ -193,7 +196,7 @@ impl Default for Chunk {
         Chunk {
             base_step: 0,
             base_time: 0,
-            recs: Vec::new(),
+            recs: Buf::new(),
             big: Vec::new(),
             events: 0,
             marks: Vec::new(),
@@ -214,6 +217,10 @@ struct Log {
     step: u64,
     events: usize,
 }
+
+/// What a log makes a new chunk from: a chunk emptied for reuse, if any,
+/// else a buffer from the store's source.
+struct Spare<'a>(&'a mut Option<Chunk>, &'a mut Source);
 
 /// Whether events of `code` may be summary-level.
 #[inline(always)]
@@ -249,7 +256,7 @@ impl Log {
     /// what moved. Returns whether a chunk was completed (a ring may evict)
     /// and the step's offset in the active chunk.
     #[inline(always)]
-    fn begin(&mut self, step: u64, time: u64, code: u8, spare: &mut Option<Chunk>) -> (bool, u32) {
+    fn begin(&mut self, step: u64, time: u64, code: u8, spare: Spare<'_>) -> (bool, u32) {
         let a = &self.active;
         let rolled = if a.recs.len() + NEED > a.recs.capacity()
             || step < a.base_step
@@ -330,7 +337,7 @@ impl Log {
     /// another chunk; not a poll's) at `step`, `time`, unmarked: this is
     /// the summary log, whose chunks are dropped whole, never scanned.
     #[inline]
-    fn copy(&mut self, step: u64, time: u64, recs: &[Rec], spare: &mut Option<Chunk>) {
+    fn copy(&mut self, step: u64, time: u64, recs: &[Rec], spare: Spare<'_>) {
         let c = recs[0].code();
         debug_assert!(c != code::POLL && c != code::BIG && recs.len() <= NEED);
         self.begin(step, time, c, spare);
@@ -365,7 +372,7 @@ impl Log {
         task: Option<TaskId>,
         mut c: Compact,
         big: Option<EventKind>,
-        spare: &mut Option<Chunk>,
+        spare: Spare<'_>,
     ) -> bool {
         let (rolled, off) = self.begin(step, time, c.code(), spare);
         if let Some(kind) = big {
@@ -378,8 +385,9 @@ impl Log {
 
     /// Starts a new active chunk (the spare one, if any) at `step`, `time`.
     #[cold]
-    fn roll(&mut self, step: u64, time: u64, spare: &mut Option<Chunk>) -> bool {
-        let mut next = spare.take().unwrap_or_else(Chunk::with_room);
+    fn roll(&mut self, step: u64, time: u64, spare: Spare<'_>) -> bool {
+        let Spare(spare, source) = spare;
+        let mut next = spare.take().unwrap_or_else(|| Chunk::with_room(source));
         next.base_step = step;
         next.base_time = time;
         let done = std::mem::replace(&mut self.active, next);
@@ -803,6 +811,8 @@ pub(crate) struct Store {
     spare: Option<Chunk>,
     /// A reused chunk of the summary log.
     kept_spare: Option<Chunk>,
+    /// Where both logs' new chunks get their records' memory.
+    source: Source,
     pub(crate) strings: Strings,
     pub(crate) stream: StreamSlot,
     sites: Vec<Site>,
@@ -1045,7 +1055,12 @@ impl Store {
         if time != self.log.time || self.log.events == 0 {
             self.note_time(time);
         }
-        let (rolled, off) = self.log.begin(step, time, c.code(), &mut self.spare);
+        let (rolled, off) = self.log.begin(
+            step,
+            time,
+            c.code(),
+            Spare(&mut self.spare, &mut self.source),
+        );
         self.log.put(off, task, c);
         if rolled && self.limit.is_some() {
             self.maybe_evict();
@@ -1126,7 +1141,9 @@ impl Store {
         if time != self.log.time || self.log.events == 0 {
             self.note_time(time);
         }
-        let (rolled, off) = self.log.begin(step, time, code, &mut self.spare);
+        let (rolled, off) =
+            self.log
+                .begin(step, time, code, Spare(&mut self.spare, &mut self.source));
         self.log.put_plain(off, task_field, code, arg);
         if rolled && self.limit.is_some() {
             self.maybe_evict();
@@ -1148,7 +1165,7 @@ impl Store {
             task,
             Compact::new(code::BIG, 0),
             Some(kind),
-            &mut self.spare,
+            Spare(&mut self.spare, &mut self.source),
         );
         if rolled && self.limit.is_some() {
             self.maybe_evict();
@@ -1162,18 +1179,18 @@ impl Store {
     fn maybe_evict(&mut self) {
         let limit = self.limit.unwrap_or(usize::MAX);
         while let Some(first) = self.log.full.front() {
-            if self.log.events - first.events < limit {
+            if self.log.events - (first.events as usize) < limit {
                 break;
             }
             let chunk = self.log.full.pop_front().expect("checked");
             self.evict(chunk);
         }
         while let Some(first) = self.kept.full.front() {
-            if self.kept.events - first.events < limit {
+            if self.kept.events - (first.events as usize) < limit {
                 break;
             }
             let mut chunk = self.kept.full.pop_front().expect("checked");
-            self.kept.events -= chunk.events;
+            self.kept.events -= chunk.events as usize;
             self.kept_dropped += chunk.events as u64;
             self.dropped += chunk.events as u64;
             chunk.clear();
@@ -1185,7 +1202,7 @@ impl Store {
     /// stream if there is one; summary events move to `kept`; the rest are
     /// counted as dropped. The emptied chunk is kept for reuse.
     fn evict(&mut self, mut chunk: Chunk) {
-        self.log.events -= chunk.events;
+        self.log.events -= chunk.events as usize;
         if let Some(stream) = self.stream.0.as_mut() {
             let mut cur = Cursor::new(&chunk, &self.pairs);
             while let Some(d) = cur.next_raw() {
@@ -1262,17 +1279,21 @@ impl Store {
                     task,
                     compact,
                     Some(payload),
-                    &mut self.kept_spare,
+                    Spare(&mut self.kept_spare, &mut self.source),
                 );
             } else {
                 // Records say nothing of their chunk (but a poll's, and a
                 // poll is not kept): the event moves as it is.
-                self.kept
-                    .copy(step, time, &recs[at..end], &mut self.kept_spare);
+                self.kept.copy(
+                    step,
+                    time,
+                    &recs[at..end],
+                    Spare(&mut self.kept_spare, &mut self.source),
+                );
             }
             kept += 1;
         }
-        self.dropped += (chunk.events - kept) as u64;
+        self.dropped += (chunk.events as usize - kept) as u64;
         chunk.big = big;
         chunk.clear();
         self.spare = Some(chunk);
