@@ -295,3 +295,51 @@ fn a_lock_heavy_run_renders_the_same_in_every_mode() {
         &Trace::from_jsonl(&keep.trace().to_jsonl()).unwrap()
     );
 }
+
+/// A ping-pong over two capacity-1 channels: every step ends in a wait (a
+/// summary event), so a ring's summary log holds a wait for each step.
+#[test]
+fn a_ring_keeps_waits_at_every_step_with_their_steps_and_times() {
+    let body = || async {
+        let (tx, mut rx) = mpsc::channel::<u64>(1);
+        let (back_tx, mut back_rx) = mpsc::channel::<u64>(1);
+        let echo = spawn(async move {
+            while let Some(v) = rx.recv().await {
+                if v % 50 == 0 {
+                    // The clock moves now and then, between steps.
+                    lockstep::time::sleep(std::time::Duration::from_micros(v)).await;
+                }
+                if back_tx.send(v).await.is_err() {
+                    break;
+                }
+            }
+        });
+        for i in 0..1500u64 {
+            tx.send(i).await.unwrap();
+            assert_eq!(back_rx.recv().await, Some(i));
+        }
+        drop(tx);
+        echo.await.unwrap();
+    };
+    let run = |mode| Sim::builder().seed(3).trace_mode(mode).build().run(body());
+    let (keep, ring) = (run(TraceMode::Keep), run(TraceMode::Ring(1000)));
+    assert!(
+        ring.trace().dropped() > 0,
+        "the ring evicted: {} {} {}",
+        keep.trace().len(),
+        ring.trace().len(),
+        ring.trace().dropped()
+    );
+    let summary = |t: &Trace| -> Vec<_> {
+        t.events()
+            .filter(|e| e.kind.verbosity() <= Verbosity::Summary)
+            .collect()
+    };
+    let (all, kept) = (summary(keep.trace()), summary(ring.trace()));
+    assert!(kept.len() > 1000, "waits kept: {}", kept.len());
+    // The summary log is bounded too: it keeps the latest summary events,
+    // each with its step, time and task, in order.
+    assert!(all.ends_with(&kept), "kept {} of {}", kept.len(), all.len());
+    let steps: Vec<u64> = kept.iter().map(|e| e.step).collect();
+    assert!(steps.windows(2).filter(|w| w[1] == w[0] + 1).count() > 500);
+}

@@ -142,9 +142,13 @@ fn time_of(marker: Rec) -> u64 {
     (u64::from(marker.task_field()) << 32) | u64::from(marker.arg)
 }
 
+/// A head's bit that says its event is one step after the one before it
+/// (instead of a step marker before it; the summary log's copies only).
+const NEXT_STEP: u32 = 1 << 31;
+
 impl Rec {
     fn code(self) -> u8 {
-        (self.head >> 24) as u8
+        ((self.head & !NEXT_STEP) >> 24) as u8
     }
     fn task_field(self) -> u32 {
         self.head & 0x00FF_FFFF
@@ -336,13 +340,28 @@ impl Log {
     /// Appends an event's records (its own and its extensions, taken from
     /// another chunk; not a poll's) at `step`, `time`, unmarked: this is
     /// the summary log, whose chunks are dropped whole, never scanned.
+    /// An event one step after the last copied one carries `NEXT_STEP`
+    /// instead of a step marker before it: a log of waits that each start
+    /// a step (a channel's ping-pong) takes one record per wait, not two.
     #[inline]
     fn copy(&mut self, step: u64, time: u64, recs: &[Rec], spare: Spare<'_>) {
         let c = recs[0].code();
         debug_assert!(c != code::POLL && c != code::BIG && recs.len() <= NEED);
-        self.begin(step, time, c, spare);
-        // One to four records: a loop beats a call to `memcpy`.
-        for &r in recs {
+        debug_assert!(recs[0].head & NEXT_STEP == 0, "copied from the ring");
+        let next = self.events != 0 && step == self.step.wrapping_add(1);
+        if next {
+            // No marker from `begin`, unless it starts a new chunk, whose
+            // first step is the event's own.
+            self.step = step;
+        }
+        let (rolled, _) = self.begin(step, time, c, spare);
+        let flag = if next && !rolled { NEXT_STEP } else { 0 };
+        self.active.recs.push(Rec {
+            head: recs[0].head | flag,
+            arg: recs[0].arg,
+        });
+        // Up to three extensions: a loop beats a call to `memcpy`.
+        for &r in &recs[1..] {
             self.active.recs.push(r);
         }
         self.active.events += 1;
@@ -1530,6 +1549,7 @@ impl<'a> Cursor<'a> {
                     continue;
                 }
                 code::STEP | code::POLL => self.step = self.chunk.base_step + u64::from(r.arg),
+                _ if r.head & NEXT_STEP != 0 => self.step += 1,
                 _ => {}
             }
             if r.code() == code::STEP {
