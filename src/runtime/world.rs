@@ -740,6 +740,46 @@ impl World {
         store.push(self.step.get(), self.now.get(), task, c);
     }
 
+    /// Records a wait with a fixed detail (summary): one pair of the
+    /// primitive and its detail, looked up through `pair` (the last detail
+    /// and its pair id, in the trace of that epoch) while the detail
+    /// repeats.
+    pub(crate) fn record_wait_static(
+        &self,
+        cache: &Cell<(u64, u32)>,
+        pair: &Cell<(u64, usize, usize, u32)>,
+        label: impl FnOnce() -> String,
+        detail: &'static str,
+    ) {
+        if !self.tracing(Verbosity::Summary) || self.failed() {
+            return;
+        }
+        let task = self.exec.current_id();
+        let epoch = self.tracer.epoch;
+        let key = (detail.as_ptr() as usize, detail.len());
+        let mut trace = self.tracer.trace.borrow_mut();
+        let store = &mut trace.store;
+        let c = match pair.get() {
+            (e, p, l, id) if e == epoch && (p, l) == key => {
+                Compact::new(store::code::WAIT | store::code::PAIRED, id)
+            }
+            _ => {
+                let id = store.strings.intern_cached(epoch, cache, label);
+                let c = store.sync_id(
+                    store::code::WAIT,
+                    id,
+                    Some(&std::borrow::Cow::Borrowed(detail)),
+                    None,
+                );
+                if c.code() == store::code::WAIT | store::code::PAIRED {
+                    pair.set((epoch, key.0, key.1, c.arg()));
+                }
+                c
+            }
+        };
+        store.push(self.step.get(), self.now.get(), task, c);
+    }
+
     /// Records a wait for a lock held by `holder` (summary).
     pub(crate) fn record_sync_held(
         &self,

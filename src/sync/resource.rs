@@ -71,6 +71,10 @@ pub(crate) struct Meta {
     number: Cell<Option<(u32, u32)>>,
     /// The label's interned id in a run's trace, and that trace's epoch.
     trace_label: Cell<(u64, u32)>,
+    /// The last wait's detail (its address and length) and the interned
+    /// pair of this primitive and that detail, in the trace of that epoch:
+    /// a channel's waits repeat theirs, and this skips both look-ups.
+    wait_pair: Cell<(u64, usize, usize, u32)>,
 }
 
 impl Meta {
@@ -80,6 +84,7 @@ impl Meta {
             name: name.map(String::into_boxed_str),
             number: Cell::new(None),
             trace_label: Cell::new((0, 0)),
+            wait_pair: Cell::new((0, 0, 0, 0)),
         };
         if meta.name.is_none() {
             context::try_with(|w| meta.number_in(w));
@@ -148,6 +153,16 @@ impl Meta {
                 detail,
                 to,
             );
+        });
+    }
+
+    /// Traces a wait whose detail is fixed (`a message`).
+    pub(crate) fn trace_wait_static(&self, detail: &'static str) {
+        context::try_with(|w| {
+            if !w.tracing(Ev::Wait.level()) {
+                return;
+            }
+            w.record_wait_static(&self.trace_label, &self.wait_pair, || self.label(), detail);
         });
     }
 
@@ -395,8 +410,7 @@ pub(crate) fn block_str<T, C: Tracked + 'static>(
     detail: &'static str,
 ) -> Poll<T> {
     if first {
-        res.meta()
-            .trace_str(Ev::Wait, || Some(std::borrow::Cow::Borrowed(detail)));
+        res.meta().trace_wait_static(detail);
     }
     note(w, res, op);
     Poll::Pending
