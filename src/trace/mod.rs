@@ -37,7 +37,7 @@ use crate::runtime::context;
 use crate::task::TaskId;
 use crate::time::Instant;
 
-mod recbuf;
+pub(crate) mod recbuf;
 pub(crate) mod render;
 pub(crate) mod store;
 

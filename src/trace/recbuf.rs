@@ -1,5 +1,5 @@
-//! Fixed-capacity buffers for a trace's chunks of records, and where their
-//! memory comes from.
+//! Buffers for a trace's chunks of records (and a run's recorded
+//! schedule), and where their memory comes from.
 //!
 //! A long, fully traced run writes megabytes of fresh memory, and fresh
 //! memory costs a page fault per 4 KiB page: on the virtual machines CI
@@ -9,14 +9,16 @@
 //! costs about a sixth of that per byte.
 //!
 //! So a log takes its first [`HEAP_BUFFERS`] buffers from the global
-//! allocator, each an allocation of its own (every test-sized run stays
-//! there, and nothing changes for it), and the rest as slots of 2 MiB
+//! allocator, each an allocation of its own (a test-sized run stays there,
+//! and nothing changes for it), and the rest as slots of 2 MiB
 //! *slabs*: allocations aligned to 2 MiB that, on Linux, are advised
 //! `MADV_HUGEPAGE`. Where the kernel declines the advice (huge pages
 //! turned off, none free) a slab is ordinary memory, faulted a page at a
 //! time as before. A slab is freed when the last buffer carved from it is
-//! dropped; each log carves its own, so a trace never holds memory of
-//! another run's.
+//! dropped; each store carves its own, so a trace never holds memory of
+//! another run's. A buffer that grows (the schedule a run records, two
+//! bytes a step) moves, from 2 MiB on, to memory aligned and advised the
+//! same way.
 
 use std::alloc::{self, Layout};
 use std::fmt;
@@ -25,11 +27,14 @@ use std::ptr::NonNull;
 use std::sync::Arc;
 
 /// Buffers a log takes from the global allocator before it uses slabs
-/// (with the store's 32 KiB chunks: the first 1 MiB of records).
-pub(crate) const HEAP_BUFFERS: u32 = 32;
+/// (with the store's 32 KiB chunks: the first 256 KiB of records). A slab
+/// costs about as much to fault in (zeroing 2 MiB) as 300 KiB of 4 KiB
+/// pages, so a run past this point has about paid for its first slab.
+pub(crate) const HEAP_BUFFERS: u32 = 8;
 
 /// A slab's size and alignment: one huge page on x86-64 and AArch64
-/// (with 4 KiB base pages).
+/// (with 4 KiB base pages). A buffer of its own this big or bigger (a
+/// long run's recorded schedule) is allocated the same way.
 const SLAB: usize = 2 << 20;
 
 /// A growable buffer of `T`, like `Vec<T>` for the operations the store
@@ -67,10 +72,22 @@ impl<T: Copy> Buf<T> {
         }
     }
 
+    /// How a buffer of its own with room for `cap` values is allocated:
+    /// from 2 MiB on, aligned to 2 MiB and advised for huge pages, as a
+    /// slab is (a buffer that grew that big is a long run's).
+    fn layout(cap: usize) -> Layout {
+        let layout = Layout::array::<T>(cap).expect("a trace buffer fits in memory");
+        if layout.size() >= SLAB {
+            layout.align_to(SLAB).expect("a power of two")
+        } else {
+            layout
+        }
+    }
+
     /// An empty buffer with room for exactly `cap` values, allocated on
     /// its own.
     pub(crate) fn with_capacity(cap: usize) -> Buf<T> {
-        let layout = Layout::array::<T>(cap).expect("a trace buffer fits in memory");
+        let layout = Buf::<T>::layout(cap);
         let cap = u32::try_from(cap).expect("a trace buffer holds at most 2^32 values");
         if layout.size() == 0 {
             return Buf::new();
@@ -80,6 +97,9 @@ impl<T: Copy> Buf<T> {
         let Some(ptr) = NonNull::new(raw.cast::<T>()) else {
             alloc::handle_alloc_error(layout)
         };
+        if layout.size() >= SLAB {
+            advise_huge(ptr.cast(), layout.size());
+        }
         Buf {
             ptr,
             len: 0,
@@ -113,6 +133,14 @@ impl<T: Copy> Buf<T> {
         *self = bigger;
     }
 
+    /// Appends `values` (growing as `push` does).
+    #[inline]
+    pub(crate) fn extend_from_slice(&mut self, values: &[T]) {
+        for &v in values {
+            self.push(v);
+        }
+    }
+
     /// Copies `from`'s values after this buffer's (room was made).
     fn extend_from(&mut self, from: &[T]) {
         assert!(
@@ -140,9 +168,10 @@ impl<T: Copy> Buf<T> {
 impl<T: Copy> Drop for Buf<T> {
     fn drop(&mut self) {
         if self.slab.is_none() && self.cap > 0 && size_of::<T>() > 0 {
-            let layout = Layout::array::<T>(self.capacity()).expect("allocated with this layout");
+            let layout = Buf::<T>::layout(self.capacity());
             // SAFETY: the memory was allocated by `with_capacity` with this
-            // layout, and no slice of it outlives `self`.
+            // layout (`layout` gives the same for the same capacity), and no
+            // slice of it outlives `self`.
             unsafe { alloc::dealloc(self.ptr.as_ptr().cast(), layout) };
         }
         // A slab's slot is returned with the slab, when its last `Arc` goes.
@@ -360,6 +389,15 @@ mod tests {
         let last = bufs.last_mut().unwrap();
         last.push(1);
         assert!(last.slab.is_none() && last.len() == cap + 1);
+        // A buffer that grows past 2 MiB moves to huge-page-aligned memory
+        // and back out when dropped (the allocator checks the layout).
+        let mut big: Buf<u16> = Buf::new();
+        for i in 0..(3 << 20) {
+            big.push(i as u16);
+        }
+        assert_eq!(big.as_ptr() as usize % SLAB, 0);
+        assert!(big.iter().enumerate().all(|(i, &x)| x == i as u16));
+        drop(big);
         // A clone of the source starts its own slabs.
         let mut copy = src.clone();
         let b: Buf<u64> = copy.take(cap);

@@ -26,6 +26,7 @@ use std::str::FromStr;
 use super::cost::PollCost;
 use super::swarm::Swarm;
 use crate::runtime::Seed;
+use crate::trace::recbuf::Buf;
 
 /// One decision of a schedule.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -229,7 +230,7 @@ fn push_run(decisions: &mut Vec<Decision>, task: u32) {
 /// followed by it in two). Decoded into [`Decision`]s, repeated runs
 /// merged, when first asked for.
 #[derive(Clone, Debug, Default)]
-pub(crate) struct Words(Vec<u16>);
+pub(crate) struct Words(Buf<u16>);
 
 impl Words {
     const ADVANCE: u16 = u16::MAX;
@@ -243,7 +244,7 @@ impl Words {
             self.0.push(task as u16);
         } else {
             self.0
-                .extend([Self::WIDE, task as u16, (task >> 16) as u16]);
+                .extend_from_slice(&[Self::WIDE, task as u16, (task >> 16) as u16]);
         }
     }
 
@@ -255,7 +256,8 @@ impl Words {
     /// A scheduler draw that came out `value`.
     pub(crate) fn draw(&mut self, value: u64) {
         self.0.push(Self::DRAW);
-        self.0.extend((0..4).map(|i| (value >> (16 * i)) as u16));
+        self.0
+            .extend_from_slice(&[0, 1, 2, 3].map(|i| (value >> (16 * i)) as u16));
     }
 
     fn decode(&self) -> Vec<Decision> {
