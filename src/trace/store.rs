@@ -327,11 +327,17 @@ impl Log {
                 arg: task.map_or(0, TaskId::as_u32),
             });
         }
-        for (code, arg) in c.exts() {
-            recs.push(Rec {
-                head: (code as u32) << 24,
-                arg,
-            });
+        // `with` fills the first extension first.
+        if c.ext[0] != 0 {
+            for (code, arg) in [c.ext(0), c.ext(1)] {
+                if code == 0 {
+                    break;
+                }
+                recs.push(Rec {
+                    head: (code as u32) << 24,
+                    arg,
+                });
+            }
         }
         self.active.events += 1;
         self.events += 1;
@@ -1462,14 +1468,29 @@ impl Store {
         to: Option<TaskId>,
     ) -> Compact {
         let c = Compact::new(code, resource);
-        let Some(detail) = detail else {
+        match detail {
             // A send, a receive, a lock handed over: nothing to intern, and
             // no detail to pair with the primitive.
-            return match to {
+            None => match to {
                 Some(t) => c.with(code::TO, t.as_u32()),
                 None => c,
-            };
-        };
+            },
+            Some(detail) => self.sync_id_detail(c, detail, to),
+        }
+    }
+
+    /// [`Store::sync_id`] of an event with a detail: interned, and paired
+    /// with the primitive when it is the only extension.
+    #[inline(never)]
+    // The `Cow` itself is needed: a borrowed detail is `'static`, interned
+    // by its address.
+    #[allow(clippy::ptr_arg)]
+    fn sync_id_detail(
+        &mut self,
+        c: Compact,
+        detail: &std::borrow::Cow<'static, str>,
+        to: Option<TaskId>,
+    ) -> Compact {
         let d = match detail {
             std::borrow::Cow::Borrowed(d) => self.strings.intern_static(d),
             std::borrow::Cow::Owned(d) => self.strings.intern(d),
