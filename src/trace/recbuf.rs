@@ -8,9 +8,9 @@
 //! tracing adds). A 2 MiB transparent huge page is faulted in once and
 //! costs about a sixth of that per byte.
 //!
-//! So a log takes its first [`HEAP_BUFFERS`] buffers from the global
-//! allocator, each an allocation of its own (a test-sized run stays there,
-//! and nothing changes for it), and the rest as slots of 2 MiB
+//! So a trace store takes its first [`HEAP_BUFFERS`] chunk buffers from
+//! the global allocator, each an allocation of its own (a test-sized run
+//! stays there, and nothing changes for it), and the rest as slots of 2 MiB
 //! *slabs*: allocations aligned to 2 MiB that, on Linux, are advised
 //! `MADV_HUGEPAGE`. Where the kernel declines the advice (huge pages
 //! turned off, none free) a slab is ordinary memory, faulted a page at a
@@ -26,7 +26,7 @@ use std::ops::{Deref, DerefMut};
 use std::ptr::NonNull;
 use std::sync::Arc;
 
-/// Buffers a log takes from the global allocator before it uses slabs
+/// Buffers a store takes from the global allocator before it uses slabs
 /// (with the store's 32 KiB chunks: the first 256 KiB of records). A slab
 /// costs about as much to fault in (zeroing 2 MiB) as 300 KiB of 4 KiB
 /// pages, so a run past this point has about paid for its first slab.
@@ -49,7 +49,7 @@ pub(crate) struct Buf<T: Copy> {
     len: u32,
     cap: u32,
     /// The slab the memory is a slot of; `None`: an allocation of its own
-    /// (with `Layout::array::<T>(cap)`; none when `cap` is 0).
+    /// (with `Buf::layout(cap)`; none when `cap` is 0).
     slab: Option<Arc<Slab>>,
 }
 
@@ -269,7 +269,7 @@ fn advise_huge(ptr: NonNull<u8>, len: usize) {
 #[cfg(not(target_os = "linux"))]
 fn advise_huge(_: NonNull<u8>, _: usize) {}
 
-/// Where one log's buffers come from: the allocator for its first
+/// Where one store's chunk buffers come from: the allocator for its first
 /// [`HEAP_BUFFERS`], then slots of its slabs.
 #[derive(Default)]
 pub(crate) struct Source {
@@ -313,7 +313,7 @@ impl Source {
 }
 
 impl Clone for Source {
-    /// A fresh source: a cloned log must not be handed slots of the
+    /// A fresh source: a cloned store must not be handed slots of the
     /// original's slab, which the original goes on handing out.
     fn clone(&self) -> Source {
         Source::default()
