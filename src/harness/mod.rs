@@ -141,9 +141,10 @@ impl SimTest {
     /// clock moves; only a task woken by an event (a message, a notify, a
     /// lock) may run after the clock has reached a later timer, as on a
     /// loaded executor. A test they fail read the clock, or decided, after
-    /// such a wake, assuming no time passed before it ran. `policy = "mix"` (or any policy named in the attribute)
-    /// turns the mix's poll cost back on; `policy = "random"` is the
-    /// uniform scheduler alone.
+    /// such a wake, assuming no time passed before it ran.
+    /// `policy = "mix"` (or any policy named in the attribute) turns the
+    /// mix's poll cost back on; `policy = "random"` is the uniform
+    /// scheduler alone.
     pub const DEFAULT_POLICY: Policy = Policy::EXPLORE;
 
     /// A test with default settings.

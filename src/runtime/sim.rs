@@ -905,6 +905,10 @@ mod tests {
         ] {
             let e = parse_policy_spec(text).unwrap_err();
             assert!(e.contains(says), "{text}: {e}");
+            assert!(
+                !e.contains("  "),
+                "{text}: a message without runs of spaces: {e}"
+            );
         }
         assert!(
             "random+cost:1ms"

@@ -142,7 +142,9 @@ impl std::str::FromStr for LatePolls {
     /// 0 to 1) per step, the clock moves to a timer due within `WITHIN`
     /// (default 10 ms) although tasks are ready.
     fn from_str(s: &str) -> Result<LatePolls, String> {
-        let accepted = "late polls are `late:off`, `late:P` or `late:P:WITHIN`: with                         probability P (0 to 1) per step the clock moves early to a timer due                         within WITHIN (default 10ms), e.g. `late:0.25:10ms`";
+        let accepted = "late polls are `late:off`, `late:P` or `late:P:WITHIN`: with \
+                        probability P (0 to 1) per step the clock moves early to a timer due \
+                        within WITHIN (default 10ms), e.g. `late:0.25:10ms`";
         let rest = s
             .trim()
             .strip_prefix("late:")
