@@ -37,6 +37,29 @@ fn run(mode: TraceMode, fail: bool) -> Outcome<()> {
         .run(yields_then_panic(fail))
 }
 
+/// `round_trips` values sent to an echo task and back over two capacity-1
+/// channels, so that every step ends in a wait (a summary event). With
+/// `pause_every` above 0, the echo first sleeps a few microseconds on each
+/// multiple of it: the clock moves now and then, between steps.
+async fn ping_pong(round_trips: u64, pause_every: u64) {
+    let (tx, mut rx) = mpsc::channel::<u64>(1);
+    let (back_tx, mut back_rx) = mpsc::channel::<u64>(1);
+    let echo = spawn(async move {
+        while let Some(v) = rx.recv().await {
+            if pause_every > 0 && v % pause_every == 0 {
+                lockstep::time::sleep(std::time::Duration::from_micros(v % 5 + 1)).await;
+            }
+            back_tx.send(v).await.unwrap();
+        }
+    });
+    for i in 0..round_trips {
+        tx.send(i).await.unwrap();
+        assert_eq!(back_rx.recv().await, Some(i));
+    }
+    drop(tx);
+    echo.await.unwrap();
+}
+
 #[test]
 fn a_ring_keeps_the_last_events_and_every_summary_event() {
     let all = run(TraceMode::Keep, true);
@@ -184,21 +207,7 @@ fn an_event_costs_at_most_16_bytes() {
         .trace_mode(TraceMode::Keep)
         .no_step_limit()
         .build()
-        .run(async {
-            let (tx, mut rx) = mpsc::channel::<u64>(1);
-            let (back_tx, mut back_rx) = mpsc::channel::<u64>(1);
-            let echo = spawn(async move {
-                while let Some(v) = rx.recv().await {
-                    back_tx.send(v).await.unwrap();
-                }
-            });
-            for i in 0..50_000 {
-                tx.send(i).await.unwrap();
-                assert_eq!(back_rx.recv().await, Some(i));
-            }
-            drop(tx);
-            echo.await.unwrap();
-        });
+        .run(ping_pong(50_000, 0));
     for (name, o) in [("yields", &yields), ("ping-pong", &ping_pong)] {
         let t = o.trace();
         assert!(t.len() > 200_000, "{name}: {} events", t.len());
@@ -296,32 +305,16 @@ fn a_lock_heavy_run_renders_the_same_in_every_mode() {
     );
 }
 
-/// A ping-pong over two capacity-1 channels: every step ends in a wait (a
-/// summary event), so a ring's summary log holds a wait for each step.
+/// A ping-pong: a ring's summary log holds a wait for each step.
 #[test]
 fn a_ring_keeps_waits_at_every_step_with_their_steps_and_times() {
-    let body = || async {
-        let (tx, mut rx) = mpsc::channel::<u64>(1);
-        let (back_tx, mut back_rx) = mpsc::channel::<u64>(1);
-        let echo = spawn(async move {
-            while let Some(v) = rx.recv().await {
-                if v % 50 == 0 {
-                    // The clock moves now and then, between steps.
-                    lockstep::time::sleep(std::time::Duration::from_micros(v)).await;
-                }
-                if back_tx.send(v).await.is_err() {
-                    break;
-                }
-            }
-        });
-        for i in 0..1500u64 {
-            tx.send(i).await.unwrap();
-            assert_eq!(back_rx.recv().await, Some(i));
-        }
-        drop(tx);
-        echo.await.unwrap();
+    let run = |mode| {
+        Sim::builder()
+            .seed(3)
+            .trace_mode(mode)
+            .build()
+            .run(ping_pong(1500, 50))
     };
-    let run = |mode| Sim::builder().seed(3).trace_mode(mode).build().run(body());
     let (keep, ring) = (run(TraceMode::Keep), run(TraceMode::Ring(1000)));
     assert!(
         ring.trace().dropped() > 0,
@@ -355,25 +348,7 @@ fn a_long_trace_reads_back_the_same_every_way() {
             .trace_mode(mode)
             .no_step_limit()
             .build()
-            .run(async {
-                let (tx, mut rx) = mpsc::channel::<u64>(1);
-                let (back_tx, mut back_rx) = mpsc::channel::<u64>(1);
-                let echo = spawn(async move {
-                    while let Some(v) = rx.recv().await {
-                        if v % 97 == 0 {
-                            lockstep::time::sleep(std::time::Duration::from_micros(v % 5 + 1))
-                                .await;
-                        }
-                        back_tx.send(v).await.unwrap();
-                    }
-                });
-                for i in 0..20_000u64 {
-                    tx.send(i).await.unwrap();
-                    assert_eq!(back_rx.recv().await, Some(i));
-                }
-                drop(tx);
-                echo.await.unwrap();
-            })
+            .run(ping_pong(20_000, 97))
     };
     let keep = run(TraceMode::Keep);
     let t = keep.trace();

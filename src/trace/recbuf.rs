@@ -54,8 +54,10 @@ pub(crate) struct Buf<T: Copy> {
 }
 
 // SAFETY: a `Buf` owns its memory as a `Vec` does: no other value reads or
-// writes the slot (the slab's `Arc` only keeps the allocation alive), so
-// moving it to another thread moves the only access with it.
+// writes the slot (the slab's `Arc` only keeps the allocation alive; the
+// slab's own `Buf` stays empty and frees the memory once the last buffer
+// carved from it is gone), so moving it to another thread moves the only
+// access with it.
 unsafe impl<T: Copy + Send> Send for Buf<T> {}
 // SAFETY: `&Buf` gives only reads (`Deref` to a slice); writes need
 // `&mut Buf`.
@@ -218,39 +220,20 @@ impl<T: Copy + fmt::Debug> fmt::Debug for Buf<T> {
 }
 
 /// 2 MiB of memory aligned to 2 MiB, advised for huge pages, that buffers
-/// are carved from.
-struct Slab {
-    ptr: NonNull<u8>,
-}
-
-// SAFETY: a `Slab` is only an allocation to free; the buffers carved from
-// it do all reads and writes, each of its own slot (see `Buf`).
-unsafe impl Send for Slab {}
-// SAFETY: as above: nothing is reached through `&Slab`.
-unsafe impl Sync for Slab {}
+/// are carved from: a `Buf` of that many bytes (allocated, advised and
+/// freed as any buffer that big), kept empty, so that nothing reads or
+/// writes the memory through it; the buffers carved from it do, each in
+/// its own slot.
+struct Slab(Buf<u8>);
 
 impl Slab {
-    fn layout() -> Layout {
-        Layout::from_size_align(SLAB, SLAB).expect("a power of two")
-    }
-
     fn new() -> Slab {
-        let layout = Slab::layout();
-        // SAFETY: `layout` has a non-zero size.
-        let raw = unsafe { alloc::alloc(layout) };
-        let Some(ptr) = NonNull::new(raw) else {
-            alloc::handle_alloc_error(layout)
-        };
-        advise_huge(ptr, SLAB);
-        Slab { ptr }
+        Slab(Buf::with_capacity(SLAB))
     }
-}
 
-impl Drop for Slab {
-    fn drop(&mut self) {
-        // SAFETY: allocated by `Slab::new` with this layout; every buffer
-        // carved from it holds an `Arc` of it, so none is left.
-        unsafe { alloc::dealloc(self.ptr.as_ptr(), Slab::layout()) };
+    /// The start of the memory.
+    fn base(&self) -> *mut u8 {
+        self.0.ptr.as_ptr()
     }
 }
 
@@ -300,9 +283,10 @@ impl Source {
         self.used = (start + bytes) as u32; // at most `SLAB`
         // SAFETY: `start + bytes <= SLAB`, so the slot lies inside the
         // slab; `start` is a multiple of `T`'s alignment and the slab's
-        // start is aligned to `SLAB`, a larger power of two; and `used` only
-        // grows within a slab, so no other buffer was given this slot.
-        let at = unsafe { slab.ptr.as_ptr().add(start) };
+        // start is aligned to `SLAB` (`Buf::layout` of its size), a larger
+        // power of two; and `used` only grows within a slab, so no other
+        // buffer was given this slot.
+        let at = unsafe { slab.base().add(start) };
         Buf {
             ptr: NonNull::new(at.cast::<T>()).expect("inside an allocation"),
             len: 0,

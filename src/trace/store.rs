@@ -257,10 +257,18 @@ impl Log {
 
     /// Makes room in the active chunk for one event of `code` at `step`,
     /// `time` (rolling to a new chunk if needed) and writes the markers of
-    /// what moved. Returns whether a chunk was completed (a ring may evict)
-    /// and the step's offset in the active chunk.
+    /// what moved (see `step_to` for `next_ok`). Returns whether a chunk
+    /// was completed (a ring may evict), the step's offset in the active
+    /// chunk, and the bits for the event's head (`NEXT_STEP` or none).
     #[inline(always)]
-    fn begin(&mut self, step: u64, time: u64, code: u8, spare: Spare<'_>) -> (bool, u32) {
+    fn begin(
+        &mut self,
+        step: u64,
+        time: u64,
+        code: u8,
+        next_ok: bool,
+        spare: Spare<'_>,
+    ) -> (bool, u32, u32) {
         let a = &self.active;
         let rolled = if a.recs.len() + NEED > a.recs.capacity()
             || step < a.base_step
@@ -285,17 +293,24 @@ impl Log {
             self.time = time;
         }
         let off = (step - self.active.base_step) as u32;
-        self.step_to(step, off, code);
-        (rolled, off)
+        let bits = self.step_to(step, off, code, next_ok);
+        (rolled, off, bits)
     }
 
     /// Notes that the next event, of `code`, is at `step` (`off` in the
     /// active chunk): a step marker first if the step moved and the event
-    /// does not say it itself (a poll does). Room was made for it.
+    /// does not say it itself. A poll does (its record carries its step);
+    /// with `next_ok` (the summary log's copies), an event one step after
+    /// the last says so with the returned `NEXT_STEP` bit in its head. A
+    /// new chunk starts at the event's step, so its first event needs
+    /// neither. Room was made for the marker.
     #[inline(always)]
-    fn step_to(&mut self, step: u64, off: u32, code: u8) {
+    fn step_to(&mut self, step: u64, off: u32, code: u8, next_ok: bool) -> u32 {
+        let mut bits = 0;
         if step != self.step {
-            if code != code::POLL {
+            if next_ok && step == self.step.wrapping_add(1) {
+                bits = NEXT_STEP;
+            } else if code != code::POLL {
                 self.active.recs.push(Rec {
                     head: (code::STEP as u32) << 24,
                     arg: off,
@@ -303,6 +318,7 @@ impl Log {
             }
             self.step = step;
         }
+        bits
     }
 
     /// Appends one event with its extensions (room was made by `begin`).
@@ -328,16 +344,14 @@ impl Log {
             });
         }
         // `with` fills the first extension first.
-        if c.ext[0] != 0 {
-            for (code, arg) in [c.ext(0), c.ext(1)] {
-                if code == 0 {
-                    break;
-                }
-                recs.push(Rec {
-                    head: (code as u32) << 24,
-                    arg,
-                });
+        for (code, arg) in [c.ext(0), c.ext(1)] {
+            if code == 0 {
+                break;
             }
+            recs.push(Rec {
+                head: (code as u32) << 24,
+                arg,
+            });
         }
         self.active.events += 1;
         self.events += 1;
@@ -354,16 +368,9 @@ impl Log {
         let c = recs[0].code();
         debug_assert!(c != code::POLL && c != code::BIG && recs.len() <= NEED);
         debug_assert!(recs[0].head & NEXT_STEP == 0, "copied from the ring");
-        let next = self.events != 0 && step == self.step.wrapping_add(1);
-        if next {
-            // No marker from `begin`, unless it starts a new chunk, whose
-            // first step is the event's own.
-            self.step = step;
-        }
-        let (rolled, _) = self.begin(step, time, c, spare);
-        let flag = if next && !rolled { NEXT_STEP } else { 0 };
+        let (_, _, bits) = self.begin(step, time, c, true, spare);
         self.active.recs.push(Rec {
-            head: recs[0].head | flag,
+            head: recs[0].head | bits,
             arg: recs[0].arg,
         });
         // Up to three extensions: a loop beats a call to `memcpy`.
@@ -399,7 +406,7 @@ impl Log {
         big: Option<EventKind>,
         spare: Spare<'_>,
     ) -> bool {
-        let (rolled, off) = self.begin(step, time, c.code(), spare);
+        let (rolled, off, _) = self.begin(step, time, c.code(), false, spare);
         if let Some(kind) = big {
             c.set_arg(self.active.big.len() as u32);
             self.active.big.push(kind);
@@ -1031,7 +1038,7 @@ impl Store {
             && off <= u64::from(u32::MAX)
             && log.active.recs.len() + NEED <= log.active.recs.capacity()
         {
-            log.step_to(step, off as u32, c.code());
+            log.step_to(step, off as u32, c.code(), false);
             log.put(off as u32, task, c);
             return;
         }
@@ -1080,10 +1087,11 @@ impl Store {
         if time != self.log.time || self.log.events == 0 {
             self.note_time(time);
         }
-        let (rolled, off) = self.log.begin(
+        let (rolled, off, _) = self.log.begin(
             step,
             time,
             c.code(),
+            false,
             Spare(&mut self.spare, &mut self.source),
         );
         self.log.put(off, task, c);
@@ -1151,7 +1159,7 @@ impl Store {
                     return;
                 }
             }
-            log.step_to(step, off as u32, code);
+            log.step_to(step, off as u32, code, false);
             log.put_plain(off as u32, task_field, code, arg);
             return;
         }
@@ -1166,9 +1174,13 @@ impl Store {
         if time != self.log.time || self.log.events == 0 {
             self.note_time(time);
         }
-        let (rolled, off) =
-            self.log
-                .begin(step, time, code, Spare(&mut self.spare, &mut self.source));
+        let (rolled, off, _) = self.log.begin(
+            step,
+            time,
+            code,
+            false,
+            Spare(&mut self.spare, &mut self.source),
+        );
         self.log.put_plain(off, task_field, code, arg);
         if rolled && self.limit.is_some() {
             self.maybe_evict();
@@ -1569,12 +1581,13 @@ impl<'a> Cursor<'a> {
                     self.time |= u64::from(r.arg) << 56;
                     continue;
                 }
-                code::STEP | code::POLL => self.step = self.chunk.base_step + u64::from(r.arg),
+                code::STEP => {
+                    self.step = self.chunk.base_step + u64::from(r.arg);
+                    continue;
+                }
+                code::POLL => self.step = self.chunk.base_step + u64::from(r.arg),
                 _ if r.head & NEXT_STEP != 0 => self.step += 1,
                 _ => {}
-            }
-            if r.code() == code::STEP {
-                continue;
             }
             debug_assert!(r.code() >= code::FIRST_EVENT, "an extension out of place");
             let mut compact = if r.code() & code::PAIRED != 0 {
@@ -1717,6 +1730,14 @@ mod tests {
     /// filtered or concatenated trace), out-of-line payloads, many chunks.
     #[test]
     fn every_event_decodes_to_what_was_pushed() {
+        // A channel's wait: a primitive and a detail, stored as one pair.
+        let message_wait = |step, channel: &str| {
+            let kind = EventKind::Wait {
+                resource: channel.into(),
+                detail: Some("a message".into()),
+            };
+            ev(step, 1 << 40, Some(2), kind)
+        };
         let mut events = vec![
             ev(0, 0, None, EventKind::Poll),
             ev(1, 5, Some(0x00FF_FFFE), EventKind::Yield),
@@ -1745,15 +1766,7 @@ mod tests {
                     to: Some(TaskId(9)),
                 },
             ),
-            ev(
-                3,
-                1 << 40,
-                Some(2),
-                EventKind::Wait {
-                    resource: "channel#0".into(),
-                    detail: Some("a message".into()),
-                },
-            ),
+            message_wait(3, "channel#0"),
             ev(
                 3,
                 1 << 40,
@@ -1764,24 +1777,8 @@ mod tests {
                     to: Some(TaskId(9)),
                 },
             ),
-            ev(
-                4,
-                1 << 40,
-                Some(2),
-                EventKind::Wait {
-                    resource: "channel#0".into(),
-                    detail: Some("a message".into()),
-                },
-            ),
-            ev(
-                4,
-                1 << 40,
-                Some(2),
-                EventKind::Wait {
-                    resource: "channel#1".into(),
-                    detail: Some("a message".into()),
-                },
-            ),
+            message_wait(4, "channel#0"),
+            message_wait(4, "channel#1"),
             ev(
                 1,
                 7,

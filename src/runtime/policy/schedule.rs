@@ -255,9 +255,8 @@ impl Words {
 
     /// A scheduler draw that came out `value`.
     pub(crate) fn draw(&mut self, value: u64) {
-        self.0.push(Self::DRAW);
-        self.0
-            .extend_from_slice(&[0, 1, 2, 3].map(|i| (value >> (16 * i)) as u16));
+        let [a, b, c, d] = [0, 1, 2, 3].map(|i| (value >> (16 * i)) as u16);
+        self.0.extend_from_slice(&[Self::DRAW, a, b, c, d]);
     }
 
     fn decode(&self) -> Vec<Decision> {
