@@ -388,3 +388,39 @@ fn a_long_trace_reads_back_the_same_every_way() {
     assert_eq!(run(TraceMode::Ring(1 << 20)).trace().render(), text);
     assert_eq!(run(TraceMode::Keep).trace().render(), text);
 }
+
+/// A run `steps` steps long (the main task alone, yielding), traced at
+/// summary level into a small ring.
+fn yielding_run(steps: u64, keep_schedule: Option<bool>) -> Outcome<()> {
+    let mut b = Sim::builder()
+        .seed(3)
+        .verbosity(lockstep::trace::Verbosity::Summary)
+        .trace_mode(TraceMode::Ring(10))
+        .no_step_limit()
+        .livelock_steps(u64::MAX);
+    if let Some(keep) = keep_schedule {
+        b = b.record_schedule(keep);
+    }
+    b.build().run(async move {
+        for _ in 1..steps {
+            yield_now().await;
+        }
+    })
+}
+
+/// A schedule grows with the run (2 bytes a step): a ring-mode run keeps
+/// it up to `TraceMode::DEFAULT_RING` steps (its ring, if larger), and
+/// drops it past that, so that its memory stays flat; asked for, it is
+/// kept whole.
+#[test]
+fn a_ring_bounds_the_schedule_it_records() {
+    let bound = TraceMode::DEFAULT_RING as u64;
+    let at = yielding_run(bound, None);
+    assert_eq!(at.stats().steps, bound);
+    assert_eq!(at.schedule().map(|s| s.steps()), Some(bound));
+    let past = yielding_run(bound + 1, None);
+    assert_eq!(past.stats().steps, bound + 1);
+    assert!(past.schedule().is_none(), "dropped past {bound} steps");
+    let asked = yielding_run(bound + 1, Some(true));
+    assert_eq!(asked.schedule().map(|s| s.steps()), Some(bound + 1));
+}

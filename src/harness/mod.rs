@@ -331,6 +331,11 @@ impl SimTest {
             self.builder = self.builder.replay(schedule.clone());
             self.seed = Some(schedule.seed());
         }
+        if env.shrink {
+            // Shrinking starts from the failing run's schedule: kept whole,
+            // however long the run (a ring-mode trace bounds it).
+            self.builder = self.builder.record_schedule(true);
+        }
         if let Some(path) = &env.trace {
             // Checked before any seed runs: a path that cannot be written
             // is an error now, not a silent nothing when the test passes.

@@ -293,6 +293,12 @@ pub(crate) fn render<T>(
                 schedule_file(bundle_dir).display()
             );
         }
+    } else if let Some(bound) = traced.schedule_dropped() {
+        let _ = writeln!(
+            r,
+            "  schedule:      not kept: the run passed {bound} steps, where a ring-mode \
+             trace drops it (the seed replays the run exactly)"
+        );
     }
     let _ = writeln!(r, "\n  last events:");
     for line in traced.trace().render_tail(TAIL).lines() {
@@ -401,6 +407,56 @@ mod tests {
             crate_name: krate,
             ignored: false,
         }
+    }
+
+    /// A run longer than `TraceMode::DEFAULT_RING` steps, traced into a
+    /// ring, drops its schedule (its memory stays flat): the report says
+    /// so, and its replay command is the seed's.
+    #[test]
+    fn a_report_says_when_a_long_run_kept_no_schedule() {
+        let steps = crate::trace::TraceMode::DEFAULT_RING as u64 + 1;
+        let outcome = crate::Sim::builder()
+            .seed(4)
+            .verbosity(crate::trace::Verbosity::Summary)
+            .trace_mode(crate::trace::TraceMode::Ring(10))
+            .no_step_limit()
+            .livelock_steps(u64::MAX)
+            .build()
+            .run(async move {
+                for _ in 1..steps {
+                    crate::task::yield_now().await;
+                }
+                panic!("after a million steps");
+            });
+        assert!(outcome.schedule().is_none());
+        let cause = Cause::Failure(outcome.failure().expect("the run panics").clone());
+        let dir = Path::new("target/lockstep/long");
+        let run = RunSchedule {
+            bundle_dir: dir,
+            follows_schedule: false,
+        };
+        let m = meta("tests/long.rs", "long", "lockstep", "long");
+        let report = render(&m, Seed(4), (1, 1), &cause, &outcome, &Err("-".into()), run);
+        let line = |label: &str| {
+            report
+                .lines()
+                .find_map(|l| l.trim_start().strip_prefix(label))
+                .unwrap_or_else(|| panic!("no `{label}` line in:\n{report}"))
+                .trim()
+                .to_string()
+        };
+        assert_eq!(
+            line("schedule:"),
+            format!(
+                "not kept: the run passed {} steps, where a ring-mode trace drops it \
+                 (the seed replays the run exactly)",
+                steps - 1
+            )
+        );
+        assert!(
+            line("replay:").starts_with("LOCKSTEP_SEED=0x4 cargo test"),
+            "{report}"
+        );
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct Outcome<T> {
     warnings: Vec<Failure>,
     step_hashes: Option<Vec<u64>>,
     schedule: Option<Schedule>,
+    /// The bound (in steps) a recorded schedule was dropped at.
+    schedule_dropped: Option<u64>,
 }
 
 impl<T> Outcome<T> {
@@ -62,12 +64,23 @@ impl<T> Outcome<T> {
             warnings,
             step_hashes,
             schedule: None,
+            schedule_dropped: None,
         }
     }
 
-    pub(crate) fn with_schedule(mut self, schedule: Option<Schedule>) -> Outcome<T> {
-        self.schedule = schedule;
+    /// The run's recorded schedule, or the bound it was dropped at.
+    pub(crate) fn with_schedule(mut self, schedule: Result<Option<Schedule>, u64>) -> Outcome<T> {
+        match schedule {
+            Ok(s) => self.schedule = s,
+            Err(bound) => self.schedule_dropped = Some(bound),
+        }
         self
+    }
+
+    /// The step count past which this run dropped the schedule it was
+    /// recording (see [`Outcome::schedule`]).
+    pub(crate) fn schedule_dropped(&self) -> Option<u64> {
+        self.schedule_dropped
     }
 
     /// The run's schedule: every task pick, early clock move and scheduler
@@ -75,6 +88,16 @@ impl<T> Outcome<T> {
     /// and printable as one word (`S1:0x2a:-:0.1x3.t.2`). Kept by runs that
     /// trace, or that were built with
     /// [`record_schedule(true)`](crate::SimBuilder::record_schedule).
+    ///
+    /// A schedule grows by about 2 bytes a step. A run that traces into a
+    /// ring or a stream (the default, [`TraceMode`](crate::trace::TraceMode))
+    /// bounds it as it bounds its trace, to keep its memory flat: it drops
+    /// the schedule, and this is `None`, once the run passes its ring's
+    /// count of steps, or [`TraceMode::DEFAULT_RING`](crate::trace::TraceMode::DEFAULT_RING)
+    /// steps if that is more (so every run within the default step limit
+    /// keeps it). The seed still replays such a run exactly;
+    /// `record_schedule(true)` or `TraceMode::Keep` keeps its schedule
+    /// whole.
     pub fn schedule(&self) -> Option<&Schedule> {
         self.schedule.as_ref()
     }
@@ -146,6 +169,7 @@ impl<T> Outcome<T> {
             warnings: self.warnings,
             step_hashes: self.step_hashes,
             schedule: self.schedule,
+            schedule_dropped: self.schedule_dropped,
         }
     }
 

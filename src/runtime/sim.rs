@@ -235,7 +235,7 @@ impl Default for Config {
 /// | [`poll_cost`](Self::poll_cost) | off (on for some seeds under `Mix`) | virtual time charged per poll, and per-host speeds |
 /// | [`pct_horizon`](Self::pct_horizon) | 200 steps | the run length `Pct` spreads its change points over |
 /// | [`replay`](Self::replay) | none | a recorded schedule to follow exactly |
-/// | [`record_schedule`](Self::record_schedule) | when tracing | whether [`Outcome::schedule`](crate::Outcome::schedule) is kept |
+/// | [`record_schedule`](Self::record_schedule) | when tracing (bounded in a ring) | whether [`Outcome::schedule`](crate::Outcome::schedule) is kept |
 #[derive(Clone, Debug, Default)]
 #[must_use = "a SimBuilder does nothing until `build` is called"]
 pub struct SimBuilder {
@@ -533,7 +533,10 @@ impl SimBuilder {
     /// Whether the run keeps its [`Schedule`] for
     /// [`Outcome::schedule`](crate::Outcome::schedule). By default, runs
     /// that trace do (a run with tracing off stays allocation-free per
-    /// step).
+    /// step), and a run that traces into a ring drops it once it passes
+    /// its ring's count of steps (at least
+    /// [`TraceMode::DEFAULT_RING`]), so that its memory stays flat. `true`
+    /// keeps it whole however long the run (about 2 bytes a step).
     pub fn record_schedule(mut self, record: bool) -> Self {
         self.config.record_schedule = Some(record);
         self

@@ -360,6 +360,12 @@ pub struct ConnEvent {
 /// The summary log of a ring is bounded by the same count as the ring, so
 /// a run whose summary events alone outnumber it (a billion channel waits)
 /// still has flat memory; the text form marks where events were dropped.
+/// So is the run's recorded schedule (2 bytes a step): a ring-mode run
+/// keeps it up to its ring's count of steps, never fewer than
+/// [`TraceMode::DEFAULT_RING`] (every run within the default step limit
+/// keeps it), and drops it past that (see
+/// [`Outcome::schedule`](crate::Outcome::schedule)); the seed still
+/// replays the run.
 ///
 /// Memory: a trace's first 256 KiB of records are ordinary allocations;
 /// past that, records go into 2 MiB blocks advised for transparent huge

@@ -157,6 +157,12 @@ pub(crate) struct Scheduler {
     record: Option<Box<Schedule>>,
     /// The task polled last (kept while recording, to count preemptions).
     last_run: Option<TaskKey>,
+    /// Steps recorded so far, and how many the schedule may hold before
+    /// it is dropped (see `Config::schedule_bound`).
+    recorded: u64,
+    record_bound: u64,
+    /// The schedule was dropped for passing its bound.
+    record_dropped: bool,
     diverged: Option<String>,
     /// Poll charges, when on.
     cost: Option<Box<cost::CostState>>,
@@ -240,6 +246,9 @@ impl Scheduler {
                 .records_schedule()
                 .then(|| Box::new(Schedule::recorded(seed, swarm, charge, Words::default(), 0))),
             last_run: None,
+            recorded: 0,
+            record_bound: config.schedule_bound(),
+            record_dropped: false,
             diverged: None,
             cost: charge.map(|c| Box::new(cost::CostState::new(c, seed))),
         };
@@ -285,12 +294,16 @@ impl Scheduler {
     /// Notes that `key`'s task is polled (the pick the executor
     /// accepted), and whether that preempts the task polled before it
     /// (still in `ready`: it yielded, or was woken again).
-    #[inline]
     /// `in_ready` tells whether a task is in the ready set (a look at its
     /// entry, not a scan of the set: a scan per step made a fully traced
     /// run quadratic in its ready tasks).
+    #[inline]
     pub(crate) fn record_run(&mut self, key: TaskKey, in_ready: impl FnOnce(TaskKey) -> bool) {
+        if self.record.is_some() && self.recorded == self.record_bound {
+            self.drop_record();
+        }
         if let Some(s) = &mut self.record {
+            self.recorded += 1;
             if let Some(last) = self.last_run {
                 if last != key && in_ready(last) {
                     *s.preemptions.get_or_insert(0) += 1;
@@ -299,6 +312,14 @@ impl Scheduler {
             self.last_run = Some(key);
             s.words.run(key.id.0);
         }
+    }
+
+    /// The recorded schedule reached its bound: dropped, its memory freed
+    /// (the seed still replays the run; see `Config::schedule_bound`).
+    #[cold]
+    fn drop_record(&mut self) {
+        self.record = None;
+        self.record_dropped = true;
     }
 
     /// A scheduler draw below `n`, recorded.
@@ -349,9 +370,12 @@ impl Scheduler {
         }
     }
 
-    /// The recorded schedule.
-    pub(crate) fn take_schedule(&mut self) -> Option<Schedule> {
-        self.record.take().map(|s| *s)
+    /// The recorded schedule, or the bound it was dropped at.
+    pub(crate) fn take_schedule(&mut self) -> Result<Option<Schedule>, u64> {
+        if self.record_dropped {
+            return Err(self.record_bound);
+        }
+        Ok(self.record.take().map(|s| *s))
     }
 }
 
@@ -362,5 +386,26 @@ impl Config {
     pub(crate) fn records_schedule(&self) -> bool {
         self.record_schedule
             .unwrap_or(self.verbosity != crate::trace::Verbosity::Off)
+    }
+
+    /// How many steps a recorded schedule may hold before the run drops
+    /// it (`u64::MAX`: no bound). A schedule grows by 2 bytes a step, so a
+    /// run that bounds its trace (a ring, a stream) bounds its schedule as
+    /// well, or a billion-step run would hold 2 GB of it: to its ring's
+    /// count, and never below [`TraceMode::DEFAULT_RING`] steps, so that
+    /// every run within the default step limit keeps its schedule however
+    /// small its ring. Kept whole when asked for
+    /// ([`record_schedule(true)`](crate::SimBuilder::record_schedule)), or
+    /// when the trace is kept whole ([`TraceMode::Keep`]).
+    ///
+    /// [`TraceMode::DEFAULT_RING`]: crate::trace::TraceMode::DEFAULT_RING
+    /// [`TraceMode::Keep`]: crate::trace::TraceMode::Keep
+    pub(crate) fn schedule_bound(&self) -> u64 {
+        use crate::trace::TraceMode;
+        let ring = match (&self.trace_mode, self.record_schedule) {
+            (_, Some(true)) | (TraceMode::Keep, _) => return u64::MAX,
+            (TraceMode::Ring(n), _) | (TraceMode::Stream { ring: n, .. }, _) => *n,
+        };
+        ring.max(TraceMode::DEFAULT_RING) as u64
     }
 }
