@@ -467,7 +467,27 @@ const WORKLOADS: &[(&str, &str)] = &[
     ("W6b", "W6 through the test harness (20k seeds)"),
     ("IDLE", "100k tasks parked on a timer (bytes/task)"),
     ("TRACE", "full-trace bytes per event (W2 / W4)"),
+    (
+        "LONG",
+        "peak RSS of a 2M-step run, then of a 16M-step one (default ring)",
+    ),
 ];
+
+/// `LONG`: a run of about `steps` steps (two tasks sleeping a nanosecond
+/// at a time) in the builder's default trace mode, the ring.
+fn long_run(verbosity: Verbosity, steps: u64) {
+    let o = lockstep_sim(verbosity, TraceMode::default()).run(async move {
+        let sleeper = || async move {
+            for _ in 0..steps / 2 {
+                lockstep::time::sleep(Duration::from_nanos(1)).await;
+            }
+        };
+        let other = lockstep::spawn(sleeper());
+        sleeper().await;
+        other.await.unwrap();
+    });
+    assert!(o.stats().steps >= steps);
+}
 
 /// Runs one workload on one runtime in this process. Returns the value it
 /// computed (checked across runtimes), or `None` if the pair is n/a.
@@ -503,6 +523,13 @@ fn run_one(workload: &str, runtime: &str) -> Option<u64> {
                 W6_SIMS
             }
             "IDLE" => run(Box::pin(ls::idle())),
+            // Peak RSS after the short run; the child's peak is the long's.
+            "LONG" => {
+                long_run(v, 2_000_000);
+                let short = peak_rss_kb();
+                long_run(v, 16_000_000);
+                short
+            }
             "TRACE" if v == Verbosity::Full => {
                 let per = |f: Pin<Box<dyn Future<Output = u64>>>| {
                     let o = lockstep_sim(v, TraceMode::Keep).run(f);
@@ -658,7 +685,7 @@ fn main() {
         // W1-W6 run on this thread: its on-CPU time is what the machine's
         // other load disturbs least. W6b runs seeds on threads: wall time.
         let took = match w.as_str() {
-            "W6b" | "IDLE" | "TRACE" => start.elapsed().as_nanos() as u64,
+            "W6b" | "IDLE" | "TRACE" | "LONG" => start.elapsed().as_nanos() as u64,
             _ => cpu_ns() - cpu_start,
         };
         match value {
@@ -734,6 +761,7 @@ fn main() {
             match *w {
                 "IDLE" => print!(" {value} B |"),
                 "TRACE" => print!(" {:.2} B |", value as f64 / 100.0),
+                "LONG" => print!(" {} → {rss} MiB |", value / 1024),
                 "W6" | "W6b" => {
                     let per_s = W6_SIMS as f64 / wall(ms).as_secs_f64();
                     print!(" {:.0}k/s, {rss} MiB |", per_s / 1e3);
@@ -752,7 +780,8 @@ fn main() {
             }
         }
         println!();
-        if !matches!(*w, "IDLE" | "TRACE" | "W6" | "W6b") && values.windows(2).any(|p| p[0] != p[1])
+        if !matches!(*w, "IDLE" | "TRACE" | "LONG" | "W6" | "W6b")
+            && values.windows(2).any(|p| p[0] != p[1])
         {
             eprintln!("{w}: runtimes computed different results: {values:?}");
         }
