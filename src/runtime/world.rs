@@ -719,7 +719,11 @@ impl World {
     }
 
     /// Records a sync event on the primitive labelled by `label` (interned
-    /// once per run through `cache`).
+    /// once per run through `cache`). Always inlined: its callers pass
+    /// constants (no detail, no target) that fold its look-ups away, and
+    /// left to the inliner it was kept out of line when unrelated code
+    /// moved (W4 fully traced: +3% instructions).
+    #[inline(always)]
     pub(crate) fn record_sync(
         &self,
         level: Verbosity,
