@@ -157,12 +157,13 @@ pub(crate) struct Scheduler {
     record: Option<Box<Schedule>>,
     /// The task polled last (kept while recording, to count preemptions).
     last_run: Option<TaskKey>,
-    /// Steps recorded so far, and how many the schedule may hold before
-    /// it is dropped (see `Config::schedule_bound`).
-    recorded: u64,
+    /// One more than the steps the recorded schedule may still take
+    /// before it is dropped (see `Config::schedule_bound`): a count down,
+    /// the cheapest check per step.
+    record_left: u64,
     record_bound: u64,
-    /// The schedule was dropped for passing its bound.
-    record_dropped: bool,
+    /// The bound, once the schedule was dropped for passing it.
+    record_dropped: Option<u64>,
     diverged: Option<String>,
     /// Poll charges, when on.
     cost: Option<Box<cost::CostState>>,
@@ -246,9 +247,9 @@ impl Scheduler {
                 .records_schedule()
                 .then(|| Box::new(Schedule::recorded(seed, swarm, charge, Words::default(), 0))),
             last_run: None,
-            recorded: 0,
+            record_left: config.schedule_bound().saturating_add(1),
             record_bound: config.schedule_bound(),
-            record_dropped: false,
+            record_dropped: None,
             diverged: None,
             cost: charge.map(|c| Box::new(cost::CostState::new(c, seed))),
         };
@@ -299,11 +300,12 @@ impl Scheduler {
     /// run quadratic in its ready tasks).
     #[inline]
     pub(crate) fn record_run(&mut self, key: TaskKey, in_ready: impl FnOnce(TaskKey) -> bool) {
-        if self.record.is_some() && self.recorded == self.record_bound {
-            self.drop_record();
-        }
         if let Some(s) = &mut self.record {
-            self.recorded += 1;
+            self.record_left -= 1;
+            if self.record_left == 0 {
+                self.drop_record();
+                return;
+            }
             if let Some(last) = self.last_run {
                 if last != key && in_ready(last) {
                     *s.preemptions.get_or_insert(0) += 1;
@@ -319,7 +321,7 @@ impl Scheduler {
     #[cold]
     fn drop_record(&mut self) {
         self.record = None;
-        self.record_dropped = true;
+        self.record_dropped = Some(self.record_bound);
     }
 
     /// A scheduler draw below `n`, recorded.
@@ -372,10 +374,10 @@ impl Scheduler {
 
     /// The recorded schedule, or the bound it was dropped at.
     pub(crate) fn take_schedule(&mut self) -> Result<Option<Schedule>, u64> {
-        if self.record_dropped {
-            return Err(self.record_bound);
+        match self.record_dropped {
+            Some(bound) => Err(bound),
+            None => Ok(self.record.take().map(|s| *s)),
         }
-        Ok(self.record.take().map(|s| *s))
     }
 }
 
