@@ -35,7 +35,6 @@
 //! lock, a semaphore, a channel); see `ext`.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
 use std::panic::Location;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -48,6 +47,7 @@ use super::policy::{Pick, ReadyView, Scheduler};
 use super::waker::{self, TaskKey};
 use super::world::World;
 use crate::check::{BlockedTask, Failure, PanicReport, Site, TaskInfo};
+use crate::runtime::ready::ReadyQueue;
 use crate::task::{JoinError, RawTask, TaskId, TaskState};
 use crate::time::Instant;
 use crate::trace::store::code;
@@ -230,7 +230,7 @@ impl Table {
 
 pub(crate) struct Executor {
     table: RefCell<Table>,
-    ready: RefCell<VecDeque<TaskKey>>,
+    ready: RefCell<ReadyQueue>,
     current: Cell<Option<TaskKey>>,
     /// The host of the task being polled.
     current_host: Cell<Option<Group>>,
@@ -359,7 +359,7 @@ impl ReadyView for Executor {
 struct Spare {
     slots: Vec<Option<Entry>>,
     free: Vec<u32>,
-    ready: VecDeque<TaskKey>,
+    ready: ReadyQueue,
     wakers_out: Vec<(u16, u32)>,
     moves: Vec<u32>,
 }
@@ -383,7 +383,7 @@ impl Executor {
         } = spare.unwrap_or_else(|| Spare {
             slots: Vec::new(),
             free: Vec::new(),
-            ready: VecDeque::with_capacity(64),
+            ready: ReadyQueue::with_capacity(64),
             wakers_out: Vec::new(),
             moves: Vec::new(),
         });

@@ -26,6 +26,7 @@ pub(crate) mod isolated;
 mod outcome;
 pub(crate) mod panics;
 pub(crate) mod policy;
+pub(crate) mod ready;
 mod seed;
 mod sim;
 pub(crate) mod waker;

@@ -2,13 +2,11 @@
 //! production executors. Explores nothing: for speed comparisons and the
 //! "natural" order. The clock never moves early under it.
 
-use std::collections::VecDeque;
-
 use rand_chacha::ChaCha8Rng;
 
 use super::{Pick, ReadyView, SchedulePolicy, below};
 use crate::runtime::Seed;
-use crate::runtime::waker::TaskKey;
+use crate::runtime::ready::ReadyQueue;
 use crate::runtime::world::{rng_for, stream};
 use crate::time::Duration;
 
@@ -29,7 +27,7 @@ impl SchedulePolicy for Fifo {
     fn start(&mut self, _: Seed) {}
 
     #[inline]
-    fn pick(&mut self, ready: &mut VecDeque<TaskKey>, _: &dyn ReadyView) -> Pick {
+    fn pick(&mut self, ready: &mut ReadyQueue, _: &dyn ReadyView) -> Pick {
         Pick::Run(ready.pop_front().expect("the ready set is not empty"))
     }
 

@@ -28,7 +28,6 @@
 //! schedule appends to a run-length encoded list (a step of the task that
 //! ran last is a counter increment).
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use rand_chacha::ChaCha8Rng;
@@ -38,6 +37,7 @@ use super::Seed;
 use super::sim::{Config, Policy};
 use super::waker::TaskKey;
 use super::world::{rng_for, stream};
+use crate::runtime::ready::ReadyQueue;
 use crate::time::Duration;
 
 mod cost;
@@ -79,7 +79,7 @@ pub(crate) trait SchedulePolicy {
     /// Takes the next task to run out of `ready` (never empty). A key
     /// handed back that is no longer runnable is dropped (or parked) by the
     /// executor, which then asks again.
-    fn pick(&mut self, ready: &mut VecDeque<TaskKey>, view: &dyn ReadyView) -> Pick;
+    fn pick(&mut self, ready: &mut ReadyQueue, view: &dyn ReadyView) -> Pick;
     /// A uniform value below `n` (`n ≥ 1`), for choices the program leaves
     /// to the scheduler (`select`'s fair order).
     fn draw(&mut self, n: usize) -> usize;
@@ -277,7 +277,7 @@ impl Scheduler {
 
     /// Takes the next task out of `ready`.
     #[inline]
-    pub(crate) fn pick(&mut self, ready: &mut VecDeque<TaskKey>, view: &dyn ReadyView) -> Pick {
+    pub(crate) fn pick(&mut self, ready: &mut ReadyQueue, view: &dyn ReadyView) -> Pick {
         match &mut self.active {
             // The default first, inline.
             Active::Random(p) => p.pick(ready, view),

@@ -27,14 +27,16 @@
 //! [`SimBuilder::DEFAULT_PCT_HORIZON`]: crate::SimBuilder::DEFAULT_PCT_HORIZON
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+use std::collections::BinaryHeap;
 
 use rand_chacha::ChaCha8Rng;
+
 use rand_chacha::rand_core::Rng;
 
 use super::late::{LatePolls, LateState};
 use super::{Pick, ReadyView, SchedulePolicy, below};
 use crate::runtime::Seed;
+use crate::runtime::ready::ReadyQueue;
 use crate::runtime::waker::TaskKey;
 use crate::runtime::world::{rng_for, stream};
 use crate::time::Duration;
@@ -232,7 +234,7 @@ impl Pct {
     }
 
     /// Takes in the keys the executor appended since the last pick.
-    fn take_in(&mut self, ready: &VecDeque<TaskKey>) {
+    fn take_in(&mut self, ready: &ReadyQueue) {
         if ready.len() == self.known && !self.heap_on {
             // Nothing new (the queue is short, and stays scanned).
             return;
@@ -293,7 +295,7 @@ impl Pct {
     /// left in the heap; or, when none is runnable, the key ready first
     /// (the executor then drops or parks it).
     #[inline]
-    fn best(&mut self, ready: &VecDeque<TaskKey>, view: &dyn ReadyView) -> TaskKey {
+    fn best(&mut self, ready: &ReadyQueue, view: &dyn ReadyView) -> TaskKey {
         if !self.heap_on {
             return self.scan(ready, view);
         }
@@ -302,7 +304,7 @@ impl Pct {
 
     /// [`best`](Self::best) from the heap of a long ready queue.
     #[inline(never)]
-    fn best_in_heap(&mut self, ready: &VecDeque<TaskKey>, view: &dyn ReadyView) -> TaskKey {
+    fn best_in_heap(&mut self, ready: &ReadyQueue, view: &dyn ReadyView) -> TaskKey {
         let mut set_aside = Vec::new();
         let found = loop {
             let Some(top) = self.heap.peek() else {
@@ -325,7 +327,7 @@ impl Pct {
     /// [`best`](Self::best) by a scan of a short ready queue: the same
     /// order as the heap's. Inlined into the pick (one call, one frame).
     #[inline]
-    fn scan(&self, ready: &VecDeque<TaskKey>, view: &dyn ReadyView) -> TaskKey {
+    fn scan(&self, ready: &ReadyQueue, view: &dyn ReadyView) -> TaskKey {
         // Nearly always the key of top rank is runnable: rank first, then
         // ask the executor about that one key only.
         // Ranks are distinct (each entry has its own sequence number);
@@ -347,7 +349,7 @@ impl Pct {
 
     /// [`scan`](Self::scan) when the key of top rank is not runnable.
     #[cold]
-    fn scan_runnable(&self, ready: &VecDeque<TaskKey>, view: &dyn ReadyView) -> TaskKey {
+    fn scan_runnable(&self, ready: &ReadyQueue, view: &dyn ReadyView) -> TaskKey {
         let mut best: Option<((u64, Reverse<u64>), TaskKey)> = None;
         for &key in ready {
             if !view.runnable(key) {
@@ -363,7 +365,7 @@ impl Pct {
     }
 
     /// The key that became ready first (none is runnable).
-    fn first_ready(&self, ready: &VecDeque<TaskKey>) -> TaskKey {
+    fn first_ready(&self, ready: &ReadyQueue) -> TaskKey {
         *ready
             .iter()
             .min_by_key(|k| self.tasks.get(k.id.0 as usize).map_or(OUT, |s| s.order))
@@ -373,7 +375,7 @@ impl Pct {
     /// Takes `key` out of the ready queue (swapping the last key into its
     /// place: the queue's order means nothing to this policy, which keeps
     /// its own).
-    fn take_out(&mut self, ready: &mut VecDeque<TaskKey>, key: TaskKey) {
+    fn take_out(&mut self, ready: &mut ReadyQueue, key: TaskKey) {
         // Every key of the queue was taken in: its slot exists.
         let slot = &mut self.tasks[key.id.0 as usize];
         slot.order = OUT;
@@ -403,7 +405,7 @@ impl SchedulePolicy for Pct {
         };
     }
 
-    fn pick(&mut self, ready: &mut VecDeque<TaskKey>, view: &dyn ReadyView) -> Pick {
+    fn pick(&mut self, ready: &mut ReadyQueue, view: &dyn ReadyView) -> Pick {
         if ready.len() < self.known {
             // The executor emptied the queue (the run is ending).
             self.known = 0;
@@ -429,7 +431,7 @@ impl SchedulePolicy for Pct {
         // key returns it), and no change point falls here (they fall on
         // steps with a choice, and were passed when the step was reached).
         let mut key = if ready.len() == 1 {
-            ready[0]
+            *ready.get(0).expect("one key")
         } else {
             self.best(ready, view)
         };

@@ -5,8 +5,6 @@
 //! (`swap_remove_back`, O(1)): exactly what lockstep has always done, so
 //! every recorded seed and snapshot keeps its meaning.
 
-use std::collections::VecDeque;
-
 use rand_chacha::ChaCha8Rng;
 
 use super::late::{LatePolls, LateState};
@@ -14,7 +12,7 @@ use rand_chacha::rand_core::Rng;
 
 use super::{Pick, ReadyView, SchedulePolicy, scale};
 use crate::runtime::Seed;
-use crate::runtime::waker::TaskKey;
+use crate::runtime::ready::ReadyQueue;
 use crate::runtime::world::{rng_for, stream};
 use crate::time::Duration;
 
@@ -75,7 +73,7 @@ impl SchedulePolicy for Random {
     fn start(&mut self, _: Seed) {}
 
     #[inline]
-    fn pick(&mut self, ready: &mut VecDeque<TaskKey>, _: &dyn ReadyView) -> Pick {
+    fn pick(&mut self, ready: &mut ReadyQueue, _: &dyn ReadyView) -> Pick {
         let n = ready.len();
         let i = if n == 1 { 0 } else { scale(self.next(), n) };
         Pick::Run(

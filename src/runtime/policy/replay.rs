@@ -21,12 +21,12 @@
 //! [`SimBuilder::replay`]: crate::SimBuilder::replay
 //! [`Failure::ScheduleDiverged`]: crate::Failure::ScheduleDiverged
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::schedule::{Decision, Schedule};
 use super::{Pick, ReadyView, SchedulePolicy};
 use crate::runtime::Seed;
+use crate::runtime::ready::ReadyQueue;
 use crate::runtime::waker::TaskKey;
 use crate::time::Duration;
 
@@ -88,7 +88,7 @@ impl Replay {
 
     /// The least tangled choice: the last task again while it is ready
     /// (a bounded streak), else the one ready first.
-    fn natural(&mut self, ready: &mut VecDeque<TaskKey>, view: &dyn ReadyView) -> Pick {
+    fn natural(&mut self, ready: &mut ReadyQueue, view: &dyn ReadyView) -> Pick {
         const STREAK: u32 = 64;
         let again = self
             .last
@@ -142,7 +142,7 @@ fn describe(d: Option<Decision>) -> String {
 impl SchedulePolicy for Replay {
     fn start(&mut self, _: Seed) {}
 
-    fn pick(&mut self, ready: &mut VecDeque<TaskKey>, view: &dyn ReadyView) -> Pick {
+    fn pick(&mut self, ready: &mut ReadyQueue, view: &dyn ReadyView) -> Pick {
         if self.off {
             return self.natural(ready, view);
         }
