@@ -532,6 +532,13 @@ impl Executor {
         if cur.index != index || cur.id.0 as u16 != id_low {
             return;
         }
+        self.count_self_wake();
+    }
+
+    /// Counts a wake of the task being polled by itself (see
+    /// [`Executor::note_self_wake`]).
+    #[inline]
+    fn count_self_wake(&self) {
         let n = self.self_wakes.get() + 1;
         self.self_wakes.set(n);
         // Never while unwinding: a second panic would abort the process.
@@ -559,6 +566,38 @@ impl Executor {
                 w.poll_livelock(info, wakes, polls);
             }
         }
+    }
+
+    /// Wakes the task being polled, if `waker` is its own (see
+    /// [`waker::is_own`]): what `waker.wake_by_ref()` does, without the
+    /// call through the vtable and the second look-up of the run. Returns
+    /// `false`, having done nothing, for any other waker.
+    #[inline(always)]
+    pub(crate) fn wake_current(&self, w: &World, waker: &std::task::Waker) -> bool {
+        let Some(cur) = self.current.get() else {
+            return false;
+        };
+        if !waker::is_own(waker, cur, w.tag.0) {
+            return false;
+        }
+        // `wake` for the task being polled: it is live, in its slot.
+        self.count_self_wake();
+        let mut t = self.table.borrow_mut();
+        let Some(Some(e)) = t.slots.get_mut(cur.index as usize) else {
+            return true;
+        };
+        if e.queued {
+            return true;
+        }
+        e.queued = true;
+        if self.timer_waking.get() && !e.holds_clock {
+            e.holds_clock = true;
+            self.clock_holders.set(self.clock_holders.get() + 1);
+        }
+        drop(t);
+        self.ready.borrow_mut().push_back(cur);
+        w.record_plain(Verbosity::Full, code::WAKE, cur.id.as_u32());
+        true
     }
 
     /// Makes task `index` ready if its id still matches (a waker's wake).

@@ -256,6 +256,16 @@ static COUNTED: RawWakerVTable =
 static UNCOUNTED: RawWakerVTable =
     RawWakerVTable::new(clone, wake_by_ref, wake_by_ref, drop_uncounted);
 
+/// Whether `waker` is task `key`'s own, in the simulation tagged `tag`
+/// (the poll's waker, or a clone of it): its wake is then that task's
+/// wake, with no word to unpack. The vtable is compared too: another
+/// waker's data is a pointer, which may equal a packed word.
+#[inline]
+pub(crate) fn is_own(waker: &Waker, key: TaskKey, tag: u32) -> bool {
+    waker.data().addr() == key.pack(tag)
+        && (std::ptr::eq(waker.vtable(), &UNCOUNTED) || std::ptr::eq(waker.vtable(), &COUNTED))
+}
+
 /// The (uncounted) waker of task `key` in the simulation tagged `tag`.
 #[inline]
 pub(crate) fn waker(key: TaskKey, tag: u32) -> Waker {

@@ -230,8 +230,15 @@ impl Future for YieldNow {
             return Poll::Ready(());
         }
         self.yielded = true;
-        context::try_with(|w| w.record_plain(Verbosity::Full, code::YIELD, 0));
-        cx.waker().wake_by_ref();
+        // The task's own waker (the usual case) wakes it directly; any
+        // other (a combinator's) is woken as given.
+        let woken = context::try_with(|w| {
+            w.record_plain(Verbosity::Full, code::YIELD, 0);
+            w.exec.wake_current(w, cx.waker())
+        });
+        if woken != Some(true) {
+            cx.waker().wake_by_ref();
+        }
         Poll::Pending
     }
 }
