@@ -251,3 +251,51 @@ fn nested_spawns_and_deep_chains() {
     assert_eq!(outcome.stats().tasks_spawned, 501);
     assert_eq!(outcome.into_result().unwrap(), 500);
 }
+
+/// A yield inside a combinator that gives each future a waker of its own
+/// (`FuturesUnordered`) wakes through that waker, so the combinator polls
+/// that future again (a yield that woke the task directly would leave it
+/// never polled: the run would end in a deadlock report); a yield under
+/// the task's own waker wakes the task.
+#[test]
+fn a_yield_wakes_through_a_combinators_waker() {
+    use futures::StreamExt;
+    use futures::stream::FuturesUnordered;
+
+    let outcome = Sim::new(3).run(async {
+        let polls = Rc::new(Cell::new(0u32));
+        let mut set: FuturesUnordered<_> = (0..3u32)
+            .map(|i| {
+                let polls = polls.clone();
+                async move {
+                    for _ in 0..5 {
+                        polls.set(polls.get() + 1);
+                        yield_now().await;
+                    }
+                    i
+                }
+            })
+            .collect();
+        let mut done = Vec::new();
+        while let Some(i) = set.next().await {
+            done.push(i);
+        }
+        yield_now().await;
+        done.sort();
+        (done, polls.get())
+    });
+    assert_eq!(outcome.result().unwrap(), &(vec![0, 1, 2], 15));
+    let events: Vec<_> = outcome.trace().events().collect();
+    let yields = events
+        .iter()
+        .filter(|e| matches!(e.kind, lockstep::trace::EventKind::Yield))
+        .count();
+    let self_wakes = events
+        .iter()
+        .filter(|e| matches!(e.kind, lockstep::trace::EventKind::Wake { target } if Some(target) == e.task))
+        .count();
+    assert_eq!(yields, 16);
+    // `FuturesUnordered` wakes the task once for the futures that yielded
+    // in one of its polls: fewer wakes than yields, at least one a round.
+    assert!((5..16).contains(&self_wakes), "{self_wakes} wakes");
+}
