@@ -532,17 +532,19 @@ impl Executor {
         if cur.index != index || cur.id.0 as u16 != id_low {
             return;
         }
-        self.count_self_wake();
+        self.count_self_wake(|| {});
     }
 
     /// Counts a wake of the task being polled by itself (see
-    /// [`Executor::note_self_wake`]).
+    /// [`Executor::note_self_wake`]); `before_stop` runs before the poll
+    /// is stopped.
     #[inline]
-    fn count_self_wake(&self) {
+    fn count_self_wake(&self, before_stop: impl FnOnce()) {
         let n = self.self_wakes.get() + 1;
         self.self_wakes.set(n);
         // Never while unwinding: a second panic would abort the process.
         if n >= SELF_WAKE_LIMIT && !std::thread::panicking() {
+            before_stop();
             self.poll_livelock.set(Some(n));
             std::panic::panic_any(PollLivelock);
         }
@@ -568,35 +570,45 @@ impl Executor {
         }
     }
 
-    /// Wakes the task being polled, if `waker` is its own (see
-    /// [`waker::is_own`]): what `waker.wake_by_ref()` does, without the
-    /// call through the vtable and the second look-up of the run. Returns
-    /// `false`, having done nothing, for any other waker.
+    /// A yield of the task being polled: records it, and wakes the task
+    /// if `waker` is its own (see [`waker::is_own`]), as
+    /// `waker.wake_by_ref()` would, without the call through the vtable
+    /// and a second look-up of the run; the yield and the wake are then
+    /// recorded together (the records and their order are those of the
+    /// two apart). Returns `false`, having only recorded the yield, for
+    /// any other waker: the caller wakes it.
     #[inline(always)]
-    pub(crate) fn wake_current(&self, w: &World, waker: &std::task::Waker) -> bool {
-        let Some(cur) = self.current.get() else {
+    pub(crate) fn yield_current(&self, w: &World, waker: &std::task::Waker) -> bool {
+        let yielded = || w.record_plain(Verbosity::Full, code::YIELD, 0);
+        let Some(cur) = self
+            .current
+            .get()
+            .filter(|&cur| waker::is_own(waker, cur, w.tag.0))
+        else {
+            yielded();
             return false;
         };
-        if !waker::is_own(waker, cur, w.tag.0) {
-            return false;
-        }
         // `wake` for the task being polled: it is live, in its slot.
-        self.count_self_wake();
+        self.count_self_wake(yielded);
         let mut t = self.table.borrow_mut();
-        let Some(Some(e)) = t.slots.get_mut(cur.index as usize) else {
-            return true;
+        let newly = match t.slots.get_mut(cur.index as usize) {
+            Some(Some(e)) if !e.queued => {
+                e.queued = true;
+                if self.timer_waking.get() && !e.holds_clock {
+                    e.holds_clock = true;
+                    self.clock_holders.set(self.clock_holders.get() + 1);
+                }
+                true
+            }
+            _ => false,
         };
-        if e.queued {
-            return true;
-        }
-        e.queued = true;
-        if self.timer_waking.get() && !e.holds_clock {
-            e.holds_clock = true;
-            self.clock_holders.set(self.clock_holders.get() + 1);
-        }
         drop(t);
-        self.ready.borrow_mut().push_back(cur);
-        w.record_plain(Verbosity::Full, code::WAKE, cur.id.as_u32());
+        if newly {
+            self.ready.borrow_mut().push_back(cur);
+            w.record_yield_woke();
+        } else {
+            yielded();
+        }
         true
     }
 

@@ -673,6 +673,31 @@ impl World {
         }
     }
 
+    /// Records a yield and the yielding task's wake of itself (full):
+    /// the two records [`World::record_plain`] makes for them, in one
+    /// borrow of the trace.
+    #[inline(always)]
+    pub(crate) fn record_yield_woke(&self) {
+        if Verbosity::Full > self.tracer.level || self.failed() {
+            return;
+        }
+        self.push_yield_woke();
+    }
+
+    #[inline(never)]
+    fn push_yield_woke(&self) {
+        let task = self.exec.current_id();
+        let (step, now) = (self.step.get(), self.now.get());
+        let trace = &mut *self.tracer.trace.borrow_mut();
+        trace
+            .store
+            .push_plain(step, now, task, store::code::YIELD, 0);
+        let me = task.map_or(0, |t| t.as_u32());
+        trace
+            .store
+            .push_plain(step, now, task, store::code::WAKE, me);
+    }
+
     #[inline(never)]
     fn push_poll(&self) {
         self.push_plain_as(store::code::POLL, 0);

@@ -33,8 +33,6 @@ pub use join::{JoinError, JoinHandle};
 pub use join_set::JoinSet;
 
 use crate::runtime::context;
-use crate::trace::Verbosity;
-use crate::trace::store::code;
 
 /// A task's id: its number in spawn order within the run (the main task is
 /// `#0`). Unique within a run and never reused, so it also serves as the
@@ -232,10 +230,7 @@ impl Future for YieldNow {
         self.yielded = true;
         // The task's own waker (the usual case) wakes it directly; any
         // other (a combinator's) is woken as given.
-        let woken = context::try_with(|w| {
-            w.record_plain(Verbosity::Full, code::YIELD, 0);
-            w.exec.wake_current(w, cx.waker())
-        });
+        let woken = context::try_with(|w| w.exec.yield_current(w, cx.waker()));
         if woken != Some(true) {
             cx.waker().wake_by_ref();
         }
