@@ -60,8 +60,9 @@ where
 /// Seeds handed to a worker thread at a time, for `n` seeds on `jobs`
 /// threads. A hand-off costs two thread wake-ups, which on a virtual
 /// machine take longer than a small simulation: W6b (20,000 ten-task
-/// seeds on one thread) ran 341k seeds/s in batches of 64 and 411k/s in
-/// batches of 512. One thread takes large batches (bounded: a batch holds
+/// seeds on one thread) runs 343k seeds/s in batches of 64, 396k/s in
+/// batches of 512 and 404–414k/s in batches of 1,024 (medians of 9,
+/// alternating). One thread takes large batches (bounded: a batch holds
 /// one configuration per seed); several take at least eight batches each
 /// (so that `LOCKSTEP_JOBS=2` still splits the default 100 seeds).
 fn seed_batch(n: usize, jobs: usize) -> usize {

@@ -592,14 +592,7 @@ impl Executor {
         self.count_self_wake(yielded);
         let mut t = self.table.borrow_mut();
         let newly = match t.slots.get_mut(cur.index as usize) {
-            Some(Some(e)) if !e.queued => {
-                e.queued = true;
-                if self.timer_waking.get() && !e.holds_clock {
-                    e.holds_clock = true;
-                    self.clock_holders.set(self.clock_holders.get() + 1);
-                }
-                true
-            }
+            Some(Some(e)) => self.mark_queued(e),
             _ => false,
         };
         drop(t);
@@ -612,6 +605,22 @@ impl Executor {
         true
     }
 
+    /// Marks `e` queued, and holding the clock if a firing timer woke it;
+    /// `false` if it was queued already. The caller puts its key in the
+    /// ready set.
+    #[inline(always)]
+    fn mark_queued(&self, e: &mut Entry) -> bool {
+        if e.queued {
+            return false;
+        }
+        e.queued = true;
+        if self.timer_waking.get() && !e.holds_clock {
+            e.holds_clock = true;
+            self.clock_holders.set(self.clock_holders.get() + 1);
+        }
+        true
+    }
+
     /// Makes task `index` ready if its id still matches (a waker's wake).
     #[inline]
     pub(crate) fn wake(&self, w: &World, index: u32, id_low: u16) {
@@ -620,13 +629,8 @@ impl Executor {
         let Some(Some(e)) = t.slots.get_mut(index as usize) else {
             return;
         };
-        if e.id.0 as u16 != id_low || e.queued {
+        if e.id.0 as u16 != id_low || !self.mark_queued(e) {
             return;
-        }
-        e.queued = true;
-        if self.timer_waking.get() && !e.holds_clock {
-            e.holds_clock = true;
-            self.clock_holders.set(self.clock_holders.get() + 1);
         }
         let key = TaskKey { index, id: e.id };
         drop(t);

@@ -159,11 +159,9 @@ pub(crate) struct Scheduler {
     last_run: Option<TaskKey>,
     /// One more than the steps the recorded schedule may still take
     /// before it is dropped (see `Config::schedule_bound`): a count down,
-    /// the cheapest check per step.
+    /// the cheapest check per step. 0: it was dropped.
     record_left: u64,
     record_bound: u64,
-    /// The bound, once the schedule was dropped for passing it.
-    record_dropped: Option<u64>,
     diverged: Option<String>,
     /// Poll charges, when on.
     cost: Option<Box<cost::CostState>>,
@@ -249,7 +247,6 @@ impl Scheduler {
             last_run: None,
             record_left: config.schedule_bound().saturating_add(1),
             record_bound: config.schedule_bound(),
-            record_dropped: None,
             diverged: None,
             cost: charge.map(|c| Box::new(cost::CostState::new(c, seed))),
         };
@@ -321,7 +318,6 @@ impl Scheduler {
     #[cold]
     fn drop_record(&mut self) {
         self.record = None;
-        self.record_dropped = Some(self.record_bound);
     }
 
     /// A scheduler draw below `n`, recorded.
@@ -374,10 +370,10 @@ impl Scheduler {
 
     /// The recorded schedule, or the bound it was dropped at.
     pub(crate) fn take_schedule(&mut self) -> Result<Option<Schedule>, u64> {
-        match self.record_dropped {
-            Some(bound) => Err(bound),
-            None => Ok(self.record.take().map(|s| *s)),
+        if self.record_left == 0 {
+            return Err(self.record_bound);
         }
+        Ok(self.record.take().map(|s| *s))
     }
 }
 

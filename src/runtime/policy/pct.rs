@@ -30,7 +30,6 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
 use rand_chacha::ChaCha8Rng;
-
 use rand_chacha::rand_core::Rng;
 
 use super::late::{LatePolls, LateState};
