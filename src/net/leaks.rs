@@ -40,7 +40,7 @@ pub(crate) struct Owner {
 
 fn current(w: &World) -> Option<(TaskKey, TaskInfo)> {
     let key = w.exec.current_key()?;
-    let info = w.exec.inspect(key, crate::runtime::executor::Entry::info)?;
+    let info = w.exec.info(key)?;
     Some((key, info))
 }
 

@@ -292,15 +292,19 @@ impl std::fmt::Debug for LayerWait {
 /// A group of tasks (the network's host): paused, resumed and listed
 /// together by the executor, named in the trace.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct Group(u32);
+///
+/// It holds its index plus one, so that an `Option<Group>` (a task's host)
+/// takes 4 bytes, not 8: every task entry holds one.
+pub(crate) struct Group(std::num::NonZeroU32);
 
 impl Group {
     pub(crate) fn new(index: usize) -> Group {
-        Group(index as u32)
+        let n = u32::try_from(index + 1).expect("fewer than 2^32 groups");
+        Group(std::num::NonZeroU32::new(n).expect("index + 1 is not 0"))
     }
 
     pub(crate) fn index(self) -> usize {
-        self.0 as usize
+        self.0.get() as usize - 1
     }
 }
 

@@ -62,7 +62,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::resource::{Registry, WaitOp};
 use crate::Severity;
 use crate::check::{CycleLink, DeadlockKind, DeadlockReport, Failure};
-use crate::runtime::executor::{Entry, Waiting};
+use crate::runtime::executor::Waiting;
 use crate::runtime::waker::TaskKey;
 use crate::runtime::world::World;
 use crate::task::TaskId;
@@ -207,7 +207,7 @@ impl Graph {
                     t != start
                         && (exec.untracked_wakers(t) > 0
                             || exec
-                                .inspect(t, |te| te.queued() || te.deadline.is_some())
+                                .inspect(t, |te| te.queued() || te.deadline().is_some())
                                 .unwrap_or(true))
                 })
             })
@@ -261,7 +261,7 @@ impl Graph {
         let g0 = self.groups.len() as u32;
         let ok = exec
             .inspect(key, |e| {
-                if e.queued() || e.deadline.is_some() {
+                if e.queued() || e.deadline().is_some() {
                     return false;
                 }
                 for (wi, waiting) in e.waiting.iter().enumerate() {
@@ -419,10 +419,7 @@ fn links(w: &World, waits: &[(TaskKey, Waiting)]) -> Vec<CycleLink> {
                 _ => None,
             };
             CycleLink {
-                task: w
-                    .exec
-                    .inspect(*key, Entry::info)
-                    .expect("a task in a cycle is live"),
+                task: w.exec.info(*key).expect("a task in a cycle is live"),
                 holds,
                 waits_for: short(w, waiting),
             }
