@@ -1,7 +1,10 @@
 //! Tasks: spawn, join, abort (with Drop running), JoinSet, ids.
 
 use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
+use std::task::{Context, Poll};
 
 use lockstep::prelude::*;
 use lockstep::task::{self, Builder};
@@ -298,4 +301,115 @@ fn a_yield_wakes_through_a_combinators_waker() {
     // `FuturesUnordered` wakes the task once for the futures that yielded
     // in one of its polls: fewer wakes than yields, at least one a round.
     assert!((5..16).contains(&self_wakes), "{self_wakes} wakes");
+}
+
+/// Counts its drops: a future's, or an output's.
+#[derive(Debug)]
+struct Drops(Rc<Cell<u32>>);
+impl Drop for Drops {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
+
+/// A task's future and, later, its output share one place in the task:
+/// each is dropped exactly once, whether the output is taken, left in a
+/// dropped handle, or never made (an abort).
+#[test]
+fn a_task_drops_its_future_and_its_output_exactly_once() {
+    let outcome = Sim::new(1).run(async {
+        let futures = Rc::new(Cell::new(0));
+        let outputs = Rc::new(Cell::new(0));
+        let both = || (futures.get(), outputs.get());
+
+        // Finished and joined: the caller owns the output.
+        let (f, o) = (Drops(futures.clone()), outputs.clone());
+        let out = spawn(async move {
+            let _f = f;
+            Drops(o)
+        })
+        .await
+        .unwrap();
+        assert_eq!(both(), (1, 0));
+        drop(out);
+        assert_eq!(both(), (1, 1));
+
+        // Finished, then its handle dropped without a join.
+        let (f, o) = (Drops(futures.clone()), outputs.clone());
+        let h = spawn(async move {
+            let _f = f;
+            Drops(o)
+        });
+        while !h.is_finished() {
+            yield_now().await;
+        }
+        assert_eq!(both(), (2, 1));
+        drop(h);
+        assert_eq!(both(), (2, 2));
+
+        // Aborted while it waits: no output is ever made.
+        let f = Drops(futures.clone());
+        let h = spawn(async move {
+            let _f = f;
+            std::future::pending::<Drops>().await
+        });
+        yield_now().await;
+        h.abort();
+        assert_eq!(both(), (3, 2));
+        assert!(h.await.unwrap_err().is_cancelled());
+        both()
+    });
+    assert_eq!(outcome.into_result().unwrap(), (3, 2));
+}
+
+/// Panics when dropped.
+struct Bomb(&'static str);
+impl Drop for Bomb {
+    fn drop(&mut self) {
+        panic!("{}", self.0);
+    }
+}
+
+/// An aborted future whose `Drop` panics: the panic is reported (here as
+/// a warning, so the run goes on), and the handle still yields `Cancelled`.
+#[test]
+fn a_future_that_panics_while_aborted_still_leaves_its_handle_a_result() {
+    let outcome = Sim::builder()
+        .seed(1)
+        .unobserved_panics(Severity::Warn)
+        .build()
+        .run(async {
+            let h = spawn(async {
+                let _b = Bomb("the cleanup failed");
+                std::future::pending::<u32>().await
+            });
+            yield_now().await;
+            h.abort();
+            h.await
+        });
+    assert_eq!(outcome.warnings().len(), 1, "{:?}", outcome.warnings());
+    let warning = outcome.warnings()[0].to_string();
+    assert!(warning.contains("the cleanup failed"), "{warning}");
+    assert!(outcome.into_result().unwrap().unwrap_err().is_cancelled());
+}
+
+/// A future that returns its value and then panics as it is dropped: the
+/// task ended in that panic, and its handle says so.
+#[test]
+fn a_future_that_panics_when_dropped_after_its_value_is_a_panicked_task() {
+    struct ReadyThenBomb;
+    impl Future for ReadyThenBomb {
+        type Output = u32;
+        fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<u32> {
+            Poll::Ready(5)
+        }
+    }
+    impl Drop for ReadyThenBomb {
+        fn drop(&mut self) {
+            panic!("dropped after its value");
+        }
+    }
+    let outcome = Sim::new(1).run(async { spawn(ReadyThenBomb).await.unwrap_err() });
+    let err = outcome.into_result().unwrap();
+    assert_eq!(err.panic_message(), Some("dropped after its value"));
 }
