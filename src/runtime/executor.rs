@@ -132,12 +132,12 @@ impl Entry {
 }
 
 /// A live task's entry with what lives beside it in the table: what
-/// `Executor::inspect` shows.
+/// `Executor::inspect` shows. Looks beside the entry only when asked: most
+/// callers read the entry alone.
 pub(crate) struct EntryRef<'a> {
     entry: &'a Entry,
-    /// What the task waited on in its last poll (alternatives).
-    pub(crate) waiting: &'a [Waiting],
-    name: Option<&'a str>,
+    table: &'a Table,
+    index: u32,
 }
 
 impl std::ops::Deref for EntryRef<'_> {
@@ -147,9 +147,30 @@ impl std::ops::Deref for EntryRef<'_> {
     }
 }
 
-impl EntryRef<'_> {
+impl<'a> EntryRef<'a> {
     pub(crate) fn info(&self) -> TaskInfo {
-        self.entry.info(self.name)
+        self.entry.info(self.name())
+    }
+
+    /// What the task waited on in its last poll (alternatives).
+    pub(crate) fn waiting(&self) -> &'a [Waiting] {
+        match self.table.waits.get(self.index as usize) {
+            Some(w) if self.entry.waited => &w[..],
+            _ => &[],
+        }
+    }
+
+    fn name(&self) -> Option<&'a str> {
+        if !self.entry.named {
+            None
+        } else if self.entry.id == TaskId::MAIN {
+            Some(MAIN_NAME)
+        } else {
+            self.table
+                .names
+                .get(self.index as usize)
+                .and_then(Option::as_deref)
+        }
     }
 }
 
@@ -235,21 +256,10 @@ impl Table {
     }
 
     fn view_of<'a>(&'a self, index: u32, entry: &'a Entry) -> EntryRef<'a> {
-        let waiting = match self.waits.get(index as usize) {
-            Some(w) if entry.waited => &w[..],
-            _ => &[],
-        };
-        let name = if !entry.named {
-            None
-        } else if entry.id == TaskId::MAIN {
-            Some(MAIN_NAME)
-        } else {
-            self.names.get(index as usize).and_then(Option::as_deref)
-        };
         EntryRef {
             entry,
-            waiting,
-            name,
+            table: self,
+            index,
         }
     }
 
@@ -992,7 +1002,7 @@ impl Executor {
             Ok(Poll::Pending) if self.poll_noted.replace(false) => {
                 // One look at the entry decides both follow-ups.
                 let (abort, follow) = self.table.borrow().view(key).map_or((false, false), |e| {
-                    (e.abort_requested, e.waiting.iter().any(Waiting::followed))
+                    (e.abort_requested, e.waiting().iter().any(Waiting::followed))
                 });
                 if abort {
                     self.abort_entry(w, key);
@@ -1334,9 +1344,9 @@ impl Executor {
     }
 
     fn describe_wait(&self, e: &EntryRef<'_>) -> String {
-        let what = (!e.waiting.is_empty()).then(|| {
+        let what = (!e.waiting().is_empty()).then(|| {
             let each: Vec<String> = e
-                .waiting
+                .waiting()
                 .iter()
                 .map(|waiting| match waiting {
                     Waiting::Join(key) => format!("join of {}", self.label_of(*key)),
@@ -1380,7 +1390,7 @@ impl Executor {
     fn tasks_where(&self, keep: impl Fn(&Entry) -> bool) -> Vec<BlockedTask> {
         let t = self.table.borrow();
         let entries = t.sorted();
-        let waits: Vec<&[Waiting]> = entries.iter().map(|e| e.waiting).collect();
+        let waits: Vec<&[Waiting]> = entries.iter().map(EntryRef::waiting).collect();
         let mut holds = super::ext::holdings(&waits);
         entries
             .into_iter()

@@ -198,7 +198,7 @@ impl Graph {
         let exec = &w.exec;
         let tmp = &mut self.tmp;
         exec.inspect(start, |e| {
-            e.waiting.iter().any(|waiting| {
+            e.waiting().iter().any(|waiting| {
                 tmp.clear();
                 if !push_targets(waiting, tmp) {
                     return true;
@@ -264,7 +264,7 @@ impl Graph {
                 if e.queued() || e.deadline().is_some() {
                     return false;
                 }
-                for (wi, waiting) in e.waiting.iter().enumerate() {
+                for (wi, waiting) in e.waiting().iter().enumerate() {
                     self.tmp.clear();
                     if !push_targets(waiting, &mut self.tmp) {
                         return false;
@@ -373,7 +373,7 @@ impl Graph {
                 let wi = self.groups[g as usize].wait as usize;
                 let waiting = w
                     .exec
-                    .inspect(key, |e| e.waiting[wi].clone())
+                    .inspect(key, |e| e.waiting()[wi].clone())
                     .expect("a task in a cycle is live");
                 (key, waiting)
             })
@@ -460,7 +460,7 @@ pub(crate) fn stalled(w: &World) -> DeadlockReport {
         .map(|&k| {
             w.exec
                 .inspect(k, |e| {
-                    e.waiting
+                    e.waiting()
                         .iter()
                         .map(|waiting| {
                             let mut t = Vec::new();
