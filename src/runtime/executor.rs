@@ -82,6 +82,7 @@ impl Waiting {
     }
 }
 
+/// One live task, in its slot of the table.
 ///
 /// Kept to 56 bytes: a run may hold a million tasks, and each entry is
 /// memory the first spawn into its slot faults in (W1's 100,000 tasks ran
@@ -129,6 +130,14 @@ impl Entry {
     pub(crate) fn deadline(&self) -> Option<Instant> {
         (self.deadline != NO_DEADLINE).then_some(Instant::from_nanos(self.deadline))
     }
+
+    fn info(&self, name: Option<&str>) -> TaskInfo {
+        TaskInfo {
+            id: self.id,
+            name: name.map(str::to_string),
+            spawned_at: Site::from_location(self.site),
+        }
+    }
 }
 
 /// A live task's entry with what lives beside it in the table: what
@@ -174,17 +183,8 @@ impl<'a> EntryRef<'a> {
     }
 }
 
-impl Entry {
-    fn info(&self, name: Option<&str>) -> TaskInfo {
-        TaskInfo {
-            id: self.id,
-            name: name.map(str::to_string),
-            spawned_at: Site::from_location(self.site),
-        }
-    }
-}
-
-/// An entry taken out of the table, with its name.
+/// An entry taken out of the table, with its name (`None` for the main
+/// task, whose name is implied).
 pub(crate) struct Removed {
     entry: Entry,
     name: Option<Arc<str>>,
@@ -201,7 +201,7 @@ impl Removed {
     fn info(&self) -> TaskInfo {
         let name = match &self.name {
             Some(n) => Some(&**n),
-            None if self.named => Some(MAIN_NAME),
+            None if self.id == TaskId::MAIN => Some(MAIN_NAME),
             None => None,
         };
         self.entry.info(name)
