@@ -84,11 +84,12 @@ impl Waiting {
 
 /// One live task, in its slot of the table.
 ///
-/// Kept to 56 bytes: a run may hold a million tasks, and each entry is
+/// Kept to 48 bytes: a run may hold a million tasks, and each entry is
 /// memory the first spawn into its slot faults in (W1's 100,000 tasks ran
-/// 5 ms slower, in 28, with 64 more bytes per entry). What few tasks have,
-/// a name and a list of waits, lives beside the table (`Table::names`,
-/// `Table::waits`); a host and a deadline are packed into 4 and 8 bytes.
+/// 5 ms slower, in 28, with 64 more bytes per entry). What only some tasks
+/// have, a name, a list of waits and a timer's deadline, lives beside the
+/// table (`Table::names`, `Table::waits`, `Table::deadlines`), flagged in
+/// the entry; a host is packed into 4 bytes.
 pub(crate) struct Entry {
     pub(crate) id: TaskId,
     /// `None` for the main task, whose future `Sim::run` holds.
@@ -112,23 +113,15 @@ pub(crate) struct Entry {
     holds_clock: bool,
     abort_requested: bool,
     pub(crate) polls: u64,
-    /// The earliest timer this task armed during its last poll, in
-    /// nanoseconds; `NO_DEADLINE` if none.
-    deadline: u64,
+    /// The task armed a timer in its last poll: its earliest deadline is
+    /// in `Table::deadlines`.
+    timed: bool,
 }
-
-/// `Entry::deadline` when the task armed no timer in its last poll.
-const NO_DEADLINE: u64 = u64::MAX;
 
 impl Entry {
     /// Whether the task is in the ready set.
     pub(crate) fn queued(&self) -> bool {
         self.queued
-    }
-
-    /// The earliest timer this task armed during its last poll.
-    pub(crate) fn deadline(&self) -> Option<Instant> {
-        (self.deadline != NO_DEADLINE).then_some(Instant::from_nanos(self.deadline))
     }
 
     fn info(&self, name: Option<&str>) -> TaskInfo {
@@ -159,6 +152,13 @@ impl std::ops::Deref for EntryRef<'_> {
 impl<'a> EntryRef<'a> {
     pub(crate) fn info(&self) -> TaskInfo {
         self.entry.info(self.name())
+    }
+
+    /// The earliest timer this task armed during its last poll.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        let at = self.table.deadlines.get(self.index as usize);
+        at.filter(|_| self.entry.timed)
+            .map(|&ns| Instant::from_nanos(ns))
     }
 
     /// What the task waited on in its last poll (alternatives).
@@ -247,6 +247,10 @@ struct Table {
     /// main task's is implied). Grown only as far as the last slot that
     /// held a named task.
     names: Vec<Option<Arc<str>>>,
+    /// Per slot: the earliest deadline, in nanoseconds, of the timers the
+    /// occupant armed in its last poll (see `Entry::timed`). Grown only as
+    /// far as the last slot whose task armed one.
+    deadlines: Vec<u64>,
 }
 
 impl Table {
@@ -482,6 +486,7 @@ struct Spare {
     /// wait in the same slots allocate nothing.
     waits: Vec<Vec<Waiting>>,
     names: Vec<Option<Arc<str>>>,
+    deadlines: Vec<u64>,
     ready: ReadyQueue,
     wakers_out: Vec<(u16, u32)>,
     moves: Vec<u32>,
@@ -502,6 +507,7 @@ impl Executor {
             free,
             waits,
             names,
+            deadlines,
             ready,
             wakers_out,
             moves,
@@ -510,6 +516,7 @@ impl Executor {
             free: Vec::new(),
             waits: Vec::new(),
             names: Vec::new(),
+            deadlines: Vec::new(),
             ready: ReadyQueue::with_capacity(64),
             wakers_out: Vec::new(),
             moves: Vec::new(),
@@ -521,6 +528,7 @@ impl Executor {
                 next_id: 0,
                 waits,
                 names,
+                deadlines,
             }),
             ready: RefCell::new(ready),
             current: Cell::new(None),
@@ -558,6 +566,7 @@ impl Executor {
             free: std::mem::take(&mut t.free),
             waits: std::mem::take(&mut t.waits),
             names: std::mem::take(&mut t.names),
+            deadlines: std::mem::take(&mut t.deadlines),
             ready: std::mem::take(&mut *self.ready.borrow_mut()),
             wakers_out: std::mem::take(&mut *self.wakers_out.borrow_mut()),
             moves: std::mem::take(&mut *self.moves.borrow_mut()),
@@ -567,6 +576,7 @@ impl Executor {
         spare.free.clear();
         spare.waits.iter_mut().for_each(Vec::clear);
         spare.names.clear();
+        spare.deadlines.clear();
         spare.ready.clear();
         spare.wakers_out.clear();
         spare.moves.clear();
@@ -595,7 +605,7 @@ impl Executor {
             holds_clock: true,
             abort_requested: false,
             polls: 0,
-            deadline: NO_DEADLINE,
+            timed: false,
         }
     }
 
@@ -969,7 +979,7 @@ impl Executor {
                 self.clock_holders.set(self.clock_holders.get() - 1);
             }
             e.polls += 1;
-            e.deadline = NO_DEADLINE;
+            e.timed = false;
             let out = (e.cell.clone(), e.site, e.host);
             if std::mem::take(&mut e.waited) {
                 t.waits[key.index as usize].clear();
@@ -1288,8 +1298,19 @@ impl Executor {
     /// Records a timer the current task armed.
     pub(crate) fn note_deadline(&self, deadline: Instant) {
         if let Some(key) = self.current.get() {
-            if let Some(e) = self.table.borrow_mut().get_mut(key) {
-                e.deadline = e.deadline.min(deadline.as_nanos());
+            let mut t = self.table.borrow_mut();
+            let t = &mut *t;
+            let i = key.index as usize;
+            if let Some(e) = t.slots.get_mut(i).and_then(Option::as_mut) {
+                if e.id == key.id {
+                    let at = per_task(&mut t.deadlines, i, 0);
+                    let ns = deadline.as_nanos();
+                    *at = if std::mem::replace(&mut e.timed, true) {
+                        (*at).min(ns)
+                    } else {
+                        ns
+                    };
+                }
             }
         }
     }
@@ -1500,8 +1521,8 @@ mod tests {
     /// Every live task holds one entry; its size is memory a large run
     /// faults in (see `Entry`).
     #[test]
-    fn a_task_entry_takes_56_bytes() {
-        assert_eq!(size_of::<Option<Entry>>(), 56);
+    fn a_task_entry_takes_48_bytes() {
+        assert_eq!(size_of::<Option<Entry>>(), 48);
         assert_eq!(size_of::<Option<Group>>(), 4);
     }
 }
