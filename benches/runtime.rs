@@ -411,8 +411,6 @@ fn peak_rss_kb() -> u64 {
     status_kb("VmHWM:")
 }
 
-/// Time this thread spent on a CPU, in nanoseconds (from the scheduler's
-/// own accounting, which other processes' load does not inflate).
 /// The calling thread's on-CPU time in nanoseconds, exact to the
 /// nanosecond: `clock_gettime(CLOCK_THREAD_CPUTIME_ID)` brings the
 /// scheduler's account up to date before it answers.

@@ -88,18 +88,19 @@ impl Waiting {
 /// memory the first spawn into its slot faults in (W1's 100,000 tasks ran
 /// 5 ms slower, in 28, with 64 more bytes per entry). What only some tasks
 /// have, a name, a list of waits and a timer's deadline, lives beside the
-/// table (`Table::names`, `Table::waits`, `Table::deadlines`), flagged in
-/// the entry; a host is packed into 4 bytes.
+/// table ([`Beside`]), flagged in the entry; a host is packed into 4
+/// bytes.
 pub(crate) struct Entry {
     pub(crate) id: TaskId,
     /// `None` for the main task, whose future `Sim::run` holds.
     cell: Option<Rc<dyn RawTask>>,
     pub(crate) site: &'static Location<'static>,
     pub(crate) daemon: bool,
-    /// The task has a name, in `Table::names` (the main task's is implied).
+    /// The task has a name, in `Beside::names` (the main task's is implied
+    /// by its id, and not stored).
     named: bool,
     /// The task noted a wait since its last poll began: its list in
-    /// `Table::waits` may hold something.
+    /// `Beside::waits` may hold something.
     waited: bool,
     /// The group (the network's host) the task runs in (`None`: the main
     /// task and tasks spawned outside any group).
@@ -114,7 +115,7 @@ pub(crate) struct Entry {
     abort_requested: bool,
     pub(crate) polls: u64,
     /// The task armed a timer in its last poll: its earliest deadline is
-    /// in `Table::deadlines`.
+    /// in `Beside::deadlines`.
     timed: bool,
 }
 
@@ -124,7 +125,14 @@ impl Entry {
         self.queued
     }
 
-    fn info(&self, name: Option<&str>) -> TaskInfo {
+    /// The task's id, name (`stored` beside the table; the main task's is
+    /// implied) and spawn site.
+    fn info(&self, stored: Option<&str>) -> TaskInfo {
+        let name = if self.id == TaskId::MAIN {
+            Some(MAIN_NAME)
+        } else {
+            stored
+        };
         TaskInfo {
             id: self.id,
             name: name.map(str::to_string),
@@ -138,7 +146,7 @@ impl Entry {
 /// callers read the entry alone.
 pub(crate) struct EntryRef<'a> {
     entry: &'a Entry,
-    table: &'a Table,
+    beside: &'a Beside,
     index: u32,
 }
 
@@ -151,40 +159,30 @@ impl std::ops::Deref for EntryRef<'_> {
 
 impl<'a> EntryRef<'a> {
     pub(crate) fn info(&self) -> TaskInfo {
-        self.entry.info(self.name())
+        let stored = self.beside.names.get(self.index as usize);
+        let name = stored
+            .filter(|_| self.entry.named)
+            .and_then(Option::as_deref);
+        self.entry.info(name)
     }
 
     /// The earliest timer this task armed during its last poll.
     pub(crate) fn deadline(&self) -> Option<Instant> {
-        let at = self.table.deadlines.get(self.index as usize);
+        let at = self.beside.deadlines.get(self.index as usize);
         at.filter(|_| self.entry.timed)
             .map(|&ns| Instant::from_nanos(ns))
     }
 
     /// What the task waited on in its last poll (alternatives).
     pub(crate) fn waiting(&self) -> &'a [Waiting] {
-        match self.table.waits.get(self.index as usize) {
+        match self.beside.waits.get(self.index as usize) {
             Some(w) if self.entry.waited => &w[..],
             _ => &[],
         }
     }
-
-    fn name(&self) -> Option<&'a str> {
-        if !self.entry.named {
-            None
-        } else if self.entry.id == TaskId::MAIN {
-            Some(MAIN_NAME)
-        } else {
-            self.table
-                .names
-                .get(self.index as usize)
-                .and_then(Option::as_deref)
-        }
-    }
 }
 
-/// An entry taken out of the table, with its name (`None` for the main
-/// task, whose name is implied).
+/// An entry taken out of the table, with its name.
 pub(crate) struct Removed {
     entry: Entry,
     name: Option<Arc<str>>,
@@ -199,12 +197,7 @@ impl std::ops::Deref for Removed {
 
 impl Removed {
     fn info(&self) -> TaskInfo {
-        let name = match &self.name {
-            Some(n) => Some(&**n),
-            None if self.id == TaskId::MAIN => Some(MAIN_NAME),
-            None => None,
-        };
-        self.entry.info(name)
+        self.entry.info(self.name.as_deref())
     }
 }
 
@@ -234,23 +227,39 @@ fn prefetch(p: *const u8) {
     let _ = p;
 }
 
+/// What only some tasks have, per table slot, beside the table (see
+/// [`Entry`]). Each list is grown only as far as the last slot that used
+/// it: a run of tasks that never wait, have no name and arm no timer (W1)
+/// has none. A slot's value means something only while its entry's flag
+/// says so.
+#[derive(Default)]
+struct Beside {
+    /// What the occupant waited on in its last poll (`Entry::waited`).
+    waits: Vec<Vec<Waiting>>,
+    /// The occupant's name (`Entry::named`).
+    names: Vec<Option<Arc<str>>>,
+    /// The earliest deadline, in nanoseconds, of the timers the occupant
+    /// armed in its last poll (`Entry::timed`).
+    deadlines: Vec<u64>,
+}
+
+impl Beside {
+    /// Emptied for the next run; each list of waits keeps its room, so
+    /// that the next run's tasks that wait in the same slots allocate
+    /// nothing.
+    fn clear(&mut self) {
+        self.waits.iter_mut().for_each(Vec::clear);
+        self.names.clear();
+        self.deadlines.clear();
+    }
+}
+
 #[derive(Default)]
 struct Table {
     slots: Vec<Option<Entry>>,
     free: Vec<u32>,
     next_id: u32,
-    /// Per slot: what the occupant waited on in its last poll (see
-    /// `Entry::waited`). Grown only as far as the last slot whose task
-    /// noted a wait: a run of tasks that never wait (W1) has none.
-    waits: Vec<Vec<Waiting>>,
-    /// Per slot: the occupant's name if it has one (`Entry::named`; the
-    /// main task's is implied). Grown only as far as the last slot that
-    /// held a named task.
-    names: Vec<Option<Arc<str>>>,
-    /// Per slot: the earliest deadline, in nanoseconds, of the timers the
-    /// occupant armed in its last poll (see `Entry::timed`). Grown only as
-    /// far as the last slot whose task armed one.
-    deadlines: Vec<u64>,
+    beside: Beside,
 }
 
 impl Table {
@@ -262,9 +271,17 @@ impl Table {
     fn view_of<'a>(&'a self, index: u32, entry: &'a Entry) -> EntryRef<'a> {
         EntryRef {
             entry,
-            table: self,
+            beside: &self.beside,
             index,
         }
+    }
+
+    /// The live entry of `key`, and what lives beside the table, borrowed
+    /// apart.
+    #[inline(always)]
+    fn get_beside(&mut self, key: TaskKey) -> Option<(&mut Entry, &mut Beside)> {
+        let e = self.slots.get_mut(key.index as usize)?.as_mut();
+        Some((e.filter(|e| e.id == key.id)?, &mut self.beside))
     }
 
     fn get(&self, key: TaskKey) -> Option<&Entry> {
@@ -314,10 +331,11 @@ impl Table {
         let entry = self.slots[key.index as usize].take()?;
         if entry.waited {
             // Emptied, not freed: the slot's next task may wait too.
-            self.waits[key.index as usize].clear();
+            self.beside.waits[key.index as usize].clear();
         }
         let name = if entry.named {
-            self.names
+            self.beside
+                .names
                 .get_mut(key.index as usize)
                 .and_then(Option::take)
         } else {
@@ -482,11 +500,7 @@ impl ReadyView for Executor {
 struct Spare {
     slots: Vec<Option<Entry>>,
     free: Vec<u32>,
-    /// Each list emptied, but with its room: the next run's tasks that
-    /// wait in the same slots allocate nothing.
-    waits: Vec<Vec<Waiting>>,
-    names: Vec<Option<Arc<str>>>,
-    deadlines: Vec<u64>,
+    beside: Beside,
     ready: ReadyQueue,
     wakers_out: Vec<(u16, u32)>,
     moves: Vec<u32>,
@@ -505,18 +519,14 @@ impl Executor {
         let Spare {
             slots,
             free,
-            waits,
-            names,
-            deadlines,
+            beside,
             ready,
             wakers_out,
             moves,
         } = spare.unwrap_or_else(|| Spare {
             slots: Vec::new(),
             free: Vec::new(),
-            waits: Vec::new(),
-            names: Vec::new(),
-            deadlines: Vec::new(),
+            beside: Beside::default(),
             ready: ReadyQueue::with_capacity(64),
             wakers_out: Vec::new(),
             moves: Vec::new(),
@@ -526,9 +536,7 @@ impl Executor {
                 slots,
                 free,
                 next_id: 0,
-                waits,
-                names,
-                deadlines,
+                beside,
             }),
             ready: RefCell::new(ready),
             current: Cell::new(None),
@@ -564,9 +572,7 @@ impl Executor {
         let mut spare = Spare {
             slots: std::mem::take(&mut t.slots),
             free: std::mem::take(&mut t.free),
-            waits: std::mem::take(&mut t.waits),
-            names: std::mem::take(&mut t.names),
-            deadlines: std::mem::take(&mut t.deadlines),
+            beside: std::mem::take(&mut t.beside),
             ready: std::mem::take(&mut *self.ready.borrow_mut()),
             wakers_out: std::mem::take(&mut *self.wakers_out.borrow_mut()),
             moves: std::mem::take(&mut *self.moves.borrow_mut()),
@@ -574,9 +580,7 @@ impl Executor {
         drop(t);
         spare.slots.clear();
         spare.free.clear();
-        spare.waits.iter_mut().for_each(Vec::clear);
-        spare.names.clear();
-        spare.deadlines.clear();
+        spare.beside.clear();
         spare.ready.clear();
         spare.wakers_out.clear();
         spare.moves.clear();
@@ -614,7 +618,14 @@ impl Executor {
         let mut t = self.table.borrow_mut();
         debug_assert_eq!(t.next_id, 0);
         t.next_id = 1;
-        let key = t.insert(Self::new_entry(TaskId::MAIN, None, true, site, false, None));
+        let key = t.insert(Self::new_entry(
+            TaskId::MAIN,
+            None,
+            false,
+            site,
+            false,
+            None,
+        ));
         drop(t);
         debug_assert_eq!(key, MAIN_KEY);
         self.clock_holders.set(self.clock_holders.get() + 1);
@@ -646,7 +657,7 @@ impl Executor {
             host,
         ));
         if let Some(name) = &name {
-            *per_task(&mut t.names, key.index as usize, None) = Some(name.clone());
+            *per_task(&mut t.beside.names, key.index as usize, None) = Some(name.clone());
         }
         drop(t);
         self.reset_waker_count(key);
@@ -727,16 +738,9 @@ impl Executor {
             yielded();
             return false;
         };
-        // `wake` for the task being polled: it is live, in its slot.
+        // `wake` for the task being polled.
         self.count_self_wake(yielded);
-        let mut t = self.table.borrow_mut();
-        let newly = match t.slots.get_mut(cur.index as usize) {
-            Some(Some(e)) => self.mark_queued(e),
-            _ => false,
-        };
-        drop(t);
-        if newly {
-            self.ready.borrow_mut().push_back(cur);
+        if self.make_ready(cur.index, cur.id.0 as u16).is_some() {
             w.record_yield_woke();
         } else {
             yielded();
@@ -744,37 +748,34 @@ impl Executor {
         true
     }
 
-    /// Marks `e` queued, and holding the clock if a firing timer woke it;
-    /// `false` if it was queued already. The caller puts its key in the
-    /// ready set.
+    /// Puts task `index` in the ready set if its id still matches and it
+    /// is not there yet, holding the clock if a firing timer woke it.
+    /// Returns its key if it was put there (the caller records the wake).
     #[inline(always)]
-    fn mark_queued(&self, e: &mut Entry) -> bool {
-        if e.queued {
-            return false;
+    fn make_ready(&self, index: u32, id_low: u16) -> Option<TaskKey> {
+        let mut t = self.table.borrow_mut();
+        let e = t.slots.get_mut(index as usize)?.as_mut()?;
+        if e.id.0 as u16 != id_low || e.queued {
+            return None;
         }
         e.queued = true;
         if self.timer_waking.get() && !e.holds_clock {
             e.holds_clock = true;
             self.clock_holders.set(self.clock_holders.get() + 1);
         }
-        true
+        let key = TaskKey { index, id: e.id };
+        drop(t);
+        self.ready.borrow_mut().push_back(key);
+        Some(key)
     }
 
     /// Makes task `index` ready if its id still matches (a waker's wake).
     #[inline]
     pub(crate) fn wake(&self, w: &World, index: u32, id_low: u16) {
         self.note_self_wake(index, id_low);
-        let mut t = self.table.borrow_mut();
-        let Some(Some(e)) = t.slots.get_mut(index as usize) else {
-            return;
-        };
-        if e.id.0 as u16 != id_low || !self.mark_queued(e) {
-            return;
+        if let Some(key) = self.make_ready(index, id_low) {
+            w.record_plain(Verbosity::Full, code::WAKE, key.id.as_u32());
         }
-        let key = TaskKey { index, id: e.id };
-        drop(t);
-        self.ready.borrow_mut().push_back(key);
-        w.record_plain(Verbosity::Full, code::WAKE, key.id.as_u32());
     }
 
     /// Picks the next ready task, per the policy, and readies its entry
@@ -973,18 +974,17 @@ impl Executor {
         w.begin_step(key.id, choices);
         let (cell, site, host) = {
             let mut t = self.table.borrow_mut();
-            let e = t.get_mut(key).expect("a picked task is live");
+            let (e, beside) = t.get_beside(key).expect("a picked task is live");
             if e.holds_clock {
                 e.holds_clock = false;
                 self.clock_holders.set(self.clock_holders.get() - 1);
             }
             e.polls += 1;
             e.timed = false;
-            let out = (e.cell.clone(), e.site, e.host);
             if std::mem::take(&mut e.waited) {
-                t.waits[key.index as usize].clear();
+                beside.waits[key.index as usize].clear();
             }
-            out
+            (e.cell.clone(), e.site, e.host)
         };
         self.current.set(Some(key));
         self.current_host.set(host);
@@ -1222,14 +1222,10 @@ impl Executor {
     /// Records one more thing the current task now waits on.
     pub(crate) fn note_waiting(&self, waiting: Waiting) {
         if let Some(key) = self.current.get() {
-            let mut t = self.table.borrow_mut();
-            let t = &mut *t;
-            if let Some(e) = t.slots.get_mut(key.index as usize) {
-                if let Some(e) = e.as_mut().filter(|e| e.id == key.id) {
-                    self.poll_noted.set(true);
-                    e.waited = true;
-                    per_task(&mut t.waits, key.index as usize, Vec::new()).push(waiting);
-                }
+            if let Some((e, beside)) = self.table.borrow_mut().get_beside(key) {
+                self.poll_noted.set(true);
+                e.waited = true;
+                per_task(&mut beside.waits, key.index as usize, Vec::new()).push(waiting);
             }
         }
     }
@@ -1298,19 +1294,14 @@ impl Executor {
     /// Records a timer the current task armed.
     pub(crate) fn note_deadline(&self, deadline: Instant) {
         if let Some(key) = self.current.get() {
-            let mut t = self.table.borrow_mut();
-            let t = &mut *t;
-            let i = key.index as usize;
-            if let Some(e) = t.slots.get_mut(i).and_then(Option::as_mut) {
-                if e.id == key.id {
-                    let at = per_task(&mut t.deadlines, i, 0);
-                    let ns = deadline.as_nanos();
-                    *at = if std::mem::replace(&mut e.timed, true) {
-                        (*at).min(ns)
-                    } else {
-                        ns
-                    };
-                }
+            if let Some((e, beside)) = self.table.borrow_mut().get_beside(key) {
+                let at = per_task(&mut beside.deadlines, key.index as usize, 0);
+                let ns = deadline.as_nanos();
+                *at = if std::mem::replace(&mut e.timed, true) {
+                    (*at).min(ns)
+                } else {
+                    ns
+                };
             }
         }
     }

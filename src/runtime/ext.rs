@@ -291,10 +291,10 @@ impl std::fmt::Debug for LayerWait {
 
 /// A group of tasks (the network's host): paused, resumed and listed
 /// together by the executor, named in the trace.
-#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 ///
 /// It holds its index plus one, so that an `Option<Group>` (a task's host)
 /// takes 4 bytes, not 8: every task entry holds one.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub(crate) struct Group(std::num::NonZeroU32);
 
 impl Group {

@@ -40,9 +40,8 @@ pub struct Outcome<T> {
     hash: u64,
     warnings: Vec<Failure>,
     step_hashes: Option<Vec<u64>>,
-    schedule: Option<Schedule>,
-    /// The bound (in steps) a recorded schedule was dropped at.
-    schedule_dropped: Option<u64>,
+    /// The recorded schedule, or the bound (in steps) it was dropped at.
+    schedule: Result<Option<Schedule>, u64>,
 }
 
 impl<T> Outcome<T> {
@@ -63,24 +62,20 @@ impl<T> Outcome<T> {
             hash,
             warnings,
             step_hashes,
-            schedule: None,
-            schedule_dropped: None,
+            schedule: Ok(None),
         }
     }
 
     /// The run's recorded schedule, or the bound it was dropped at.
     pub(crate) fn with_schedule(mut self, schedule: Result<Option<Schedule>, u64>) -> Outcome<T> {
-        match schedule {
-            Ok(s) => self.schedule = s,
-            Err(bound) => self.schedule_dropped = Some(bound),
-        }
+        self.schedule = schedule;
         self
     }
 
     /// The step count past which this run dropped the schedule it was
     /// recording (see [`Outcome::schedule`]).
     pub(crate) fn schedule_dropped(&self) -> Option<u64> {
-        self.schedule_dropped
+        self.schedule.as_ref().err().copied()
     }
 
     /// The run's schedule: every task pick, early clock move and scheduler
@@ -99,7 +94,7 @@ impl<T> Outcome<T> {
     /// `record_schedule(true)` or `TraceMode::Keep` keeps its schedule
     /// whole.
     pub fn schedule(&self) -> Option<&Schedule> {
-        self.schedule.as_ref()
+        self.schedule.as_ref().ok()?.as_ref()
     }
 
     /// The main task's value, or why the run failed.
@@ -169,7 +164,6 @@ impl<T> Outcome<T> {
             warnings: self.warnings,
             step_hashes: self.step_hashes,
             schedule: self.schedule,
-            schedule_dropped: self.schedule_dropped,
         }
     }
 

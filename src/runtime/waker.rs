@@ -262,8 +262,7 @@ static UNCOUNTED: RawWakerVTable =
 /// waker's data is a pointer, which may equal a packed word.
 #[inline]
 pub(crate) fn is_own(waker: &Waker, key: TaskKey, tag: u32) -> bool {
-    waker.data().addr() == key.pack(tag)
-        && (std::ptr::eq(waker.vtable(), &UNCOUNTED) || std::ptr::eq(waker.vtable(), &COUNTED))
+    waker.data().addr() == key.pack(tag) && is_lockstep(waker)
 }
 
 /// The (uncounted) waker of task `key` in the simulation tagged `tag`.
