@@ -212,6 +212,42 @@ fn join_set_results_include_panics_and_cancellations() {
     }));
 }
 
+/// A set hears of the tasks in it, and of no other: not of tasks it let
+/// go, nor of later tasks that take their slots in the task table; a task
+/// that ended before it joined the set is ready there at once.
+#[test]
+fn a_join_set_hears_only_of_its_own_tasks_whatever_reuses_their_slots() {
+    let out = Sim::new(3)
+        .run(async {
+            let mut set = JoinSet::new();
+            for i in 0..4u64 {
+                set.spawn(async move {
+                    sleep(Duration::from_millis(10 * (i + 1))).await;
+                    i
+                });
+            }
+            // Let go before they end: they finish detached.
+            set.detach_all();
+            sleep(Duration::from_millis(100)).await;
+            // Their slots go to new tasks, outside any set, that end too.
+            let plain: Vec<_> = (0..8u64).map(|i| spawn(async move { i })).collect();
+            for h in plain {
+                h.await.unwrap();
+            }
+            let heard_nothing = set.try_join_next().is_none() && set.is_empty();
+            let done = spawn(async { 7u64 });
+            while !done.is_finished() {
+                task::yield_now().await;
+            }
+            set.insert(done);
+            let joined = set.join_next().await.unwrap().unwrap();
+            (heard_nothing, joined, set.join_next().await.is_none())
+        })
+        .into_result()
+        .unwrap();
+    assert_eq!(out, (true, 7, true));
+}
+
 #[test]
 fn join_all_and_shutdown() {
     let v = Sim::new(2)

@@ -48,7 +48,7 @@ use super::waker::{self, TaskKey};
 use super::world::World;
 use crate::check::{BlockedTask, Failure, PanicReport, Site, TaskInfo};
 use crate::runtime::ready::ReadyQueue;
-use crate::task::{JoinError, RawTask, TaskId, TaskState};
+use crate::task::{JoinError, RawTask, SetLink, TaskId, TaskState};
 use crate::time::Instant;
 use crate::trace::store::code;
 use crate::trace::{EventKind, Verbosity};
@@ -241,6 +241,10 @@ struct Beside {
     /// The earliest deadline, in nanoseconds, of the timers the occupant
     /// armed in its last poll (`Entry::timed`).
     deadlines: Vec<u64>,
+    /// The occupant's link to its `JoinSet`, notified when it ends (taken
+    /// with the entry; no flag: most runs have no set, and an empty list
+    /// costs one comparison).
+    links: Vec<Option<SetLink>>,
 }
 
 impl Beside {
@@ -251,6 +255,13 @@ impl Beside {
         self.waits.iter_mut().for_each(Vec::clear);
         self.names.clear();
         self.deadlines.clear();
+        self.links.clear();
+    }
+
+    /// Takes slot `index`'s link.
+    #[inline]
+    fn take_link(&mut self, index: u32) -> Option<SetLink> {
+        self.links.get_mut(index as usize).and_then(Option::take)
     }
 }
 
@@ -341,6 +352,9 @@ impl Table {
         } else {
             None
         };
+        // A link not taken before (by a path that notifies it) goes: the
+        // slot's next task is in no set.
+        drop(self.beside.take_link(key.index));
         Some(Removed { entry, name })
     }
 
@@ -395,6 +409,9 @@ pub(crate) struct Executor {
     /// Left set by a poll that ended otherwise, it costs the next
     /// `Pending` poll one look-up that finds nothing, never a missed one.
     poll_noted: Cell<bool>,
+    /// A task of this run joined a `JoinSet` (see `Beside::links`): a task
+    /// that ends looks for its link only then.
+    linked: Cell<bool>,
     /// Tasks that panicked while their handle was alive: observed if the
     /// handle takes the result, reported if the handle is dropped first or
     /// the run ends.
@@ -547,6 +564,7 @@ impl Executor {
             sched: RefCell::new(sched),
             last_ready: Cell::new(0),
             poll_noted: Cell::new(false),
+            linked: Cell::new(false),
             panicked: RefCell::new(Vec::new()),
             wakers_out: RefCell::new(wakers_out),
             self_wakes: Cell::new(0),
@@ -1021,21 +1039,40 @@ impl Executor {
                 }
             }
             Ok(Poll::Pending) => {}
-            Ok(Poll::Ready(())) => {
-                w.record_plain(Verbosity::Summary, code::FINISH, 0);
-                w.progressed();
-                let entry = self.remove(w, key);
-                if cell.header().unobserved_err() {
-                    if let Some(e) = entry {
-                        self.finished_with_err(w, cell, e.info());
-                    }
-                }
-            }
+            Ok(Poll::Ready(())) if self.linked.get() => match self.notify_set(key) {
+                Ok(()) => self.finished(w, key, cell),
+                Err(payload) => self.task_panicked(w, key, cell, payload),
+            },
+            Ok(Poll::Ready(())) => self.finished(w, key, cell),
             Err(payload) => self.task_panicked(w, key, cell, payload),
         }
         self.current.set(None);
         self.current_host.set(None);
         Step::Polled
+    }
+
+    /// Tells a task's `JoinSet` that it ended, right after its joiner was
+    /// woken, as the cell did when it held the link. The set's waker runs
+    /// here: if it panics, that is the poll's panic, as it was then.
+    #[cold]
+    fn notify_set(&self, key: TaskKey) -> Result<(), PanicPayload> {
+        match self.take_link(key) {
+            Some(link) => panics::catch(|| link.notify()),
+            None => Ok(()),
+        }
+    }
+
+    /// A task's poll returned `Ready`.
+    #[inline(always)]
+    fn finished(&self, w: &World, key: TaskKey, cell: Rc<dyn RawTask>) {
+        w.record_plain(Verbosity::Summary, code::FINISH, 0);
+        w.progressed();
+        let entry = self.remove(w, key);
+        if cell.header().unobserved_err() {
+            if let Some(e) = entry {
+                self.finished_with_err(w, cell, e.info());
+            }
+        }
     }
 
     /// Nothing to pick: the clock moves, unless a replayed schedule
@@ -1083,6 +1120,7 @@ impl Executor {
             message: p.message.clone(),
             location: p.location.as_ref().map(|l| format!("{l}:{}", l.column)),
         });
+        let link = self.take_link(key);
         self.remove(w, key);
         let report = PanicReport {
             task: info,
@@ -1096,7 +1134,7 @@ impl Executor {
             message: p.message,
             location: p.location,
         };
-        match panics::catch(|| cell.finish_with(err)) {
+        match panics::catch(|| cell.finish_with(err, link)) {
             Ok(true) if cell.header().handle_alive() => {
                 let mut list = self.panicked.borrow_mut();
                 list.retain(|(c, _)| c.header().state() == TaskState::Panicked);
@@ -1187,6 +1225,7 @@ impl Executor {
 
     /// Removes a task and drops its future now.
     pub(crate) fn abort_entry(&self, w: &World, key: TaskKey) {
+        let link = self.take_link(key);
         let Some(entry) = self.remove(w, key) else {
             return;
         };
@@ -1194,7 +1233,7 @@ impl Executor {
             return;
         };
         w.record(EventKind::Abort { target: key.id });
-        if let Err(p) = panics::catch(|| cell.finish_with(JoinError::Cancelled)) {
+        if let Err(p) = panics::catch(|| cell.finish_with(JoinError::Cancelled, link)) {
             w.unobserved_panic(PanicReport {
                 task: entry.info(),
                 message: format!(
@@ -1207,6 +1246,38 @@ impl Executor {
                 at: w.point(),
             });
         }
+    }
+
+    /// Links a running task to its `JoinSet`. Gives the link back if the
+    /// task is not live (it is ending): the caller notifies the set.
+    pub(crate) fn link_to_set(&self, key: TaskKey, link: SetLink) -> Option<SetLink> {
+        let mut t = self.table.borrow_mut();
+        let Some((_, beside)) = t.get_beside(key) else {
+            return Some(link);
+        };
+        let i = key.index as usize;
+        if beside.links.len() <= i {
+            beside.links.resize_with(i + 1, || None);
+        }
+        beside.links[i] = Some(link);
+        self.linked.set(true);
+        None
+    }
+
+    /// Drops a task's link to its `JoinSet` (the set let it go).
+    pub(crate) fn unlink_from_set(&self, key: TaskKey) {
+        drop(self.take_link(key));
+    }
+
+    /// Takes a live task's link to its `JoinSet`, to notify it when the
+    /// task ends (taken before the entry is removed, which drops it).
+    fn take_link(&self, key: TaskKey) -> Option<SetLink> {
+        if !self.linked.get() {
+            return None;
+        }
+        let mut t = self.table.borrow_mut();
+        let (_, beside) = t.get_beside(key)?;
+        beside.take_link(key.index)
     }
 
     /// The task being polled.
@@ -1438,7 +1509,7 @@ impl Executor {
     /// `Drop` keeps spawning).
     pub(crate) fn teardown(&self, w: &World) {
         for _ in 0..64 {
-            let entries: Vec<Removed> = {
+            let entries: Vec<(Removed, Option<SetLink>)> = {
                 let mut t = self.table.borrow_mut();
                 if t.slots.iter().flatten().all(|e| e.cell.is_none()) {
                     // No future left to drop (the main task's entry holds
@@ -1447,7 +1518,12 @@ impl Executor {
                     Vec::new()
                 } else {
                     let keys = t.keys_by_id();
-                    keys.into_iter().filter_map(|k| t.remove(k)).collect()
+                    keys.into_iter()
+                        .filter_map(|k| {
+                            let link = t.beside.take_link(k.index);
+                            Some((t.remove(k)?, link))
+                        })
+                        .collect()
                 }
             };
             self.ready.borrow_mut().clear();
@@ -1456,11 +1532,11 @@ impl Executor {
             if entries.is_empty() {
                 break;
             }
-            for entry in entries {
+            for (entry, link) in entries {
                 let Some(cell) = entry.cell.clone() else {
                     continue;
                 };
-                if let Err(p) = panics::catch(|| cell.finish_with(JoinError::Cancelled)) {
+                if let Err(p) = panics::catch(|| cell.finish_with(JoinError::Cancelled, link)) {
                     w.unobserved_panic(PanicReport {
                         task: entry.info(),
                         message: format!(

@@ -114,6 +114,10 @@ impl<T> JoinHandle<T> {
     pub(crate) fn raw(&self) -> &Rc<dyn JoinTarget<T>> {
         &self.raw
     }
+
+    pub(crate) fn key(&self) -> TaskKey {
+        self.key
+    }
 }
 
 impl<T> Future for JoinHandle<T> {

@@ -3,7 +3,9 @@
 //! Each task in a set is linked to the set's shared completion queue: when it
 //! ends (however it ends) it pushes its index there and wakes the set's
 //! waiter. `join_next` pops that queue, so results come back in the order the
-//! tasks finished, in O(1) per task, however large the set.
+//! tasks finished, in O(1) per task, however large the set. The executor
+//! keeps the links (beside its task table, not in every task's cell) and
+//! notifies a task's link right after its joiner's wake.
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
@@ -100,10 +102,20 @@ impl<T: 'static> JoinSet<T> {
                 self.handles.len() - 1
             }
         };
-        handle.raw().header().link_to_set(SetLink {
+        let link = SetLink {
             shared: self.shared.clone(),
             index,
-        });
+        };
+        // A task that already ended (or one outside any run) tells the set
+        // at once.
+        let unlinked = if handle.is_finished() {
+            Some(link)
+        } else {
+            context::try_with(|w| w.exec.link_to_set(handle.key(), link)).unwrap_or(None)
+        };
+        if let Some(link) = unlinked {
+            link.notify();
+        }
         self.handles[index] = Some(handle);
         self.len += 1;
         id
@@ -183,7 +195,7 @@ impl<T: 'static> JoinSet<T> {
     /// children it leaves behind as retrieved); a panic still is.
     pub fn detach_all(&mut self) {
         for h in self.handles.iter_mut().filter_map(Option::take) {
-            h.raw().header().unlink_from_set();
+            unlink(&h);
             h.raw().header().set_quiet();
         }
         self.free.clear();
@@ -225,12 +237,19 @@ impl<T: 'static> Default for JoinSet<T> {
 impl<T> Drop for JoinSet<T> {
     fn drop(&mut self) {
         for h in self.handles.iter().flatten() {
-            h.raw().header().unlink_from_set();
+            unlink(h);
             // Dropping a set drops its tasks' outputs on purpose (`gather`
             // failing fast does): an `Err` among them is not "unobserved".
             h.raw().header().set_quiet();
             h.abort();
         }
+    }
+}
+
+/// Unlinks a task from its set: it ends, later, without telling the set.
+fn unlink<T>(h: &JoinHandle<T>) {
+    if !h.is_finished() {
+        context::try_with(|w| w.exec.unlink_from_set(h.key()));
     }
 }
 

@@ -31,6 +31,7 @@ pub(crate) use cell::{RawTask, State as TaskState};
 pub(crate) use join::propagate;
 pub use join::{JoinError, JoinHandle};
 pub use join_set::JoinSet;
+pub(crate) use join_set::SetLink;
 
 use crate::runtime::context;
 
@@ -93,6 +94,7 @@ where
 }
 
 #[track_caller]
+#[inline]
 pub(crate) fn spawn_at<F>(
     future: F,
     name: Option<Arc<str>>,
