@@ -36,7 +36,6 @@
 
 use std::cell::{Cell, RefCell};
 use std::panic::Location;
-use std::rc::Rc;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -48,7 +47,7 @@ use super::waker::{self, TaskKey};
 use super::world::World;
 use crate::check::{BlockedTask, Failure, PanicReport, Site, TaskInfo};
 use crate::runtime::ready::ReadyQueue;
-use crate::task::{JoinError, RawTask, SetLink, TaskId, TaskState};
+use crate::task::{JoinError, SetLink, TaskId, TaskRef, TaskState};
 use crate::time::Instant;
 use crate::trace::store::code;
 use crate::trace::{EventKind, Verbosity};
@@ -84,16 +83,16 @@ impl Waiting {
 
 /// One live task, in its slot of the table.
 ///
-/// Kept to 48 bytes: a run may hold a million tasks, and each entry is
+/// Kept to 40 bytes: a run may hold a million tasks, and each entry is
 /// memory the first spawn into its slot faults in (W1's 100,000 tasks ran
 /// 5 ms slower, in 28, with 64 more bytes per entry). What only some tasks
 /// have, a name, a list of waits and a timer's deadline, lives beside the
 /// table ([`Beside`]), flagged in the entry; a host is packed into 4
-/// bytes.
+/// bytes, and the task's cell is a thin pointer.
 pub(crate) struct Entry {
     pub(crate) id: TaskId,
     /// `None` for the main task, whose future `Sim::run` holds.
-    cell: Option<Rc<dyn RawTask>>,
+    cell: Option<TaskRef>,
     pub(crate) site: &'static Location<'static>,
     pub(crate) daemon: bool,
     /// The task has a name, in `Beside::names` (the main task's is implied
@@ -415,7 +414,7 @@ pub(crate) struct Executor {
     /// Tasks that panicked while their handle was alive: observed if the
     /// handle takes the result, reported if the handle is dropped first or
     /// the run ends.
-    panicked: RefCell<Vec<(Rc<dyn RawTask>, PanicReport)>>,
+    panicked: RefCell<Vec<(TaskRef, PanicReport)>>,
     /// Per task slot: the low 16 bits of the occupant's id, and how many
     /// counted copies of its waker are alive (see `waker.rs`). Apart from
     /// the table so that a waker dropped while the table is borrowed can
@@ -427,7 +426,7 @@ pub(crate) struct Executor {
     poll_livelock: Cell<Option<u64>>,
     /// Tasks that returned `Err` while their handle was alive: reported if
     /// the handle is dropped without taking the output.
-    errored: RefCell<Vec<(Rc<dyn RawTask>, TaskInfo)>>,
+    errored: RefCell<Vec<(TaskRef, TaskInfo)>>,
     /// Tasks woken from another thread, and by which.
     foreign: RefCell<Vec<(TaskId, String)>>,
     /// At least as many keys in the ready set as belong to tasks that
@@ -607,7 +606,7 @@ impl Executor {
 
     fn new_entry(
         id: TaskId,
-        cell: Option<Rc<dyn RawTask>>,
+        cell: Option<TaskRef>,
         named: bool,
         site: &'static Location<'static>,
         daemon: bool,
@@ -654,7 +653,7 @@ impl Executor {
     pub(crate) fn spawn(
         &self,
         w: &World,
-        cell: Rc<dyn RawTask>,
+        cell: TaskRef,
         name: Option<Arc<str>>,
         daemon: bool,
         host: Option<Group>,
@@ -867,9 +866,10 @@ impl Executor {
         let at = |d: usize| (n as isize + (d as isize + 1) * trend).max(1) as usize;
         if let Some(Some(Some(e))) = sched.predict(D_CELL, at(D_CELL)).map(entry) {
             if let Some(cell) = &e.cell {
-                let p = Rc::as_ptr(cell).cast::<u8>();
-                // The reference counts sit just before the value.
-                prefetch(p.wrapping_sub(16));
+                // The cell starts with its header: its reference count and
+                // state, then its future.
+                let p = cell.as_ptr();
+                prefetch(p);
                 prefetch(p.wrapping_add(48));
             }
         }
@@ -1064,7 +1064,7 @@ impl Executor {
 
     /// A task's poll returned `Ready`.
     #[inline(always)]
-    fn finished(&self, w: &World, key: TaskKey, cell: Rc<dyn RawTask>) {
+    fn finished(&self, w: &World, key: TaskKey, cell: TaskRef) {
         w.record_plain(Verbosity::Summary, code::FINISH, 0);
         w.progressed();
         let entry = self.remove(w, key);
@@ -1109,7 +1109,7 @@ impl Executor {
         entry
     }
 
-    fn task_panicked(&self, w: &World, key: TaskKey, cell: Rc<dyn RawTask>, p: PanicPayload) {
+    fn task_panicked(&self, w: &World, key: TaskKey, cell: TaskRef, p: PanicPayload) {
         let info = self
             .table
             .borrow()
@@ -1150,7 +1150,7 @@ impl Executor {
     /// A task returned `Err`: reported now if nobody holds its handle, else
     /// kept until the handle takes it or is dropped.
     #[cold]
-    fn finished_with_err(&self, w: &World, cell: Rc<dyn RawTask>, info: TaskInfo) {
+    fn finished_with_err(&self, w: &World, cell: TaskRef, info: TaskInfo) {
         if cell.header().handle_alive() {
             let mut list = self.errored.borrow_mut();
             list.retain(|(c, _)| c.header().unobserved_err() && c.header().handle_alive());
@@ -1588,8 +1588,8 @@ mod tests {
     /// Every live task holds one entry; its size is memory a large run
     /// faults in (see `Entry`).
     #[test]
-    fn a_task_entry_takes_48_bytes() {
-        assert_eq!(size_of::<Option<Entry>>(), 48);
+    fn a_task_entry_takes_40_bytes() {
+        assert_eq!(size_of::<Option<Entry>>(), 40);
         assert_eq!(size_of::<Option<Group>>(), 4);
     }
 }

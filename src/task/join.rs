@@ -3,11 +3,10 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
 use std::task::{Context, Poll};
 
 use super::TaskId;
-use super::cell::{JoinTarget, State};
+use super::cell::{JoinRef, State};
 use crate::check::Site;
 use crate::runtime::context;
 use crate::runtime::executor::Waiting;
@@ -84,12 +83,12 @@ impl From<JoinError> for std::io::Error {
 /// the task returns `Err`, fails the run. A handle still held, unawaited,
 /// when the run ends is not reported.
 pub struct JoinHandle<T> {
-    raw: Rc<dyn JoinTarget<T>>,
+    raw: JoinRef<T>,
     key: TaskKey,
 }
 
 impl<T> JoinHandle<T> {
-    pub(crate) fn new(raw: Rc<dyn JoinTarget<T>>, key: TaskKey) -> JoinHandle<T> {
+    pub(crate) fn new(raw: JoinRef<T>, key: TaskKey) -> JoinHandle<T> {
         JoinHandle { raw, key }
     }
 
@@ -111,7 +110,7 @@ impl<T> JoinHandle<T> {
         self.raw.header().state() != State::Running
     }
 
-    pub(crate) fn raw(&self) -> &Rc<dyn JoinTarget<T>> {
+    pub(crate) fn raw(&self) -> &JoinRef<T> {
         &self.raw
     }
 

@@ -26,8 +26,9 @@ mod cell;
 mod join;
 mod join_set;
 mod output;
+mod slab;
 
-pub(crate) use cell::{RawTask, State as TaskState};
+pub(crate) use cell::{State as TaskState, TaskRef};
 pub(crate) use join::propagate;
 pub use join::{JoinError, JoinHandle};
 pub use join_set::JoinSet;
@@ -125,12 +126,12 @@ where
     F: Future + 'static,
     F::Output: 'static,
 {
-    let cell = cell::TaskCell::new(future);
-    let key = w.exec.spawn(w, cell.clone(), name, daemon, host, site);
+    let (task, join) = cell::TaskRef::new(future);
+    let key = w.exec.spawn(w, task, name, daemon, host, site);
     // The layers' spawn hooks (the parent's channel handles and sockets may
     // have moved into the child).
     w.layers_spawned(key);
-    JoinHandle::new(cell, key)
+    JoinHandle::new(join, key)
 }
 
 /// Configures a task before spawning it.
