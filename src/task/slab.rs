@@ -1,5 +1,5 @@
-//! Where task cells live: free lists by size, carved from 64 KiB chunks,
-//! one pool per thread.
+//! Where task cells live: free lists by size, carved from chunks, one
+//! pool per thread.
 //!
 //! A run spawns and ends tasks at a rate the general-purpose allocator was
 //! not built for: W1 spawns 100,000 tasks and ends them all, which cost
@@ -12,6 +12,14 @@
 //!
 //! Cells larger than [`LARGEST`] bytes, or aligned to more than 8, come
 //! from the global allocator as before.
+//!
+//! The first [`SMALL_CHUNKS`] chunks are 64 KiB from the global allocator;
+//! a pool that needs more (a run holding thousands of tasks at once) takes
+//! 2 MiB chunks, aligned to 2 MiB and advised for transparent huge pages
+//! on Linux, as a long trace's memory is (`trace::recbuf`, which measured
+//! why): fresh memory costs a page fault per 4 KiB page, about as much as
+//! spawning the task that first touches it, and a huge page is faulted in
+//! once. Where the kernel declines, a chunk is ordinary memory.
 //!
 //! A pool keeps what it carved for its thread's life: a run that held
 //! 100,000 tasks at once leaves room for as many to the next run on that
@@ -31,8 +39,13 @@ const GRAIN: usize = 8;
 /// The largest cell a pool serves.
 const LARGEST: usize = 256;
 const CLASSES: usize = LARGEST / GRAIN;
-/// What a pool takes from the global allocator at a time.
+/// The size of a pool's first chunks.
 const CHUNK: usize = 64 * 1024;
+/// Chunks of [`CHUNK`] bytes a pool takes before it takes huge ones (256
+/// KiB of cells: about 4,500 of W1's).
+const SMALL_CHUNKS: usize = 4;
+/// The size, and alignment, of a pool's later chunks: one huge page.
+const HUGE_CHUNK: usize = crate::trace::recbuf::SLAB;
 
 struct Pool {
     /// Per size class, the first free block; each free block holds the
@@ -41,8 +54,8 @@ struct Pool {
     /// The next uncarved byte of the newest chunk, and its end.
     bump: Cell<*mut u8>,
     end: Cell<*mut u8>,
-    /// Every chunk, to free with the pool.
-    chunks: RefCell<Vec<NonNull<u8>>>,
+    /// Every chunk, to free with the pool (with its layout).
+    chunks: RefCell<Vec<(NonNull<u8>, Layout)>>,
     /// Blocks handed out and not given back.
     live: Cell<usize>,
 }
@@ -66,8 +79,14 @@ fn class(layout: Layout) -> Option<usize> {
         .then(|| layout.size().div_ceil(GRAIN) - 1)
 }
 
-fn chunk_layout() -> Layout {
-    Layout::from_size_align(CHUNK, GRAIN).expect("a valid chunk layout")
+/// The layout of a pool's next chunk, after `made` chunks.
+fn chunk_layout(made: usize) -> Layout {
+    let layout = if made < SMALL_CHUNKS {
+        Layout::from_size_align(CHUNK, GRAIN)
+    } else {
+        Layout::from_size_align(HUGE_CHUNK, HUGE_CHUNK)
+    };
+    layout.expect("a valid chunk layout")
 }
 
 /// Room for a value of `layout`: give it back with [`free`] and the same
@@ -130,13 +149,17 @@ impl Pool {
 
     #[cold]
     fn new_chunk(&self) -> *mut u8 {
-        let layout = chunk_layout();
+        let mut chunks = self.chunks.borrow_mut();
+        let layout = chunk_layout(chunks.len());
         // SAFETY: a non-zero size.
         let chunk = NonNull::new(unsafe { alloc::alloc(layout) })
             .unwrap_or_else(|| alloc::handle_alloc_error(layout));
-        self.chunks.borrow_mut().push(chunk);
+        if layout.size() == HUGE_CHUNK {
+            crate::trace::recbuf::advise_huge(chunk, HUGE_CHUNK);
+        }
+        chunks.push((chunk, layout));
         let at = chunk.as_ptr();
-        self.end.set(at.wrapping_add(CHUNK));
+        self.end.set(at.wrapping_add(layout.size()));
         at
     }
 
@@ -157,10 +180,10 @@ impl Drop for Pool {
             // Some cell still points into the chunks: they stay.
             return;
         }
-        for chunk in self.chunks.take() {
+        for (chunk, layout) in self.chunks.take() {
             // SAFETY: allocated in `new_chunk` with this layout; no block
             // in it is live.
-            unsafe { alloc::dealloc(chunk.as_ptr(), chunk_layout()) };
+            unsafe { alloc::dealloc(chunk.as_ptr(), layout) };
         }
     }
 }
@@ -204,12 +227,12 @@ mod tests {
         }
     }
 
-    /// More blocks than a chunk holds come from new chunks, each block
-    /// whole and apart from the others.
+    /// More blocks than a chunk holds come from new chunks, small then
+    /// huge, each block whole and apart from the others.
     #[test]
     fn blocks_span_chunks() {
         let layout = Layout::from_size_align(LARGEST, 8).unwrap();
-        let n = 3 * CHUNK / LARGEST;
+        let n = (SMALL_CHUNKS * CHUNK + HUGE_CHUNK / 2) / LARGEST;
         let blocks: Vec<_> = (0..n)
             .map(|i| {
                 let p = alloc(layout);

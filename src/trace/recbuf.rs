@@ -35,7 +35,7 @@ pub(crate) const HEAP_BUFFERS: u32 = 8;
 /// A slab's size and alignment: one huge page on x86-64 and AArch64
 /// (with 4 KiB base pages). A buffer of its own this big or bigger (a
 /// long run's recorded schedule) is allocated the same way.
-const SLAB: usize = 2 << 20;
+pub(crate) const SLAB: usize = 2 << 20;
 
 /// A growable buffer of `T`, like `Vec<T>` for the operations the store
 /// uses, whose memory is either an allocation of its own or a slot of a
@@ -238,9 +238,11 @@ impl Slab {
 }
 
 /// Asks the kernel to back `len` bytes at `ptr` with huge pages. Advice
-/// only: a refusal leaves ordinary pages, so its result is ignored.
-#[cfg(target_os = "linux")]
-fn advise_huge(ptr: NonNull<u8>, len: usize) {
+/// only: a refusal leaves ordinary pages, so its result is ignored. (Also
+/// for the chunks of the pool of task cells, `task::slab`.) Not under
+/// Miri, which has no `madvise`.
+#[cfg(all(target_os = "linux", not(miri)))]
+pub(crate) fn advise_huge(ptr: NonNull<u8>, len: usize) {
     // SAFETY: `[ptr, ptr + len)` is an allocation this process owns, and
     // `MADV_HUGEPAGE` changes how its pages are backed, never what they
     // hold.
@@ -249,8 +251,8 @@ fn advise_huge(ptr: NonNull<u8>, len: usize) {
     }
 }
 
-#[cfg(not(target_os = "linux"))]
-fn advise_huge(_: NonNull<u8>, _: usize) {}
+#[cfg(not(all(target_os = "linux", not(miri))))]
+pub(crate) fn advise_huge(_: NonNull<u8>, _: usize) {}
 
 /// Where one store's chunk buffers come from: the allocator for its first
 /// [`HEAP_BUFFERS`], then slots of its slabs.
