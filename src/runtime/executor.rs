@@ -41,6 +41,7 @@ use std::task::{Context, Poll};
 
 use super::Severity;
 use super::ext::{Group, LayerWait};
+use super::hugevec::HugeVec;
 use super::panics::{self, PanicPayload};
 use super::policy::{Pick, ReadyView, Scheduler};
 use super::waker::{self, TaskKey};
@@ -266,7 +267,8 @@ impl Beside {
 
 #[derive(Default)]
 struct Table {
-    slots: Vec<Option<Entry>>,
+    /// On huge pages once it holds thousands of tasks (see `HugeVec`).
+    slots: HugeVec<Option<Entry>>,
     free: Vec<u32>,
     next_id: u32,
     beside: Beside,
@@ -514,7 +516,7 @@ impl ReadyView for Executor {
 /// them per run (five allocations and frees of a fresh run). Kept only
 /// while small, so a large run does not leave its memory behind.
 struct Spare {
-    slots: Vec<Option<Entry>>,
+    slots: HugeVec<Option<Entry>>,
     free: Vec<u32>,
     beside: Beside,
     ready: ReadyQueue,
@@ -540,7 +542,7 @@ impl Executor {
             wakers_out,
             moves,
         } = spare.unwrap_or_else(|| Spare {
-            slots: Vec::new(),
+            slots: HugeVec::new(),
             free: Vec::new(),
             beside: Beside::default(),
             ready: ReadyQueue::with_capacity(64),

@@ -22,6 +22,7 @@ pub(crate) mod context;
 mod determinism;
 pub(crate) mod executor;
 pub(crate) mod ext;
+mod hugevec;
 pub(crate) mod isolated;
 mod outcome;
 pub(crate) mod panics;

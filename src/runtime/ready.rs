@@ -11,13 +11,15 @@
 
 use std::ops::RangeFrom;
 
+use super::hugevec::HugeVec;
 use super::waker::TaskKey;
 
 /// A queue of task keys (see the module docs).
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct ReadyQueue {
-    /// The ring: its length is its capacity, a power of two (or 0).
-    buf: Vec<TaskKey>,
+    /// The ring: its length is its capacity, a power of two (or 0). A
+    /// ring of many thousand keys sits on huge pages (see `HugeVec`).
+    buf: HugeVec<TaskKey>,
     /// Where the front key is.
     head: usize,
     len: usize,
@@ -35,8 +37,13 @@ const VACANT: TaskKey = TaskKey {
 impl ReadyQueue {
     /// An empty queue with room for `n` keys.
     pub(crate) fn with_capacity(n: usize) -> ReadyQueue {
+        let mut buf = HugeVec::new();
+        buf.reserve(n.next_power_of_two());
+        for _ in 0..n.next_power_of_two() {
+            buf.push(VACANT);
+        }
         ReadyQueue {
-            buf: vec![VACANT; n.next_power_of_two()],
+            buf,
             head: 0,
             len: 0,
         }
@@ -157,9 +164,16 @@ impl ReadyQueue {
     fn grow(&mut self) {
         let old = self.buf.len();
         let cap = (old * 2).max(4);
-        self.buf.reserve_exact(cap - old);
-        self.buf.extend_from_within(0..self.head);
-        self.buf.resize(cap, VACANT);
+        self.buf.reserve(cap - old);
+        // The keys before the head follow the ones after it, as
+        // `VecDeque` lays them out when it grows.
+        for i in 0..self.head {
+            let key = self.buf[i];
+            self.buf.push(key);
+        }
+        while self.buf.len() < cap {
+            self.buf.push(VACANT);
+        }
     }
 }
 
