@@ -1,7 +1,8 @@
 //! The heap cell of one task: its future, then its output.
 //!
 //! A spawned task is one heap cell, `TaskCell<F>`, shared by the executor's
-//! task table and the task's `JoinHandle`: one allocation per spawn. Both
+//! task table and the task's `JoinHandle`: one block per spawn, from the
+//! thread's pool of task cells (`task::slab`), freed by the last holder. Both
 //! hold a [`TaskRef`], a thin pointer to the cell's header, which counts
 //! the references and points to the cell's vtable (its operations for its
 //! future's type), as tokio's task cells do. A fat `Rc<dyn ...>` took 16
