@@ -248,6 +248,31 @@ fn a_join_set_hears_only_of_its_own_tasks_whatever_reuses_their_slots() {
     assert_eq!(out, (true, 7, true));
 }
 
+/// A handle may outlive its run (here it is the run's value): it still
+/// tells whether its task ended, and dropping it, after the run's tasks
+/// are gone, frees the task's cell (the handle holds the last reference).
+#[test]
+fn a_join_handle_outlives_its_run() {
+    let (done, cut_short) = Sim::new(1)
+        .run(async {
+            let done = spawn(async { String::from("kept") });
+            let cut_short = Builder::new()
+                .daemon(true)
+                .spawn(futures::future::pending::<Vec<u8>>());
+            while !done.is_finished() {
+                task::yield_now().await;
+            }
+            (done, cut_short)
+        })
+        .into_result()
+        .unwrap();
+    assert!(done.is_finished());
+    // The run's end cancelled the daemon, which dropped its future.
+    assert!(cut_short.is_finished());
+    drop(cut_short);
+    drop(done);
+}
+
 #[test]
 fn join_all_and_shutdown() {
     let v = Sim::new(2)
