@@ -76,3 +76,44 @@ fn a_stale_wake_from_an_ended_run_never_fails_a_later_run() {
 fn two_hundred_thousand_runs_on_one_thread_each_get_their_own_verdict() {
     runs(200_000);
 }
+
+/// A `JoinHandle` kept from an ended run speaks for that run's task only:
+/// in a later run, whose tasks have the same ids and table slots, aborting
+/// it cancels nothing and dropping it reports nothing.
+#[test]
+fn a_handle_from_an_ended_run_touches_nothing_in_a_later_run() {
+    let (stale_ok, stale_err) = Sim::builder()
+        .seed(1)
+        .unobserved_errors(Severity::Ignore)
+        .build()
+        .run(async {
+            let ok = spawn(async { 1u32 });
+            let err = spawn(async { Err::<u32, String>("old".into()) });
+            while !(ok.is_finished() && err.is_finished()) {
+                yield_now().await;
+            }
+            (ok, err)
+        })
+        .into_result()
+        .unwrap();
+    let outcome = Sim::new(2).run(async move {
+        // The same ids, in the same slots, in this run.
+        let worker = spawn(async {
+            sleep(Duration::from_secs(1)).await;
+            2u32
+        });
+        let failing = spawn(async { Err::<u32, String>("new".into()) });
+        while !failing.is_finished() {
+            yield_now().await;
+        }
+        assert_eq!((worker.id(), failing.id()), (stale_ok.id(), stale_err.id()));
+        stale_ok.abort();
+        // Its task returned `Err` nobody took, in the run before.
+        drop(stale_err);
+        (worker.await, failing.await)
+    });
+    assert_eq!(
+        outcome.into_result().unwrap(),
+        (Ok(2), Ok(Err("new".to_string())))
+    );
+}

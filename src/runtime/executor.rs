@@ -1163,10 +1163,14 @@ impl Executor {
     }
 
     /// A `JoinHandle` holding an `Err` output was dropped without taking it.
-    pub(crate) fn err_unobserved(&self, w: &World, id: TaskId) {
+    ///
+    /// This and the two below find the task by its cell, not its id: a
+    /// handle kept from an ended run may be dropped in a later one, whose
+    /// tasks reuse the ids; its cell is found in no list of this run.
+    pub(crate) fn err_unobserved(&self, w: &World, task: &TaskRef) {
         let found = {
             let mut list = self.errored.borrow_mut();
-            let Some(i) = list.iter().position(|(_, info)| info.id == id) else {
+            let Some(i) = list.iter().position(|(c, _)| c.same(task)) else {
                 return;
             };
             list.remove(i)
@@ -1176,10 +1180,10 @@ impl Executor {
     }
 
     /// A `JoinHandle` holding a panic was dropped without taking it.
-    pub(crate) fn panic_unobserved(&self, w: &World, id: TaskId) {
+    pub(crate) fn panic_unobserved(&self, w: &World, task: &TaskRef) {
         let report = {
             let mut list = self.panicked.borrow_mut();
-            let Some(i) = list.iter().position(|(_, r)| r.task.id == id) else {
+            let Some(i) = list.iter().position(|(c, _)| c.same(task)) else {
                 return;
             };
             list.remove(i).1
@@ -1187,13 +1191,13 @@ impl Executor {
         w.unobserved_panic(report);
     }
 
-    /// The panic of task `id`, stored for its handle, becomes the run's
+    /// The panic of `task`, stored for its handle, becomes the run's
     /// failure as an observed panic (its holder propagates it, see
     /// `task::propagate`). Returns whether there was one.
-    pub(crate) fn propagate_panic(&self, w: &World, id: TaskId) -> bool {
+    pub(crate) fn propagate_panic(&self, w: &World, task: &TaskRef) -> bool {
         let report = {
             let mut list = self.panicked.borrow_mut();
-            let Some(i) = list.iter().position(|(_, r)| r.task.id == id) else {
+            let Some(i) = list.iter().position(|(c, _)| c.same(task)) else {
                 return false;
             };
             list.remove(i).1

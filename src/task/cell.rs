@@ -498,6 +498,12 @@ impl TaskRef {
         self.ptr.as_ptr().cast()
     }
 
+    /// Whether `other` points to the same task (a live cell's address is
+    /// its own: both references keep it live).
+    pub(crate) fn same(&self, other: &TaskRef) -> bool {
+        self.ptr == other.ptr
+    }
+
     /// The output type, for reports (`Result<(), String>`).
     pub(crate) fn output_type(&self) -> String {
         (self.header().vtable.output_type)()
@@ -559,6 +565,11 @@ pub(crate) struct JoinRef<T> {
 impl<T> JoinRef<T> {
     pub(crate) fn header(&self) -> &Header {
         self.task.header()
+    }
+
+    /// The task, untyped.
+    pub(crate) fn task(&self) -> &TaskRef {
+        &self.task
     }
 
     /// `Ready` once the task ended; takes the output.

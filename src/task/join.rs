@@ -102,6 +102,12 @@ impl<T> JoinHandle<T> {
     /// A no-op if the task already finished. A task aborting itself is
     /// dropped as soon as its current poll returns.
     pub fn abort(&self) {
+        // An ended task has nothing to abort; checked here, not only by the
+        // executor, since a handle kept from an ended run may be used in a
+        // later run, where another task may have this one's id and slot.
+        if self.is_finished() {
+            return;
+        }
         context::try_with(|w| w.exec.abort(w, self.key));
     }
 
@@ -139,7 +145,7 @@ impl<T> Future for JoinHandle<T> {
 pub(crate) async fn propagate<T>(mut handle: JoinHandle<T>) -> Result<T, JoinError> {
     std::future::poll_fn(|cx| {
         if handle.raw.header().state() == State::Panicked
-            && context::try_with(|w| w.exec.propagate_panic(w, handle.key.id)).unwrap_or(false)
+            && context::try_with(|w| w.exec.propagate_panic(w, handle.raw.task())).unwrap_or(false)
         {
             return Poll::Pending;
         }
@@ -182,11 +188,11 @@ impl<T> Drop for JoinHandle<T> {
         // caught inside the program, say).
         if header.state() == State::Panicked && !std::thread::panicking() {
             // The panic was stored for this handle and is now out of reach.
-            context::try_with(|w| w.exec.panic_unobserved(w, self.key.id));
+            context::try_with(|w| w.exec.panic_unobserved(w, self.raw.task()));
         }
         if header.unobserved_err() && !std::thread::panicking() {
             // The task's `Err` was never taken, and now never will be.
-            context::try_with(|w| w.exec.err_unobserved(w, self.key.id));
+            context::try_with(|w| w.exec.err_unobserved(w, self.raw.task()));
         }
     }
 }
