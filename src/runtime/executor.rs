@@ -241,9 +241,9 @@ struct Beside {
     /// The earliest deadline, in nanoseconds, of the timers the occupant
     /// armed in its last poll (`Entry::timed`).
     deadlines: Vec<u64>,
-    /// The occupant's link to its `JoinSet`, notified when it ends (taken
-    /// with the entry; no flag: most runs have no set, and an empty list
-    /// costs one comparison).
+    /// The occupant's link to its `JoinSet`, notified when it ends. Looked
+    /// at only once some task of the run joined a set
+    /// (`Executor::linked`); the entry has no flag for it.
     links: Vec<Option<SetLink>>,
 }
 
@@ -463,17 +463,17 @@ pub(crate) const FIRST_TASKS: usize = 16;
 
 /// Entry `i` of a table kept per task slot (or per task id), grown to hold
 /// it: with room for [`FIRST_TASKS`] at first, then filled to its capacity
-/// (or doubled) at once, new entries `fill`. Slots and ids count up one a
-/// spawn: grown to exactly `i + 1`, the table was resized on every spawn.
-/// Entries past the last task read as `fill`, which every caller's
-/// "nothing here yet" is.
-pub(crate) fn per_task<T: Clone>(v: &mut Vec<T>, i: usize, fill: T) -> &mut T {
+/// (or doubled) at once, new entries made by `fill`. Slots and ids count
+/// up one a spawn: grown to exactly `i + 1`, the table was resized on
+/// every spawn. Entries past the last task read as what `fill` makes,
+/// which every caller's "nothing here yet" is.
+pub(crate) fn per_task<T>(v: &mut Vec<T>, i: usize, fill: impl FnMut() -> T) -> &mut T {
     if v.len() <= i {
         if v.capacity() == 0 {
             v.reserve(FIRST_TASKS);
         }
         let len = (i + 1).max(v.capacity()).max(v.len() * 2);
-        v.resize(len, fill);
+        v.resize_with(len, fill);
     }
     &mut v[i]
 }
@@ -676,7 +676,7 @@ impl Executor {
             host,
         ));
         if let Some(name) = &name {
-            *per_task(&mut t.beside.names, key.index as usize, None) = Some(name.clone());
+            *per_task(&mut t.beside.names, key.index as usize, || None) = Some(name.clone());
         }
         drop(t);
         self.reset_waker_count(key);
@@ -1261,11 +1261,7 @@ impl Executor {
         let Some((_, beside)) = t.get_beside(key) else {
             return Some(link);
         };
-        let i = key.index as usize;
-        if beside.links.len() <= i {
-            beside.links.resize_with(i + 1, || None);
-        }
-        beside.links[i] = Some(link);
+        *per_task(&mut beside.links, key.index as usize, || None) = Some(link);
         self.linked.set(true);
         None
     }
@@ -1302,7 +1298,7 @@ impl Executor {
             if let Some((e, beside)) = self.table.borrow_mut().get_beside(key) {
                 self.poll_noted.set(true);
                 e.waited = true;
-                per_task(&mut beside.waits, key.index as usize, Vec::new()).push(waiting);
+                per_task(&mut beside.waits, key.index as usize, Vec::new).push(waiting);
             }
         }
     }
@@ -1324,7 +1320,7 @@ impl Executor {
 
     fn reset_waker_count(&self, key: TaskKey) {
         let mut counts = self.wakers_out.borrow_mut();
-        *per_task(&mut counts, key.index as usize, (0, 0)) = (key.id.0 as u16, 0);
+        *per_task(&mut counts, key.index as usize, || (0, 0)) = (key.id.0 as u16, 0);
     }
 
     /// A counted copy of task `index`'s waker was made (`up`) or dropped.
@@ -1364,7 +1360,7 @@ impl Executor {
     /// The task in `key`'s slot may have handed values away.
     pub(crate) fn bump_moves(&self, key: TaskKey) {
         let mut m = self.moves.borrow_mut();
-        let n = per_task(&mut m, key.index as usize, 0);
+        let n = per_task(&mut m, key.index as usize, || 0);
         *n = n.wrapping_add(1);
     }
 
@@ -1372,7 +1368,7 @@ impl Executor {
     pub(crate) fn note_deadline(&self, deadline: Instant) {
         if let Some(key) = self.current.get() {
             if let Some((e, beside)) = self.table.borrow_mut().get_beside(key) {
-                let at = per_task(&mut beside.deadlines, key.index as usize, 0);
+                let at = per_task(&mut beside.deadlines, key.index as usize, || 0);
                 let ns = deadline.as_nanos();
                 *at = if std::mem::replace(&mut e.timed, true) {
                     (*at).min(ns)

@@ -10,7 +10,7 @@
 //! already uses).
 //!
 //! So a `HugeVec` is a `Vec` for the operations the executor uses (push,
-//! index, iterate, clear), whose buffer, once it needs more than
+//! grow, index, iterate, clear), whose buffer, once it needs more than
 //! [`HUGE_FROM`] bytes, is a multiple of 2 MiB, aligned to 2 MiB and
 //! advised `MADV_HUGEPAGE` on Linux. A `Vec` cannot hold such a buffer (it
 //! frees with its element type's alignment), hence this type. Below that
@@ -77,6 +77,17 @@ impl<T> HugeVec<T> {
         // SAFETY: `len < cap`: the slot is inside the buffer, unused.
         unsafe { self.ptr.as_ptr().add(self.len).write(value) };
         self.len += 1;
+    }
+
+    /// Appends copies of `value` until the vector holds `len` values.
+    pub(crate) fn resize(&mut self, len: usize, value: T)
+    where
+        T: Clone,
+    {
+        self.reserve(len.saturating_sub(self.len));
+        while self.len < len {
+            self.push(value.clone());
+        }
     }
 
     /// Drops every value, keeping the room.

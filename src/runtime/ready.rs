@@ -38,10 +38,7 @@ impl ReadyQueue {
     /// An empty queue with room for `n` keys.
     pub(crate) fn with_capacity(n: usize) -> ReadyQueue {
         let mut buf = HugeVec::new();
-        buf.reserve(n.next_power_of_two());
-        for _ in 0..n.next_power_of_two() {
-            buf.push(VACANT);
-        }
+        buf.resize(n.next_power_of_two(), VACANT);
         ReadyQueue {
             buf,
             head: 0,
@@ -154,26 +151,21 @@ impl ReadyQueue {
         self.len = 0;
     }
 
-    /// Doubles the ring (at least 4 slots), in place: a large ring is
-    /// moved by the allocator without a copy, and only the keys that
-    /// wrapped around (those before `head`) are copied, to just after the
-    /// old end, so that the keys run on from `head`. (Copying the whole
-    /// ring to a new one touched twice its memory: W1, 100k keys, 3%
-    /// slower.)
+    /// Doubles the ring (at least 4 slots): the keys that wrapped around
+    /// (those before `head`) are copied to just after the old end, so that
+    /// the keys run on from `head`, as `VecDeque` lays them out when it
+    /// grows. (The buffer itself moves to new memory when it grows, see
+    /// `HugeVec`: past 256 KiB, huge pages.)
     #[cold]
     fn grow(&mut self) {
         let old = self.buf.len();
         let cap = (old * 2).max(4);
         self.buf.reserve(cap - old);
-        // The keys before the head follow the ones after it, as
-        // `VecDeque` lays them out when it grows.
         for i in 0..self.head {
             let key = self.buf[i];
             self.buf.push(key);
         }
-        while self.buf.len() < cap {
-            self.buf.push(VACANT);
-        }
+        self.buf.resize(cap, VACANT);
     }
 }
 

@@ -228,7 +228,7 @@ impl Registry {
     pub(crate) fn note_parent(&self, child: TaskKey, parent: Option<TaskKey>) {
         let mut p = self.parents.borrow_mut();
         // Ids past the last spawn read as "no parent", as a missing entry.
-        *per_task(&mut p, child.id.0 as usize, u32::MAX) = parent.map_or(u32::MAX, |k| k.id.0);
+        *per_task(&mut p, child.id.0 as usize, || u32::MAX) = parent.map_or(u32::MAX, |k| k.id.0);
     }
 
     /// Whether `ancestor` spawned `task`, directly or through its children.

@@ -208,32 +208,7 @@ impl<F: Future> TaskCell<F> {
         // out once and never read or dropped again.
         Some(unsafe { ManuallyDrop::take(&mut (*self.stage.get()).output) })
     }
-}
 
-impl<F: Future> Drop for TaskCell<F> {
-    fn drop(&mut self) {
-        match self.header.slot.get() {
-            // SAFETY: the slot holds the future, and `&mut self` means
-            // nothing borrows it.
-            Slot::Future => unsafe { self.drop_future() },
-            Slot::Output => drop(self.take_output()),
-            // A cell is only dropped with its last `TaskRef`, and a poll
-            // holds one: never while it is polled.
-            Slot::Polling | Slot::Empty => {}
-        }
-    }
-}
-
-/// Marks the end of a poll, also when the poll unwinds.
-struct PollGuard<'a>(&'a Header);
-
-impl Drop for PollGuard<'_> {
-    fn drop(&mut self) {
-        self.0.slot.set(Slot::Future);
-    }
-}
-
-impl<F: Future> TaskCell<F> {
     fn poll(&self, cx: &mut Context<'_>) -> Poll<()> {
         match self.header.slot.get() {
             Slot::Future => {}
@@ -245,10 +220,10 @@ impl<F: Future> TaskCell<F> {
         // SAFETY: the slot holds the future, and `Slot::Polling` keeps every
         // other path off it until the guard marks it back (also on unwind),
         // so this `&mut` is the only reference. The future lives inside
-        // this cell, inside an `Rc` allocation that is never moved, and it
-        // is only ever dropped in place (`drop_future`): its address is
-        // stable from the first poll until it is dropped, which is the
-        // pinning guarantee.
+        // this cell, which is never moved (its block is freed only after it
+        // is dropped), and it is only ever dropped in place (`drop_future`):
+        // its address is stable from the first poll until it is dropped,
+        // which is the pinning guarantee.
         let future = unsafe { Pin::new_unchecked(&mut *(*self.stage.get()).future) };
         let poll = future.poll(cx);
         drop(guard);
@@ -311,9 +286,7 @@ impl<F: Future> TaskCell<F> {
         drop(store);
         true
     }
-}
 
-impl<F: Future> TaskCell<F> {
     fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<F::Output, JoinError>> {
         match self.header.state.get() {
             State::Running => {
@@ -346,6 +319,29 @@ impl<F: Future> TaskCell<F> {
         // its handle does, and `f` is a report's check of the value).
         let out = unsafe { &*(*self.stage.get()).output };
         Some(f(out.as_ref().map_err(|e| &**e)))
+    }
+}
+
+impl<F: Future> Drop for TaskCell<F> {
+    fn drop(&mut self) {
+        match self.header.slot.get() {
+            // SAFETY: the slot holds the future, and `&mut self` means
+            // nothing borrows it.
+            Slot::Future => unsafe { self.drop_future() },
+            Slot::Output => drop(self.take_output()),
+            // A cell is only dropped with its last `TaskRef`, and a poll
+            // holds one: never while it is polled.
+            Slot::Polling | Slot::Empty => {}
+        }
+    }
+}
+
+/// Marks the end of a poll, also when the poll unwinds.
+struct PollGuard<'a>(&'a Header);
+
+impl Drop for PollGuard<'_> {
+    fn drop(&mut self) {
+        self.0.slot.set(Slot::Future);
     }
 }
 

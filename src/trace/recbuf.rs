@@ -239,8 +239,8 @@ impl Slab {
 
 /// Asks the kernel to back `len` bytes at `ptr` with huge pages. Advice
 /// only: a refusal leaves ordinary pages, so its result is ignored. (Also
-/// for the chunks of the pool of task cells, `task::slab`.) Not under
-/// Miri, which has no `madvise`.
+/// for the pool of task cells, `task::slab`, and large executor tables,
+/// `runtime::hugevec`.) Not under Miri, which has no `madvise`.
 #[cfg(all(target_os = "linux", not(miri)))]
 pub(crate) fn advise_huge(ptr: NonNull<u8>, len: usize) {
     // SAFETY: `[ptr, ptr + len)` is an allocation this process owns, and
